@@ -1,0 +1,94 @@
+"""The data contracts between stages (DESIGN.md section 2), validated where they are read.
+
+Tables are polars DataFrames. Each `validate_*` returns the frame with canonical dtypes and
+column order, or raises `ContractError` naming the source and the problem.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+
+class ContractError(ValueError):
+    """A table or file does not meet its data contract."""
+
+
+MANIFEST_SCHEMA: dict[str, pl.DataType] = {
+    "sample_id": pl.String,
+    "dataset": pl.String,
+    "split": pl.String,
+    "subject": pl.Int64,
+    "video": pl.String,
+    "start_frame": pl.Int64,
+    "end_frame": pl.Int64,
+    "label": pl.Int64,
+    "fps": pl.Float64,
+    "width": pl.Int64,
+    "height": pl.Int64,
+}
+SEGMENTS_SCHEMA: dict[str, pl.DataType] = {
+    "sample_id": pl.String,
+    "label": pl.Int64,
+    "start_frame": pl.Int64,
+    "end_frame": pl.Int64,
+}
+DETECTIONS_SCHEMA: dict[str, pl.DataType] = {**SEGMENTS_SCHEMA, "score": pl.Float64}
+SPLITS = ("train", "val", "test")
+
+
+def _conform(frame: pl.DataFrame, schema: dict[str, pl.DataType], source: str) -> pl.DataFrame:
+    missing = [c for c in schema if c not in frame.columns]
+    if missing:
+        raise ContractError(f"{source}: missing columns {missing}")
+    try:
+        return frame.select([pl.col(c).cast(t, strict=True) for c, t in schema.items()])
+    except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as err:
+        raise ContractError(f"{source}: column types do not match the contract: {err}") from err
+
+
+def _require(ok: bool, source: str, problem: str) -> None:
+    if not ok:
+        raise ContractError(f"{source}: {problem}")
+
+
+def _frames_ordered(frame: pl.DataFrame, source: str) -> None:
+    bad = frame.filter((pl.col("start_frame") < 0) | (pl.col("end_frame") < pl.col("start_frame")))
+    _require(bad.is_empty(), source, f"start_frame must be >= 0 and <= end_frame; first bad row: {bad.head(1).to_dicts()}")
+
+
+def validate_manifest(frame: pl.DataFrame, source: str = "manifest", num_classes: int | None = None) -> pl.DataFrame:
+    frame = _conform(frame, MANIFEST_SCHEMA, source)
+    _require(frame["sample_id"].null_count() == 0, source, "sample_id has nulls")
+    _require(frame["sample_id"].n_unique() == frame.height, source, "sample_id is not unique")
+    bad_split = frame.filter(~pl.col("split").is_in(SPLITS))
+    _require(bad_split.is_empty(), source, f"split must be one of {SPLITS}; got {bad_split['split'].unique().to_list()}")
+    _frames_ordered(frame, source)
+    if num_classes is not None:
+        _check_labels(frame.drop_nulls("label"), source, num_classes)
+    return frame
+
+
+def validate_segments(frame: pl.DataFrame, source: str = "segments", num_classes: int | None = None) -> pl.DataFrame:
+    frame = _conform(frame, SEGMENTS_SCHEMA, source)
+    _require(frame.null_count().sum_horizontal().item() == 0, source, "segments may not contain nulls")
+    _frames_ordered(frame, source)
+    if num_classes is not None:
+        _check_labels(frame, source, num_classes)
+    return frame
+
+
+def validate_detections(frame: pl.DataFrame, source: str = "detections", num_classes: int | None = None) -> pl.DataFrame:
+    frame = _conform(frame, DETECTIONS_SCHEMA, source)
+    _frames_ordered(frame, source)
+    if num_classes is not None:
+        _check_labels(frame, source, num_classes)
+    return frame
+
+
+def _check_labels(frame: pl.DataFrame, source: str, num_classes: int) -> None:
+    bad = frame.filter((pl.col("label") < 0) | (pl.col("label") >= num_classes))
+    _require(bad.is_empty(), source, f"label out of range 0..{num_classes - 1}; first bad row: {bad.head(1).to_dicts()}")
+
+
+def empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    return pl.DataFrame(schema=schema)

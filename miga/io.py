@@ -1,0 +1,156 @@
+"""File I/O at the edges: atomic writes, Parquet tables and the keypoints cache."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from miga.contracts import ContractError
+from miga.layouts import get_layout
+
+LAYOUT_KEY = b"miga.layout"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it into place only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_parquet(frame: pl.DataFrame, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        frame.write_parquet(tmp)
+
+
+def read_parquet(path: str | os.PathLike) -> pl.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: file not found (did the stage that makes it run?)")
+    try:
+        return pl.read_parquet(path)
+    except Exception as err:  # polars raises several types for corrupt files
+        raise ContractError(f"{path}: not a readable Parquet file: {err}") from err
+
+
+def write_json(data: Mapping, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_text(text: str, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+# ---------------------------------------------------------------- keypoints cache
+
+_KEYPOINT_SCHEMA = pa.schema([
+    ("sample_id", pa.string()),
+    ("start_frame", pa.int64()),
+    ("persons", pa.int32()),
+    ("frames", pa.int32()),
+    ("joints", pa.int32()),
+    ("channels", pa.int32()),
+    ("values", pa.large_list(pa.float32())),
+])
+
+
+def write_keypoints(samples: Mapping[str, tuple[int, np.ndarray]], layout: str, path: str | os.PathLike) -> None:
+    """Write `{sample_id: (start_frame, array (M, T, V, C))}` to one Parquet file, atomically."""
+    spec = get_layout(layout)
+    ids, starts, shapes, values = [], [], [], []
+    for sample_id, (start, array) in samples.items():
+        array = np.asarray(array, dtype=np.float32)
+        if array.ndim != 4 or array.shape[2] != spec.num_joints or array.shape[3] != 3:
+            raise ContractError(
+                f"keypoints for {sample_id}: expected (M, T, {spec.num_joints}, 3) for layout {layout}, got {array.shape}"
+            )
+        ids.append(sample_id)
+        starts.append(int(start))
+        shapes.append(array.shape)
+        values.append(array.reshape(-1))
+    offsets = np.zeros(len(values) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([v.size for v in values])
+    flat = np.concatenate(values) if values else np.zeros(0, np.float32)
+    table = pa.Table.from_arrays(
+        [
+            pa.array(ids, pa.string()),
+            pa.array(starts, pa.int64()),
+            pa.array([s[0] for s in shapes], pa.int32()),
+            pa.array([s[1] for s in shapes], pa.int32()),
+            pa.array([s[2] for s in shapes], pa.int32()),
+            pa.array([s[3] for s in shapes], pa.int32()),
+            pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(flat)),
+        ],
+        schema=_KEYPOINT_SCHEMA.with_metadata({LAYOUT_KEY: layout.encode()}),
+    )
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+class KeypointStore:
+    """Read access to a keypoints file: `store[sample_id] -> (M, T, V, 3) float32`."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"{self.path}: keypoints file not found")
+        try:
+            table = pq.read_table(self.path)
+        except Exception as err:
+            raise ContractError(f"{self.path}: not a readable keypoints Parquet file: {err}") from err
+        meta = table.schema.metadata or {}
+        if LAYOUT_KEY not in meta:
+            raise ContractError(f"{self.path}: no joint layout in the file metadata ({LAYOUT_KEY.decode()})")
+        self.layout = meta[LAYOUT_KEY].decode()
+        missing = set(_KEYPOINT_SCHEMA.names) - set(table.column_names)
+        if missing:
+            raise ContractError(f"{self.path}: missing keypoint columns {sorted(missing)}")
+        self._flat = table.column("values").combine_chunks().values.to_numpy(zero_copy_only=False)
+        offsets = table.column("values").combine_chunks().offsets.to_numpy()
+        cols = {c: table.column(c).to_numpy() for c in ("persons", "frames", "joints", "channels", "start_frame")}
+        self.ids = table.column("sample_id").to_pylist()
+        self._index = {}
+        for i, sample_id in enumerate(self.ids):
+            shape = (int(cols["persons"][i]), int(cols["frames"][i]), int(cols["joints"][i]), int(cols["channels"][i]))
+            if int(np.prod(shape)) != offsets[i + 1] - offsets[i]:
+                raise ContractError(f"{self.path}: sample {sample_id}: {offsets[i + 1] - offsets[i]} values do not fill shape {shape}")
+            self._index[sample_id] = (int(offsets[i]), shape, int(cols["start_frame"][i]))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, sample_id: str) -> bool:
+        return sample_id in self._index
+
+    def __getitem__(self, sample_id: str) -> np.ndarray:
+        try:
+            offset, shape, _ = self._index[sample_id]
+        except KeyError:
+            raise KeyError(f"{self.path}: no keypoints for sample {sample_id!r}") from None
+        return self._flat[offset: offset + int(np.prod(shape))].reshape(shape)
+
+    def start_frame(self, sample_id: str) -> int:
+        return self._index[sample_id][2]
+
+    def items(self) -> Iterator[tuple[str, np.ndarray]]:
+        for sample_id in self.ids:
+            yield sample_id, self[sample_id]

@@ -1,0 +1,153 @@
+"""Joint layouts: names, limbs and left/right flip pairs, defined once for the whole package.
+
+A layout is identified by name in every keypoints file (DESIGN.md section 2). Left/right are
+the person's anatomical sides, except where a layout says otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    joints: tuple[str, ...]
+    limbs: tuple[tuple[int, int], ...]
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joints)
+
+    @property
+    def flip_index(self) -> np.ndarray:
+        """Permutation that swaps every Left*/Right* joint pair (identity for centre joints)."""
+        index = {name: i for i, name in enumerate(self.joints)}
+        perm = np.arange(self.num_joints)
+        for i, name in enumerate(self.joints):
+            for a, b in (("L", "R"), ("R", "L")):
+                if name.startswith(a) and name[1:2].isupper():
+                    twin = b + name[1:]
+                    if twin in index:
+                        perm[i] = index[twin]
+        return perm
+
+    def index(self, name: str) -> int:
+        return self.joints.index(name)
+
+
+def _limbs(joints: tuple[str, ...], pairs: list[tuple[str, str]]) -> tuple[tuple[int, int], ...]:
+    return tuple((joints.index(a), joints.index(b)) for a, b in pairs)
+
+
+# OpenPose BODY_25 order.
+_BODY25 = (
+    "Nose", "Neck", "RShoulder", "RElbow", "RWrist", "LShoulder", "LElbow", "LWrist",
+    "MidHip", "RHip", "RKnee", "RAnkle", "LHip", "LKnee", "LAnkle", "REye", "LEye",
+    "REar", "LEar", "LBigToe", "LSmallToe", "LHeel", "RBigToe", "RSmallToe", "RHeel",
+)
+_FINGERS = ("Thumb", "Index", "Middle", "Ring", "Pinky")
+_HAND_TIPS = tuple(f"L{f}Tip" for f in _FINGERS) + tuple(f"R{f}Tip" for f in _FINGERS)
+
+_BODY25_LIMBS = [
+    ("Neck", "Nose"), ("Nose", "REye"), ("REye", "REar"), ("Nose", "LEye"), ("LEye", "LEar"),
+    ("Neck", "RShoulder"), ("RShoulder", "RElbow"), ("RElbow", "RWrist"),
+    ("Neck", "LShoulder"), ("LShoulder", "LElbow"), ("LElbow", "LWrist"),
+    ("Neck", "MidHip"), ("MidHip", "RHip"), ("RHip", "RKnee"), ("RKnee", "RAnkle"),
+    ("MidHip", "LHip"), ("LHip", "LKnee"), ("LKnee", "LAnkle"),
+    ("LAnkle", "LBigToe"), ("LBigToe", "LSmallToe"), ("LAnkle", "LHeel"),
+    ("RAnkle", "RBigToe"), ("RBigToe", "RSmallToe"), ("RAnkle", "RHeel"),
+]
+_TIP_LIMBS = [(f"{s}Wrist", f"{s}{f}Tip") for s in "LR" for f in _FINGERS]
+
+OPENPOSE25_HANDS10 = Layout(
+    "openpose25_hands10", _BODY25 + _HAND_TIPS, _limbs(_BODY25 + _HAND_TIPS, _BODY25_LIMBS + _TIP_LIMBS)
+)
+
+# The iMiGUE 2023 preprocessed arrays: BODY_25 {0-7, 15-18} + the 10 fingertips.
+_IMIGUE22 = tuple(_BODY25[i] for i in (0, 1, 2, 3, 4, 5, 6, 7, 15, 16, 17, 18)) + _HAND_TIPS
+IMIGUE22 = Layout(
+    "imigue22",
+    _IMIGUE22,
+    _limbs(_IMIGUE22, [p for p in _BODY25_LIMBS + _TIP_LIMBS if p[0] in _IMIGUE22 and p[1] in _IMIGUE22]),
+)
+
+# Kinect v2 / NTU order. Left/right are Kinect's names (see DESIGN.md: the colour image is mirrored).
+_KINECT25 = (
+    "SpineBase", "SpineMid", "Neck", "Head", "LShoulder", "LElbow", "LWrist", "LHand",
+    "RShoulder", "RElbow", "RWrist", "RHand", "LHip", "LKnee", "LAnkle", "LFoot",
+    "RHip", "RKnee", "RAnkle", "RFoot", "SpineShoulder", "LHandTip", "LThumb", "RHandTip", "RThumb",
+)
+KINECT25 = Layout(
+    "kinect25",
+    _KINECT25,
+    _limbs(_KINECT25, [
+        ("SpineBase", "SpineMid"), ("SpineMid", "SpineShoulder"), ("SpineShoulder", "Neck"), ("Neck", "Head"),
+        ("SpineShoulder", "LShoulder"), ("LShoulder", "LElbow"), ("LElbow", "LWrist"), ("LWrist", "LHand"),
+        ("LHand", "LHandTip"), ("LWrist", "LThumb"),
+        ("SpineShoulder", "RShoulder"), ("RShoulder", "RElbow"), ("RElbow", "RWrist"), ("RWrist", "RHand"),
+        ("RHand", "RHandTip"), ("RWrist", "RThumb"),
+        ("SpineBase", "LHip"), ("LHip", "LKnee"), ("LKnee", "LAnkle"), ("LAnkle", "LFoot"),
+        ("SpineBase", "RHip"), ("RHip", "RKnee"), ("RKnee", "RAnkle"), ("RAnkle", "RFoot"),
+    ]),
+)
+
+_COCO17 = (
+    "Nose", "LEye", "REye", "LEar", "REar", "LShoulder", "RShoulder", "LElbow", "RElbow",
+    "LWrist", "RWrist", "LHip", "RHip", "LKnee", "RKnee", "LAnkle", "RAnkle",
+)
+COCO17 = Layout(
+    "coco17",
+    _COCO17,
+    _limbs(_COCO17, [
+        ("Nose", "LEye"), ("Nose", "REye"), ("LEye", "LEar"), ("REye", "REar"),
+        ("LShoulder", "RShoulder"), ("LShoulder", "LElbow"), ("LElbow", "LWrist"),
+        ("RShoulder", "RElbow"), ("RElbow", "RWrist"), ("LShoulder", "LHip"), ("RShoulder", "RHip"),
+        ("LHip", "RHip"), ("LHip", "LKnee"), ("LKnee", "LAnkle"), ("RHip", "RKnee"), ("RKnee", "RAnkle"),
+    ]),
+)
+
+LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (OPENPOSE25_HANDS10, IMIGUE22, KINECT25, COCO17)}
+
+# Joints of a source layout that stand for each joint of a target layout (same anatomical point).
+_SAME_POINT = {
+    ("openpose25_hands10", "coco17"): {n: n for n in _COCO17},
+    ("openpose25_hands10", "imigue22"): {n: n for n in _IMIGUE22},
+    ("imigue22", "coco17"): {n: n for n in _COCO17 if n in _IMIGUE22},
+    ("kinect25", "coco17"): {
+        "Nose": "Head", "LShoulder": "LShoulder", "RShoulder": "RShoulder", "LElbow": "LElbow",
+        "RElbow": "RElbow", "LWrist": "LWrist", "RWrist": "RWrist", "LHip": "LHip", "RHip": "RHip",
+        "LKnee": "LKnee", "RKnee": "RKnee", "LAnkle": "LAnkle", "RAnkle": "RAnkle",
+    },
+}
+
+
+def get_layout(name: str) -> Layout:
+    try:
+        return LAYOUTS[name]
+    except KeyError:
+        raise ValueError(f"unknown joint layout {name!r}; known: {sorted(LAYOUTS)}") from None
+
+
+def convert(keypoints: np.ndarray, source: str, target: str, *, mirror: bool = False) -> np.ndarray:
+    """Map `(..., V_source, C)` keypoints to the target layout; joints it lacks get score 0.
+
+    `mirror=True` swaps left and right first (Kinect colour frames name the image's right
+    side "left").
+    """
+    src = get_layout(source)
+    if mirror:
+        keypoints = keypoints[..., src.flip_index, :]
+    if source == target:
+        return keypoints.copy()
+    dst = get_layout(target)
+    try:
+        mapping = _SAME_POINT[(source, target)]
+    except KeyError:
+        raise ValueError(f"no conversion from layout {source!r} to {target!r}") from None
+    out = np.zeros(keypoints.shape[:-2] + (dst.num_joints, keypoints.shape[-1]), dtype=keypoints.dtype)
+    for t_name, s_name in mapping.items():
+        out[..., dst.index(t_name), :] = keypoints[..., src.index(s_name), :]
+    return out

@@ -1,0 +1,41 @@
+"""Pose backends: each turns the samples of a manifest into keypoints `(M, T, V, 3)` in one layout.
+
+A backend is a callable `(dataset, raw_root, manifest) -> PoseResult`. `provided` reads the
+dataset's own skeletons; video backends (mediapipe, mmpose) plug in under the same interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from miga.datasets import READERS
+
+
+@dataclass(frozen=True)
+class PoseResult:
+    layout: str
+    keypoints: dict[str, tuple[int, np.ndarray]]  # sample_id -> (first frame, (M, T, V, 3))
+
+
+PoseBackend = Callable[[str, Path, pl.DataFrame], PoseResult]
+
+
+def provided(dataset: str, raw_root: Path, manifest: pl.DataFrame) -> PoseResult:
+    """The skeletons that ship with the dataset (OpenPose for iMiGUE, Kinect colour-frame joints for SMG)."""
+    reader = READERS[dataset]
+    return PoseResult(reader.LAYOUT, reader.provided_keypoints(Path(raw_root), manifest))
+
+
+BACKENDS: dict[str, PoseBackend] = {"provided": provided}
+
+
+def get_backend(name: str) -> PoseBackend:
+    try:
+        return BACKENDS[name]
+    except KeyError:
+        raise ValueError(f"unknown pose backend {name!r}; available: {sorted(BACKENDS)}") from None

@@ -1,0 +1,152 @@
+"""Track 2: per-frame features from skeleton streams, a per-frame classifier, and decoding to segments."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from miga.layouts import get_layout
+from miga.metrics import detection_metrics
+from miga.segments import frame_scores_to_segments, nms_1d
+
+# Joints a hand may touch during a micro-gesture, by name in the layout (missing names are skipped).
+_HAND_TARGETS = ("Head", "Nose", "Neck", "SpineShoulder", "SpineMid", "LShoulder", "RShoulder", "LElbow", "RElbow", "LHip", "RHip")
+_HANDS = ("LHand", "RHand", "LWrist", "RWrist")
+
+
+def _fill_missing(xy: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Carry the last valid position of each joint forward (and the first one backward)."""
+    out = xy.copy()
+    for joint in range(xy.shape[1]):
+        ok = valid[:, joint]
+        if not ok.any():
+            out[:, joint] = 0
+            continue
+        index = np.where(ok, np.arange(len(ok)), -1)
+        np.maximum.accumulate(index, out=index)
+        index[index < 0] = np.argmax(ok)
+        out[:, joint] = xy[index, joint]
+    return out
+
+
+def frame_features(keypoints: np.ndarray, layout: str) -> np.ndarray:
+    """(M, T, V, 3) keypoints -> float32 (T, F): body-normalised joints, velocities, hand-to-body distances, scores."""
+    spec = get_layout(layout)
+    person = keypoints[0]
+    valid = person[..., 2] > 1e-3
+    xy = _fill_missing(person[..., :2].astype(np.float64), valid)
+    names = spec.joints
+    centre_joint = names.index("SpineShoulder") if "SpineShoulder" in names else names.index("Neck")
+    centre = np.median(xy[valid[:, centre_joint], centre_joint], axis=0) if valid[:, centre_joint].any() else xy.reshape(-1, 2).mean(0)
+    shoulders = [names.index(n) for n in ("LShoulder", "RShoulder")]
+    both = valid[:, shoulders].all(axis=1)
+    width = np.linalg.norm(xy[both, shoulders[0]] - xy[both, shoulders[1]], axis=-1) if both.any() else np.array([1.0])
+    scale = float(np.median(width)) or 1.0
+    norm = (xy - centre) / scale
+    velocity = np.diff(norm, axis=0, prepend=norm[:1]) * 10
+    hands = [names.index(n) for n in _HANDS if n in names]
+    targets = [names.index(n) for n in _HAND_TARGETS if n in names]
+    distances = np.linalg.norm(norm[:, hands, None, :] - norm[:, None, targets, :], axis=-1).reshape(len(norm), -1)
+    parts = [norm.reshape(len(norm), -1), velocity.reshape(len(norm), -1), distances, valid.astype(np.float64)]
+    return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def frame_labels(num_frames: int, segments: pl.DataFrame) -> np.ndarray:
+    """Per-frame targets: 0 = background, c + 1 inside a segment of class c (later segments win)."""
+    labels = np.zeros(num_frames, np.int64)
+    for label, start, end in segments.select("label", "start_frame", "end_frame").iter_rows():
+        labels[start: end + 1] = label + 1
+    return labels
+
+
+@dataclass
+class Standardizer:
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def fit(cls, features: Sequence[np.ndarray]) -> "Standardizer":
+        stacked = np.concatenate(features)
+        return cls(stacked.mean(0).astype(np.float32), (stacked.std(0) + 1e-6).astype(np.float32))
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        return (features - self.mean) / self.std
+
+
+class WindowDataset(Dataset):
+    """Random fixed-length windows over the training sequences; offsets depend on (seed, epoch, index)."""
+
+    def __init__(self, features: Sequence[np.ndarray], labels: Sequence[np.ndarray], *, window: int, per_epoch: int, seed: int):
+        self.features, self.labels, self.window, self.per_epoch, self.seed = features, labels, window, per_epoch, seed
+        self.lengths = np.array([len(f) for f in features])
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.per_epoch
+
+    def __getitem__(self, index: int):
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        seq = int(rng.choice(len(self.features), p=self.lengths / self.lengths.sum()))
+        feats, labels = self.features[seq], self.labels[seq]
+        if len(feats) <= self.window:
+            pad = self.window - len(feats)
+            return (torch.from_numpy(np.pad(feats, ((0, pad), (0, 0)))).T, torch.from_numpy(np.pad(labels, (0, pad), constant_values=-100)))
+        start = int(rng.integers(0, len(feats) - self.window + 1))
+        return torch.from_numpy(feats[start: start + self.window]).T.contiguous(), torch.from_numpy(labels[start: start + self.window])
+
+
+def window_loss(model: torch.nn.Module, batch, dev: torch.device) -> torch.Tensor:
+    features, labels = batch
+    logits = model(features.to(dev))
+    return F.cross_entropy(logits.float(), labels.to(dev), ignore_index=-100)
+
+
+@torch.no_grad()
+def sequence_probabilities(model: torch.nn.Module, features: np.ndarray) -> np.ndarray:
+    """(T, F) standardised features -> (T, K + 1) per-frame class probabilities (column 0 = background)."""
+    model.eval()
+    dev = next(model.parameters()).device
+    logits = model(torch.from_numpy(features).T[None].to(dev)).float()
+    return torch.softmax(logits[0], dim=0).T.cpu().numpy()
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    threshold: float = 0.5
+    min_length: int = 8
+    smooth: int = 5
+    nms_iou: float = 0.5
+
+
+def decode(probabilities: Mapping[str, np.ndarray], config: DecodeConfig) -> pl.DataFrame:
+    """Per-frame probabilities of each sequence -> detections (sample_id, label, start, end, score)."""
+    parts = [
+        frame_scores_to_segments(
+            probs, sample_id=sample_id, threshold=config.threshold, min_length=config.min_length, smooth=config.smooth, background=0
+        )
+        for sample_id, probs in probabilities.items()
+    ]
+    detections = pl.concat(parts) if parts else None
+    return nms_1d(detections, config.nms_iou)
+
+
+def tune_threshold(
+    probabilities: Mapping[str, np.ndarray], segments: pl.DataFrame, base: DecodeConfig, thresholds: Sequence[float], num_classes: int, iou: float
+) -> tuple[DecodeConfig, list[dict]]:
+    """Pick the score threshold that maximises F1 (official rule) on the given (validation) sequences."""
+    trials = []
+    for threshold in thresholds:
+        config = DecodeConfig(threshold=float(threshold), min_length=base.min_length, smooth=base.smooth, nms_iou=base.nms_iou)
+        result = detection_metrics(segments, decode(probabilities, config), num_classes=num_classes, iou_threshold=iou)
+        trials.append({"threshold": float(threshold), "f1": result["official"]["f1"], "f1_one_to_one": result["one_to_one"]["f1"]})
+    best = max(trials, key=lambda t: (t["f1"], t["f1_one_to_one"], -t["threshold"]))
+    return DecodeConfig(threshold=best["threshold"], min_length=base.min_length, smooth=base.smooth, nms_iou=base.nms_iou), trials

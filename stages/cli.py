@@ -1,0 +1,96 @@
+"""The `miga` command: every pipeline stage and tool in one place (`miga --help`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import typer
+
+from miga.contracts import validate_manifest, validate_segments
+from miga.datasets import imigue, smg
+from miga.io import read_parquet, write_json
+from miga.metrics import classification_metrics, detection_metrics
+from miga.submission import check_track1, check_track2, read_track1, read_track2
+from stages import ingest, pose, rgb, synth, track1, track2
+from stages.common import clean_errors, interim
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True,
+    help="miga: micro-gesture analysis for the MiGA challenge. Pipeline stages (normally run by `dvc repro`) "
+    "and tools to check and score submissions.",
+)
+app.command("synth", help="Write the embedded synthetic iMiGUE + SMG datasets in their official layouts.")(synth.main)
+app.command("ingest", help="Official dataset layout -> manifest.parquet + segments.parquet.")(ingest.main)
+app.command("pose", help="Manifest -> keypoints.parquet with the configured pose backend.")(pose.main)
+app.command("rgb", help="Cache person-centred RGB crops of the Track 1 clips.")(rgb.main)
+app.add_typer(track1.app, name="track1", help="Track 1 (clip classification): train, predict, evaluate.")
+app.add_typer(track2.app, name="track2", help="Track 2 (online recognition): train, predict, evaluate.")
+
+submission_app = typer.Typer(no_args_is_help=True, help="Submission files: check them against a manifest.")
+app.add_typer(submission_app, name="submission")
+
+TRACK = typer.Argument(..., help="1 or 2")
+CLASS_BASE = typer.Option(1, help="Track 2 class numbering in the file (0 or 1).")
+
+
+def _test_manifest(dataset: str, manifest: Path | None) -> pl.DataFrame:
+    path = manifest or interim(dataset) / "manifest.parquet"
+    frame = validate_manifest(read_parquet(path), str(path))
+    return frame.filter(pl.col("split") == "test")
+
+
+@submission_app.command("check")
+@clean_errors
+def submission_check(
+    track: int = TRACK,
+    path: Path = typer.Argument(..., help="The submission CSV."),
+    manifest: Path = typer.Option(None, help="Manifest with the test split (default: data/interim/<dataset>/manifest.parquet)."),
+    class_base: int = CLASS_BASE,
+) -> None:
+    """Validate a submission CSV: header, every test id once, classes and frames in range. Lists problems row by row."""
+    if track == 1:
+        problems = check_track1(path, _test_manifest("imigue", manifest), imigue.NUM_CLASSES)
+    elif track == 2:
+        problems = check_track2(path, _test_manifest("smg", manifest), smg.NUM_CLASSES, class_base)
+    else:
+        raise typer.BadParameter("track must be 1 or 2")
+    for problem in problems:
+        typer.echo(f"{path}: {problem}")
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(f"{path}: valid Track {track} submission")
+
+
+@app.command("score")
+@clean_errors
+def score(
+    track: int = TRACK,
+    path: Path = typer.Argument(..., help="The submission CSV."),
+    manifest: Path = typer.Option(None, help="Manifest with ground-truth labels of the test split."),
+    segments: Path = typer.Option(Path("data/interim/smg/segments.parquet"), help="Track 2 ground-truth segments."),
+    class_base: int = CLASS_BASE,
+    iou_threshold: float = typer.Option(0.3, help="Track 2: temporal overlap a match must exceed."),
+    out: Path = typer.Option(None, help="Also write the metrics as JSON here."),
+) -> None:
+    """Score any submission CSV against ground truth (Track 1 accuracy, Track 2 F1 in both matching modes)."""
+    if track == 1:
+        test = _test_manifest("imigue", manifest).drop_nulls("label")
+        submitted = read_track1(path).join(test.select(pl.col("sample_id").alias("Id"), "label"), on="Id", how="right")
+        predicted = submitted["Target"].fill_null(-1).to_numpy()
+        onehot = (predicted[:, None] == range(imigue.NUM_CLASSES)).astype(float)
+        result = classification_metrics(submitted["label"].to_numpy(), onehot)
+        typer.echo(f"top-1 {result['top1']:.4f} on {test.height} clips (top-5 is meaningless for a label-only file)")
+    elif track == 2:
+        test = _test_manifest("smg", manifest)
+        truth = validate_segments(read_parquet(segments), str(segments)).filter(pl.col("sample_id").is_in(test["sample_id"]))
+        result = detection_metrics(truth, read_track2(path, class_base), num_classes=smg.NUM_CLASSES, iou_threshold=iou_threshold)
+        typer.echo(f"F1 official {result['official']['f1']:.4f}, one-to-one {result['one_to_one']['f1']:.4f}")
+    else:
+        raise typer.BadParameter("track must be 1 or 2")
+    if out:
+        write_json(result, out)
+
+
+if __name__ == "__main__":
+    app()

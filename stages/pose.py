@@ -1,0 +1,37 @@
+"""pose: manifest -> keypoints.parquet with the backend named in params.yaml (pose.backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from miga.io import read_parquet, write_keypoints
+from miga.contracts import validate_manifest
+from miga.pose import get_backend
+from stages.common import PARAMS_OPTION, clean_errors, interim, load_params, section
+
+app = typer.Typer(add_completion=False, help=__doc__)
+
+
+@app.command()
+@clean_errors
+def main(
+    dataset: str = typer.Option(..., help="imigue or smg"),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Extract (or read) the keypoints of every sample of the dataset's manifest."""
+    config = load_params(params)
+    backend = get_backend(section(config, "pose")["backend"])
+    root = Path(section(config, "datasets")[dataset]["root"])
+    manifest_path = interim(dataset) / "manifest.parquet"
+    manifest = validate_manifest(read_parquet(manifest_path), str(manifest_path))
+    result = backend(dataset, root, manifest)
+    out = interim(dataset) / "keypoints.parquet"
+    write_keypoints(result.keypoints, result.layout, out)
+    frames = sum(array.shape[1] for _, array in result.keypoints.values())
+    typer.echo(f"pose {dataset}: {len(result.keypoints)} samples, {frames} frames, layout {result.layout} -> {out}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,33 @@
+"""rgb: decode a few frames of every Track 1 clip and cache person-centred crops (uint8 .npz)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from miga.contracts import validate_manifest
+from miga.io import KeypointStore, read_parquet
+from miga.rgb import extract_crops, save_crops
+from stages.common import PARAMS_OPTION, clean_errors, interim, load_params, section
+
+app = typer.Typer(add_completion=False, help=__doc__)
+
+
+@app.command()
+@clean_errors
+def main(params: Path = PARAMS_OPTION) -> None:
+    """Crop `rgb.frames` frames per clip around the pose box, resized to `rgb.size`."""
+    options = section(load_params(params), "rgb")
+    manifest_path = interim("imigue") / "manifest.parquet"
+    manifest = validate_manifest(read_parquet(manifest_path), str(manifest_path))
+    store = KeypointStore(interim("imigue") / "keypoints.parquet")
+    keypoints = {sample_id: store[sample_id] for sample_id in manifest["sample_id"]}
+    crops = extract_crops(manifest, keypoints, frames=int(options["frames"]), size=int(options["size"]), padding=float(options["padding"]))
+    out = interim("imigue") / "rgb_crops.npz"
+    save_crops(crops, out)
+    typer.echo(f"rgb: {len(crops)} clips x {options['frames']} frames at {options['size']}px -> {out}")
+
+
+if __name__ == "__main__":
+    app()

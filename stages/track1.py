@@ -1,0 +1,146 @@
+"""Track 1 (clip classification on iMiGUE-style data): train, predict, evaluate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+import typer
+
+from miga import track1
+from miga.contracts import validate_manifest
+from miga.datasets import imigue
+from miga.io import KeypointStore, atomic_path, read_parquet, write_json, write_parquet
+from miga.metrics import classification_metrics, head_classes_from_counts
+from miga.rgb import load_crops
+from miga.submission import track1_frame, write_track1
+from miga.training import TrainConfig, fingerprint, fit, save_checkpoint, seed_everything
+from stages.common import PARAMS_OPTION, clean_errors, interim, load_params, section
+from stages.live import EpochLogger
+
+app = typer.Typer(add_completion=False, help=__doc__)
+MODEL_DIR = Path("models/track1")
+CHECKPOINTS = Path("checkpoints/track1")
+SCORES = Path("data/predictions/track1_scores.parquet")
+RGB_CROPS = interim("imigue") / "rgb_crops.npz"
+
+
+def _manifest() -> pl.DataFrame:
+    path = interim("imigue") / "manifest.parquet"
+    return validate_manifest(read_parquet(path), str(path), imigue.NUM_CLASSES)
+
+
+def _split(manifest: pl.DataFrame, *splits: str) -> pl.DataFrame:
+    return manifest.filter(pl.col("split").is_in(splits))
+
+
+def _datasets(stream: str, rows: pl.DataFrame, config: dict, *, train: bool, seed: int, store=None, crops=None):
+    ids = rows["sample_id"].to_list()
+    labels = rows["label"].fill_null(-1).to_numpy()
+    if stream == "pose":
+        heatmap = config["heatmap"]
+        return track1.PoseClips(store, ids, labels, layout=heatmap["layout"], pipeline=track1.pose_pipeline(heatmap), train=train, seed=seed)
+    return track1.RgbClips([crops[i] for i in ids], labels, train=train, seed=seed)
+
+
+def _stream_inputs(config: dict) -> track1.StreamInputs:
+    return track1.StreamInputs(track1.pose_channels(config["heatmap"]), imigue.NUM_CLASSES)
+
+
+@app.command()
+@clean_errors
+def train(params: Path = PARAMS_OPTION) -> None:
+    """Train the pose stream (and the RGB stream when model.fusion needs it), with per-epoch validation."""
+    config = load_params(params)
+    options = TrainConfig.from_params(section(config, "train"))
+    manifest = _manifest()
+    rows, val_rows = _split(manifest, "train"), _split(manifest, "val")
+    store = KeypointStore(interim("imigue") / "keypoints.parquet")
+    crops = load_crops(RGB_CROPS) if "rgb" in track1.streams_for(config["model"]["fusion"]) else None
+    MODEL_DIR.mkdir(parents=True, exist_ok=True)
+    for stream in track1.streams_for(config["model"]["fusion"]):
+        seed_everything(options.seed)
+        model = track1.build_stream(stream, config["model"], _stream_inputs(config))
+        data = _datasets(stream, rows, config, train=True, seed=options.seed, store=store, crops=crops)
+        val_data = _datasets(stream, val_rows, config, train=False, seed=options.seed, store=store, crops=crops)
+        val_labels = val_rows["label"].to_numpy()
+
+        def validate(epoch: int, stats: dict, model=model, val_data=val_data, val_labels=val_labels) -> dict:
+            if not len(val_data):
+                return {}
+            probs = track1.view_averaged_probabilities(model, val_data)
+            return {"val_top1": float((probs.argmax(1) == val_labels).mean())}
+
+        run_id = fingerprint(stream, config["heatmap"] if stream == "pose" else config["rgb"], config["model"],
+                             section(config, "train"), rows["sample_id"].to_list())
+        with EpochLogger(f"dvclive/track1/{stream}") as logger:
+            history = fit(model, data, config=options, loss_fn=track1.classification_loss, checkpoint=CHECKPOINTS / f"{stream}.pt",
+                          run_id=run_id, labels=rows["label"].to_numpy(), on_epoch=validate, description=f"track1 {stream}")
+            logger.log_history(history)
+        save_checkpoint(MODEL_DIR / f"{stream}.pt", {"model": model.state_dict(), "history": history})
+    typer.echo(f"track1: trained {', '.join(track1.streams_for(config['model']['fusion']))} on {rows.height} clips -> {MODEL_DIR}")
+
+
+@app.command()
+@clean_errors
+def predict(params: Path = PARAMS_OPTION) -> None:
+    """Score val and test clips (several clips x flip per sample), fuse the streams, write submissions/track1.csv."""
+    config = load_params(params)
+    fusion = config["model"]["fusion"]
+    manifest = _manifest()
+    rows = _split(manifest, "val", "test")
+    store = KeypointStore(interim("imigue") / "keypoints.parquet")
+    crops = load_crops(RGB_CROPS) if "rgb" in track1.streams_for(fusion) else None
+    scores = {}
+    for stream in track1.streams_for(fusion):
+        model = track1.build_stream(stream, config["model"], _stream_inputs(config))
+        state = torch.load(MODEL_DIR / f"{stream}.pt", map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        data = _datasets(stream, rows, config, train=False, seed=0, store=store, crops=crops)
+        scores[stream] = track1.view_averaged_probabilities(model, data)
+    fused = track1.fuse(scores, fusion, float(config["model"]["late_weight"]))
+    table = rows.select("sample_id", "split", "label").with_columns(
+        pl.Series("scores", fused.astype(np.float32).tolist(), dtype=pl.List(pl.Float32)),
+        *(pl.Series(f"scores_{s}", v.astype(np.float32).tolist(), dtype=pl.List(pl.Float32)) for s, v in scores.items()),
+    )
+    write_parquet(table, SCORES)
+    test = table.filter(pl.col("split") == "test")
+    predicted = np.array(test["scores"].to_list()).argmax(1) if test.height else np.zeros(0, np.int64)
+    write_track1(track1_frame(test["sample_id"].to_list(), predicted), Path("submissions/track1.csv"))
+    typer.echo(f"track1: scored {table.height} clips with fusion={fusion}; {test.height} test rows -> submissions/track1.csv")
+
+
+@app.command()
+@clean_errors
+def evaluate(params: Path = PARAMS_OPTION) -> None:
+    """Top-1, top-5, mean class, head and tail accuracy on evaluate.split; confusion matrix for dvc plots."""
+    evaluation = section(load_params(params), "evaluate")
+    manifest = _manifest()
+    split = evaluation["split"]
+    scores = read_parquet(SCORES).filter(pl.col("split") == split)
+    if scores.is_empty():
+        raise typer.BadParameter(f"no {split} clips in {SCORES}")
+    if scores["label"].null_count():
+        raise typer.BadParameter(f"the {split} split has no labels (a real test split?): evaluate on val instead")
+    labels = scores["label"].to_numpy()
+    probs = np.array(scores["scores"].to_list())
+    train_labels = _split(manifest, "train")["label"].to_numpy()
+    result = classification_metrics(labels, probs, head_classes=head_classes_from_counts(train_labels, int(evaluation["head_k"])))
+    counts = np.bincount(train_labels, minlength=imigue.NUM_CLASSES)
+    result.update({"split": split, "majority_class_rate": float((labels == counts.argmax()).mean())})
+    write_json(result, Path("metrics/track1.json"))
+    _write_confusion(labels, probs.argmax(1), Path("plots/track1/confusion.csv"))
+    typer.echo(f"track1 {split}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f}, mean class {result['mean_class_accuracy']:.4f} "
+               f"(majority class rate {result['majority_class_rate']:.4f})")
+
+
+def _write_confusion(labels: np.ndarray, predicted: np.ndarray, path: Path) -> None:
+    names = np.array(imigue.CLASS_NAMES)
+    with atomic_path(path) as tmp:
+        pl.DataFrame({"actual": names[labels], "predicted": names[predicted]}).write_csv(tmp)
+
+
+if __name__ == "__main__":
+    app()
