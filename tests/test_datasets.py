@@ -1,0 +1,145 @@
+import collections
+
+import numpy as np
+import polars as pl
+import pytest
+
+from miga.datasets import DatasetFormatError, imigue, smg
+from miga.datasets.safe_pickle import load_name_label_pickle
+from tests.conftest import write_test_video
+
+
+def _write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def _skeleton_rows(frames, value=1.0):
+    return "".join(",".join([str(f)] + [f"{value + f:.3f}"] * 105) + "\n" for f in frames)
+
+
+def _imigue_root(tmp_path, *, header=False, frames=range(10), labels="3,0,4\n99,5,9\n"):
+    vdir = tmp_path / "imigue_skeleton_train" / "0004"
+    _write(vdir / "0004_label.csv", labels)
+    head = ",".join(["frame"] + [f"j{i}" for i in range(105)]) + "\n" if header else ""
+    _write(vdir / "0004_light_hand.csv", head + _skeleton_rows(frames))
+    return tmp_path
+
+
+def test_imigue_label_mapping():
+    assert imigue.raw_to_label(np.array([1, 31, 99])).tolist() == [0, 30, 31]
+    assert imigue.label_to_raw(np.array([0, 30, 31])).tolist() == [1, 31, 99]
+
+
+@pytest.mark.parametrize("header", [False, True])
+def test_imigue_scan_and_provided_keypoints(tmp_path, header):
+    root = _imigue_root(tmp_path, header=header)
+    manifest = imigue.scan(root)
+    assert manifest["sample_id"].to_list() == ["0004_0", "0004_1"]
+    assert manifest["label"].to_list() == [2, 31]
+    assert manifest["split"].to_list() == ["train", "train"]
+    kp = imigue.provided_keypoints(root, manifest)
+    start, clip = kp["0004_1"]
+    assert start == 5 and clip.shape == (1, 5, 35, 3)
+    assert clip[0, 0, 0, 0] == pytest.approx(6.0)  # frame 5's value
+
+
+def test_imigue_missing_frames_get_score_zero(tmp_path):
+    root = _imigue_root(tmp_path, frames=[0, 1, 2, 6, 7, 8, 9])
+    kp = imigue.provided_keypoints(root, imigue.scan(root))
+    _, clip = kp["0004_0"]
+    assert (clip[0, 3:5, :, 2] == 0).all() and (clip[0, :3, :, 2] > 0).all()
+
+
+def test_imigue_empty_skeleton_file_gives_untracked_frames(tmp_path):
+    root = _imigue_root(tmp_path, frames=[])
+    kp = imigue.provided_keypoints(root, imigue.scan(root))
+    assert (kp["0004_1"][1][..., 2] == 0).all()
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [("40,0,4\n", "row 1: class 40 is out of range"), ("3,5,2\n", "row 1: frames 5..2"), ("3,0\n", "row 1 has 2 columns"),
+     ("3,0,4\n3,x,5\n", "row 2, column 2")],
+)
+def test_imigue_bad_label_files_name_file_and_row(tmp_path, labels, message):
+    root = _imigue_root(tmp_path, labels=labels)
+    with pytest.raises(DatasetFormatError, match=message) as info:
+        imigue.scan(root)
+    assert "0004_label.csv" in str(info.value)
+
+
+def test_imigue_wrong_skeleton_column_count(tmp_path):
+    root = _imigue_root(tmp_path)
+    _write(root / "imigue_skeleton_train/0004/0004_light_hand.csv", "0,1,2,3\n")
+    with pytest.raises(DatasetFormatError, match="0004_light_hand.csv: row 1 has 4 columns, expected 106"):
+        imigue.provided_keypoints(root, imigue.scan(root))
+
+
+def test_imigue_video_gives_fps_and_size_and_bounds_labels(tmp_path):
+    root = _imigue_root(tmp_path)
+    write_test_video(root / "imigue_skeleton_train/0004/0004.mp4", frames=12)
+    manifest = imigue.scan(root)
+    assert manifest["width"].to_list() == [64, 64] and manifest["fps"][0] == pytest.approx(25)
+    write_test_video(root / "imigue_skeleton_train/0004/0004.mp4", frames=8)
+    with pytest.raises(DatasetFormatError, match="past the video's 8 frames"):
+        imigue.scan(root)
+
+
+def _smg_root(tmp_path, frames=20, labels="3,2,8\n17,10,15\n", sample="Sample0036"):
+    sdir = tmp_path / sample
+    rows = []
+    for f in range(frames):
+        values = []
+        for j in range(25):
+            values += [0.1 * j, 0.2, 2.0, 1, 0, 0, 0, 100 + j + f, 50 + j, 0, 0]
+        rows.append(",".join(f"{v:g}" for v in values))
+    _write(sdir / f"{sample}_skeleton.csv", "\n".join(rows) + "\n")
+    _write(sdir / f"{sample}_data.csv", f"{frames},30,4000\n")
+    _write(sdir / f"{sample}_finelabels.csv", labels)
+    return tmp_path
+
+
+def test_smg_scan_splits_segments_and_keypoints(tmp_path):
+    root = _smg_root(tmp_path)
+    _smg_root(tmp_path, sample="Sample0002")
+    manifest, segments = smg.scan(root, {"val": [31, 35], "test": [36, 40]})
+    assert dict(zip(manifest["sample_id"], manifest["split"])) == {"Sample0002": "train", "Sample0036": "test"}
+    assert manifest["end_frame"].to_list() == [19, 19]
+    assert segments.filter(pl.col("sample_id") == "Sample0036")["label"].to_list() == [2, 16]
+    kp = smg.provided_keypoints(root, manifest)["Sample0036"][1]
+    assert kp.shape == (1, 20, 25, 3)
+    assert kp[0, 4, 3].tolist() == [107.0, 53.0, 1.0]
+
+
+def test_smg_bad_files(tmp_path):
+    root = _smg_root(tmp_path, labels="18,0,3\n")
+    with pytest.raises(DatasetFormatError, match="Sample0036_finelabels.csv: row 1: class 18"):
+        smg.scan(root, {})
+    root = _smg_root(tmp_path, labels="1,0,30\n")
+    with pytest.raises(DatasetFormatError, match="past the sequence's 20 frames"):
+        smg.scan(root, {})
+    root = _smg_root(tmp_path)
+    _write(root / "Sample0036/Sample0036_skeleton.csv", "1,2,3\n")
+    manifest, _ = smg.scan(root, {})
+    with pytest.raises(DatasetFormatError, match="Sample0036_skeleton.csv: row 1 has 3 columns, expected 275"):
+        smg.provided_keypoints(root, manifest)
+
+
+def test_real_label_lists_through_the_safe_reader(realdata):
+    names, labels = load_name_label_pickle(realdata / "labels/imigue_train_label.pkl")
+    counts = collections.Counter(labels)
+    assert len(names) == 13670 and len(counts) == 32
+    assert counts[31] / len(labels) == pytest.approx(0.294, abs=5e-4)
+    names, labels = load_name_label_pickle(realdata / "labels/smg_test_label.pkl")
+    assert len(labels) == 610 and len(set(labels)) == 15
+
+
+def test_safe_pickle_refuses_objects(tmp_path):
+    import pickle
+
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(pickle.dumps((["a"], [collections.OrderedDict()])))
+    with pytest.raises(DatasetFormatError, match="refusing"):
+        load_name_label_pickle(path)

@@ -1,0 +1,68 @@
+import numpy as np
+import polars as pl
+import pytest
+
+from miga.contracts import ContractError, MANIFEST_SCHEMA, validate_manifest
+from miga.io import KeypointStore, atomic_path, read_parquet, write_keypoints
+
+
+def test_keypoints_round_trip(tmp_path):
+    rng = np.random.default_rng(1)
+    samples = {"a": (3, rng.random((1, 5, 35, 3)).astype(np.float32)), "b": (0, rng.random((2, 7, 35, 3)).astype(np.float32))}
+    path = tmp_path / "kp.parquet"
+    write_keypoints(samples, "openpose25_hands10", path)
+    store = KeypointStore(path)
+    assert store.layout == "openpose25_hands10"
+    assert store.ids == ["a", "b"]
+    for sample_id, (start, array) in samples.items():
+        np.testing.assert_array_equal(store[sample_id], array)
+        assert store.start_frame(sample_id) == start
+
+
+def test_keypoints_shape_is_checked_against_the_layout(tmp_path):
+    with pytest.raises(ContractError, match="expected"):
+        write_keypoints({"a": (0, np.zeros((1, 5, 17, 3)))}, "openpose25_hands10", tmp_path / "kp.parquet")
+
+
+def test_keypoints_without_layout_metadata_is_rejected(tmp_path):
+    path = tmp_path / "kp.parquet"
+    pl.DataFrame({"sample_id": ["a"]}).write_parquet(path)
+    with pytest.raises(ContractError, match="layout"):
+        KeypointStore(path)
+
+
+def test_atomic_path_keeps_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("boom")
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_corrupt_parquet_names_the_file(tmp_path):
+    path = tmp_path / "m.parquet"
+    path.write_bytes(b"not parquet")
+    with pytest.raises(ContractError, match="m.parquet"):
+        read_parquet(path)
+
+
+def _manifest(**overrides):
+    row = {"sample_id": "0001_0", "dataset": "imigue", "split": "train", "subject": 1, "video": None,
+           "start_frame": 0, "end_frame": 10, "label": 3, "fps": 25.0, "width": 320, "height": 180}
+    row.update(overrides)
+    return pl.DataFrame([row], schema=MANIFEST_SCHEMA)
+
+
+def test_manifest_validation_catches_contract_breaks():
+    validate_manifest(_manifest(), num_classes=32)
+    with pytest.raises(ContractError, match="split"):
+        validate_manifest(_manifest(split="dev"))
+    with pytest.raises(ContractError, match="start_frame"):
+        validate_manifest(_manifest(start_frame=11))
+    with pytest.raises(ContractError, match="label out of range"):
+        validate_manifest(_manifest(label=40), num_classes=32)
+    with pytest.raises(ContractError, match="missing columns"):
+        validate_manifest(_manifest().drop("fps"))

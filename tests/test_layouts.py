@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from miga.layouts import COCO17, IMIGUE22, KINECT25, LAYOUTS, OPENPOSE25_HANDS10, convert, get_layout
+
+
+@pytest.mark.parametrize("layout", LAYOUTS.values(), ids=lambda l: l.name)
+def test_flip_index_is_an_involution_that_swaps_sides(layout):
+    perm = layout.flip_index
+    assert sorted(perm) == list(range(layout.num_joints))
+    assert (perm[perm] == np.arange(layout.num_joints)).all()
+    for i, j in enumerate(perm):
+        a, b = layout.joints[i], layout.joints[j]
+        if i != j:
+            assert {a[0], b[0]} == {"L", "R"} and a[1:] == b[1:]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS.values(), ids=lambda l: l.name)
+def test_limbs_reference_valid_joints(layout):
+    assert layout.limbs
+    for a, b in layout.limbs:
+        assert 0 <= a < layout.num_joints and 0 <= b < layout.num_joints and a != b
+
+
+def test_layout_sizes_match_the_releases():
+    assert OPENPOSE25_HANDS10.num_joints == 35
+    assert IMIGUE22.num_joints == 22
+    assert KINECT25.num_joints == 25
+    assert COCO17.num_joints == 17
+
+
+def test_convert_keeps_same_points_and_zeroes_the_rest():
+    rng = np.random.default_rng(0)
+    kp = rng.random((1, 4, 35, 3)).astype(np.float32)
+    coco = convert(kp, "openpose25_hands10", "coco17")
+    assert coco.shape == (1, 4, 17, 3)
+    np.testing.assert_array_equal(coco[..., COCO17.index("LWrist"), :], kp[..., OPENPOSE25_HANDS10.index("LWrist"), :])
+    kinect = rng.random((1, 4, 25, 3)).astype(np.float32)
+    coco = convert(kinect, "kinect25", "coco17")
+    assert (coco[..., COCO17.index("LEye"), 2] == 0).all()
+
+
+def test_convert_mirror_swaps_left_and_right():
+    kp = np.zeros((1, 1, 25, 3), np.float32)
+    kp[0, 0, KINECT25.index("LShoulder")] = (10, 5, 1)
+    out = convert(kp, "kinect25", "coco17", mirror=True)
+    assert tuple(out[0, 0, COCO17.index("RShoulder")]) == (10, 5, 1)
+
+
+def test_unknown_layout_and_conversion_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown joint layout"):
+        get_layout("nope")
+    with pytest.raises(ValueError, match="no conversion"):
+        convert(np.zeros((1, 1, 17, 3)), "coco17", "kinect25")

@@ -1,0 +1,36 @@
+import pytest
+import torch
+
+from miga.models import MODELS, build_model
+
+CASES = {
+    "pose_slowonly": (dict(in_channels=22, num_classes=32), (2, 22, 8, 32, 32)),
+    "rgb_slowonly": (dict(num_classes=32), (2, 3, 4, 48, 48)),
+    "temporal_convnet": (dict(in_features=40, num_classes=18, layers=3), (2, 40, 50)),
+}
+
+
+def test_every_registered_model_has_a_case():
+    assert set(CASES) == set(MODELS)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_forward_backward_no_nan(name):
+    torch.manual_seed(0)
+    kwargs, shape = CASES[name]
+    model = build_model(name, **kwargs)
+    out = model(torch.randn(*shape))
+    classes = kwargs["num_classes"]
+    assert out.shape[:2] == (shape[0], classes)
+    if name == "temporal_convnet":
+        assert out.shape[2] == shape[2]  # one prediction per frame
+    out.float().logsumexp(1).mean().backward()
+    assert torch.isfinite(out).all()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+def test_unknown_model_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown model"):
+        build_model("nope")

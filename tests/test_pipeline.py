@@ -1,0 +1,86 @@
+"""End to end: `dvc repro` of the real dvc.yaml on the tiny synthetic preset, in a temporary copy."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {
+    "synth": {"preset": "tiny"},
+    "heatmap": {"clip_len": 8, "test_clips": 1},
+    "train": {"epochs": 2, "workers": 0},
+    "track2": {"epochs": 2, "windows_per_epoch": 8, "window": 128, "layers": 4, "channels": 16},
+}
+
+
+def _merge(base: dict, override: dict) -> dict:
+    for key, value in override.items():
+        base[key] = _merge(base.get(key, {}), value) if isinstance(value, dict) else value
+    return base
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("project")
+    for name in ("miga", "stages", "dvc.yaml", ".dvcignore"):
+        src = REPO / name
+        (shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__")) if src.is_dir() else shutil.copy(src, root / name))
+    params = _merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (root / ".gitignore").write_text((REPO / ".gitignore").read_text())
+    _run(["git", "init", "-q"], root)
+    _run(["git", "config", "user.email", "test@example.org"], root)
+    _run(["git", "config", "user.name", "test"], root)
+    _run([sys.executable, "-m", "dvc", "init", "-q"], root)
+    _run([sys.executable, "-m", "dvc", "repro"], root)
+    _run(["git", "add", "-A"], root)
+    _run(["git", "commit", "-qm", "tiny run"], root)
+    return root
+
+
+@pytest.mark.slow
+def test_repro_writes_submissions_and_metrics(project):
+    with open(project / "submissions/track1.csv") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["Id", "Target"] and len(rows) > 1
+    assert all(0 <= int(target) < 32 for _, target in rows[1:])
+    with open(project / "submissions/track2.csv") as handle:
+        header = next(csv.reader(handle))
+    assert header == ["ID", "class", "start_frame", "end_frame", "sample_id"]
+    track1 = json.loads((project / "metrics/track1.json").read_text())
+    assert 0 <= track1["top1"] <= track1["top5"] <= 1
+    track2 = json.loads((project / "metrics/track2.json").read_text())
+    assert set(track2) >= {"official", "one_to_one"}
+
+
+@pytest.mark.slow
+def test_submissions_pass_the_checker(project):
+    for track, path in ((1, "submissions/track1.csv"), (2, "submissions/track2.csv")):
+        _run([sys.executable, "-m", "stages.cli", "submission", "check", str(track), path], project)
+
+
+@pytest.mark.slow
+def test_second_repro_reruns_nothing_and_fusion_reruns_only_track1(project):
+    status = _run([sys.executable, "-m", "dvc", "status"], project)
+    assert "up to date" in status.stdout.lower()
+    result = _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "model.fusion=late"], project)
+    ran = {line.split("'")[1] for line in result.stdout.splitlines() if line.startswith("Running stage")}
+    assert ran == {"train_track1", "predict_track1", "evaluate_track1"}
+    diff = _run([sys.executable, "-m", "dvc", "metrics", "diff", "--json"], project)
+    assert "metrics/track1.json" in json.loads(diff.stdout)

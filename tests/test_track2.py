@@ -1,0 +1,64 @@
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from miga import track2
+from miga.layouts import KINECT25
+
+
+def _stream(frames=60):
+    rng = np.random.default_rng(0)
+    base = rng.uniform(100, 200, (25, 2))
+    kp = np.zeros((1, frames, 25, 3), np.float32)
+    kp[0, :, :, :2] = base + rng.normal(0, 0.5, (frames, 25, 2))
+    kp[0, :, :, 2] = 1
+    return kp
+
+
+def test_features_are_invariant_to_translation_and_scale():
+    kp = _stream()
+    moved = kp.copy()
+    moved[..., :2] = moved[..., :2] * 2.5 + 40
+    a, b = track2.frame_features(kp, "kinect25"), track2.frame_features(moved, "kinect25")
+    assert a.shape[0] == 60 and np.isfinite(a).all()
+    np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_missing_joints_are_carried_forward_and_flagged():
+    kp = _stream()
+    hand = KINECT25.index("RHand")
+    kp[0, 10:20, hand] = 0
+    feats = track2.frame_features(kp, "kinect25")
+    ok = track2.frame_features(_stream(), "kinect25")
+    score_col = feats.shape[1] - 25 + hand
+    assert (feats[10:20, score_col] == 0).all() and (feats[:10, score_col] == 1).all()
+    assert np.isfinite(feats).all()
+    assert feats.shape == ok.shape
+
+
+def test_frame_labels_mark_segments():
+    segments = pl.DataFrame({"label": [2, 0], "start_frame": [3, 8], "end_frame": [5, 9]})
+    assert track2.frame_labels(12, segments).tolist() == [0, 0, 0, 3, 3, 3, 0, 0, 1, 1, 0, 0]
+
+
+def test_window_dataset_is_deterministic_per_epoch():
+    feats = [np.random.default_rng(i).random((300, 5), dtype=np.float32) for i in range(2)]
+    labels = [np.zeros(300, np.int64) for _ in range(2)]
+    data = track2.WindowDataset(feats, labels, window=64, per_epoch=4, seed=1)
+    x, y = data[0]
+    assert x.shape == (5, 64) and y.shape == (64,)
+    torch.testing.assert_close(data[0][0], x)
+    data.set_epoch(1)
+    assert not torch.equal(data[0][0], x)
+
+
+def test_decode_and_tune_find_a_clean_segment():
+    probs = np.full((100, 4), 0.0)
+    probs[:, 0] = 1
+    probs[30:60] = [0.1, 0.0, 0.9, 0.0]
+    truth = pl.DataFrame({"sample_id": ["S"], "label": [1], "start_frame": [30], "end_frame": [59]})
+    config, trials = track2.tune_threshold({"S": probs}, truth, track2.DecodeConfig(min_length=5, smooth=1), [0.5, 0.95], 3, 0.3)
+    assert config.threshold == 0.5 and trials[0]["f1"] == pytest.approx(1.0) and trials[1]["f1"] == 0
+    found = track2.decode({"S": probs}, config)
+    assert found.select("label", "start_frame", "end_frame").rows() == [(1, 30, 59)]

@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from miga.training import EpochSampler, TrainConfig, fit, seed_everything
+
+
+class NoisyBlobs(Dataset):
+    """Two Gaussian blobs; augmentation noise depends on (epoch, index) like the real datasets."""
+
+    def __init__(self):
+        rng = np.random.default_rng(0)
+        self.x = np.concatenate([rng.normal(-1, 1, (40, 4)), rng.normal(1, 1, (40, 4))]).astype(np.float32)
+        self.y = np.repeat([0, 1], 40)
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        noise = np.random.default_rng([self.epoch, i]).normal(0, 0.1, 4).astype(np.float32)
+        return torch.from_numpy(self.x[i] + noise), int(self.y[i])
+
+
+def _model():
+    seed_everything(3)
+    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(8, 2))
+
+
+def _loss(model, batch, dev):
+    x, y = batch
+    return torch.nn.functional.cross_entropy(model(x.to(dev)), y.to(dev))
+
+
+CONFIG = TrainConfig(epochs=4, batch_size=8, lr=0.1, seed=5)
+
+
+def test_interrupted_training_resumes_to_the_same_result(tmp_path, monkeypatch):
+    reference = _model()
+    history = fit(reference, NoisyBlobs(), config=CONFIG, loss_fn=_loss, checkpoint=tmp_path / "a.pt", run_id="r")
+    assert len(history) == 4 and history[-1]["loss"] < history[0]["loss"]
+
+    resumed = _model()
+    monkeypatch.setenv("MIGA_INTERRUPT_AT_STEP", "23")  # mid-epoch 3 (10 steps per epoch)
+    with pytest.raises(KeyboardInterrupt):
+        fit(resumed, NoisyBlobs(), config=CONFIG, loss_fn=_loss, checkpoint=tmp_path / "b.pt", run_id="r")
+    monkeypatch.delenv("MIGA_INTERRUPT_AT_STEP")
+    resumed = _model()
+    resumed_history = fit(resumed, NoisyBlobs(), config=CONFIG, loss_fn=_loss, checkpoint=tmp_path / "b.pt", run_id="r")
+    assert resumed_history == history
+    for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_checkpoint_of_another_run_is_ignored(tmp_path):
+    fit(_model(), NoisyBlobs(), config=CONFIG, loss_fn=_loss, checkpoint=tmp_path / "c.pt", run_id="one")
+    history = fit(_model(), NoisyBlobs(), config=CONFIG, loss_fn=_loss, checkpoint=tmp_path / "c.pt", run_id="two")
+    assert len(history) == 4
+
+
+def test_epoch_sampler_depends_only_on_seed_and_epoch():
+    a, b = EpochSampler(10, seed=1), EpochSampler(10, seed=1)
+    a.set_epoch(2), b.set_epoch(2)
+    assert list(a) == list(b) and sorted(a) == list(range(10))
+    b.set_epoch(3)
+    assert list(a) != list(b)
+    weighted = EpochSampler(10, seed=1, weights=np.r_[np.zeros(9), 1.0])
+    assert set(weighted) == {9}
