@@ -94,6 +94,23 @@ KINECT25 = Layout(
     ]),
 )
 
+# Kinect v1 (UTKinect-Action3D and other 20-joint recordings).
+_KINECT20 = (
+    "SpineBase", "SpineMid", "SpineShoulder", "Head", "LShoulder", "LElbow", "LWrist", "LHand",
+    "RShoulder", "RElbow", "RWrist", "RHand", "LHip", "LKnee", "LAnkle", "LFoot", "RHip", "RKnee", "RAnkle", "RFoot",
+)
+KINECT20 = Layout(
+    "kinect20",
+    _KINECT20,
+    _limbs(_KINECT20, [
+        ("SpineBase", "SpineMid"), ("SpineMid", "SpineShoulder"), ("SpineShoulder", "Head"),
+        ("SpineShoulder", "LShoulder"), ("LShoulder", "LElbow"), ("LElbow", "LWrist"), ("LWrist", "LHand"),
+        ("SpineShoulder", "RShoulder"), ("RShoulder", "RElbow"), ("RElbow", "RWrist"), ("RWrist", "RHand"),
+        ("SpineBase", "LHip"), ("LHip", "LKnee"), ("LKnee", "LAnkle"), ("LAnkle", "LFoot"),
+        ("SpineBase", "RHip"), ("RHip", "RKnee"), ("RKnee", "RAnkle"), ("RAnkle", "RFoot"),
+    ]),
+)
+
 _COCO17 = (
     "Nose", "LEye", "REye", "LEar", "REar", "LShoulder", "RShoulder", "LElbow", "RElbow",
     "LWrist", "RWrist", "LHip", "RHip", "LKnee", "RKnee", "LAnkle", "RAnkle",
@@ -109,7 +126,7 @@ COCO17 = Layout(
     ]),
 )
 
-LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (OPENPOSE25_HANDS10, IMIGUE22, KINECT25, COCO17)}
+LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (OPENPOSE25_HANDS10, IMIGUE22, KINECT25, KINECT20, COCO17)}
 
 # Joints of a source layout that stand for each joint of a target layout (same anatomical point).
 _SAME_POINT = {

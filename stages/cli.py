@@ -27,6 +27,24 @@ app.command("rgb", help="Cache person-centred RGB crops of the Track 1 clips.")(
 app.add_typer(track1.app, name="track1", help="Track 1 (clip classification): train, predict, evaluate.")
 app.add_typer(track2.app, name="track2", help="Track 2 (online recognition): train, predict, evaluate.")
 
+convert_app = typer.Typer(no_args_is_help=True, help="Convert other datasets to a format the pipeline reads.")
+app.add_typer(convert_app, name="convert")
+
+
+@convert_app.command("utkinect")
+@clean_errors
+def convert_utkinect(
+    source: Path = typer.Argument(..., help="Folder with joints_sXX_eYY.txt and the action label file."),
+    out: Path = typer.Argument(..., help="Output folder (stream format; use it as a dataset with format: stream)."),
+    label_file: str = typer.Option("actionLabel_modified.txt", help="actionLabel.txt or the corrected actionLabel_modified.txt."),
+) -> None:
+    """UTKinect-Action3D continuous sequences -> the generic stream format (subjects 7-8 val, 9-10 test)."""
+    from miga.datasets import utkinect
+
+    utkinect.convert(source, out, label_file=label_file)
+    typer.echo(f"wrote {out}")
+
+
 submission_app = typer.Typer(no_args_is_help=True, help="Submission files: check them against a manifest.")
 app.add_typer(submission_app, name="submission")
 

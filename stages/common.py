@@ -36,6 +36,13 @@ def section(params: dict, name: str, path: Path = Path("params.yaml")) -> dict:
         raise ContractError(f"{path}: no '{name}' section") from None
 
 
+def dataset_entry(params: dict, name: str) -> dict:
+    datasets = section(params, "datasets")
+    if name not in datasets:
+        raise ContractError(f"params: no dataset {name!r} under 'datasets' (have: {sorted(datasets)})")
+    return datasets[name]
+
+
 def interim(dataset: str) -> Path:
     return Path("data/interim") / dataset
 

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import typer
 
-from miga.contracts import SEGMENTS_SCHEMA, empty
-from miga.datasets import imigue, smg
+from miga.datasets import format_of, reader
 from miga.io import write_parquet
-from stages.common import PARAMS_OPTION, clean_errors, interim, load_params, section
+from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params, section
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
@@ -17,20 +16,13 @@ app = typer.Typer(add_completion=False, help=__doc__)
 @app.command()
 @clean_errors
 def main(
-    dataset: str = typer.Option(..., help="imigue or smg"),
+    dataset: str = typer.Option(..., help="A dataset named under `datasets` in params.yaml (imigue, smg, ...)."),
     params: Path = PARAMS_OPTION,
 ) -> None:
-    """Read the dataset root named in params.yaml (datasets.<name>.root) and write its manifest and segments."""
+    """Read the dataset's root (datasets.<name>.root) with its format's reader; write its manifest and segments."""
     config = load_params(params)
-    root = Path(section(config, "datasets")[dataset]["root"])
-    options = section(config, "ingest")
-    if dataset == "imigue":
-        manifest = imigue.scan(root, default_fps=float(options.get("imigue_default_fps", 25)))
-        segments = empty(SEGMENTS_SCHEMA)
-    elif dataset == "smg":
-        manifest, segments = smg.scan(root, options["smg_splits"])
-    else:
-        raise typer.BadParameter(f"unknown dataset {dataset!r}")
+    entry = dataset_entry(config, dataset)
+    manifest, segments = reader(format_of(dataset, entry)).scan_release(Path(entry["root"]), section(config, "ingest"))
     out = interim(dataset)
     write_parquet(manifest, out / "manifest.parquet")
     write_parquet(segments, out / "segments.parquet")

@@ -9,7 +9,8 @@ import typer
 from miga.io import read_parquet, write_keypoints
 from miga.contracts import validate_manifest
 from miga.pose import get_backend
-from stages.common import PARAMS_OPTION, clean_errors, interim, load_params, section
+from miga.datasets import format_of
+from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params, section
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
@@ -23,10 +24,10 @@ def main(
     """Extract (or read) the keypoints of every sample of the dataset's manifest."""
     config = load_params(params)
     backend = get_backend(section(config, "pose")["backend"])
-    root = Path(section(config, "datasets")[dataset]["root"])
+    entry = dataset_entry(config, dataset)
     manifest_path = interim(dataset) / "manifest.parquet"
     manifest = validate_manifest(read_parquet(manifest_path), str(manifest_path))
-    result = backend(dataset, root, manifest)
+    result = backend(format_of(dataset, entry), Path(entry["root"]), manifest)
     out = interim(dataset) / "keypoints.parquet"
     write_keypoints(result.keypoints, result.layout, out)
     frames = sum(array.shape[1] for _, array in result.keypoints.values())

@@ -11,13 +11,13 @@ import typer
 
 from miga import track2
 from miga.contracts import validate_detections, validate_manifest, validate_segments
-from miga.datasets import smg
+from miga.datasets import format_of, reader
 from miga.io import KeypointStore, read_parquet, write_json, write_parquet
 from miga.metrics import detection_metrics
 from miga.models import build_model
 from miga.submission import track2_frame, write_track2
 from miga.training import TrainConfig, fingerprint, fit, save_checkpoint, seed_everything
-from stages.common import PARAMS_OPTION, clean_errors, interim, load_params, section
+from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params, section
 from stages.live import EpochLogger
 
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -26,13 +26,17 @@ CHECKPOINT = Path("checkpoints/track2/last.pt")
 DETECTIONS = Path("data/predictions/track2_detections.parquet")
 
 
-def _load_data():
-    manifest_path = interim("smg") / "manifest.parquet"
-    manifest = validate_manifest(read_parquet(manifest_path), str(manifest_path))
-    segments_path = interim("smg") / "segments.parquet"
-    segments = validate_segments(read_parquet(segments_path), str(segments_path), smg.NUM_CLASSES)
-    store = KeypointStore(interim("smg") / "keypoints.parquet")
-    return manifest, segments, store
+class Track2Data:
+    """The Track 2 dataset named by `track2.dataset`: manifest, ground-truth segments, keypoints, classes."""
+
+    def __init__(self, config: dict):
+        name = section(config, "track2").get("dataset", "smg")
+        entry = dataset_entry(config, name)
+        self.num_classes = len(reader(format_of(name, entry)).class_names(Path(entry["root"])))
+        folder = interim(name)
+        self.manifest = validate_manifest(read_parquet(folder / "manifest.parquet"), str(folder / "manifest.parquet"))
+        self.segments = validate_segments(read_parquet(folder / "segments.parquet"), str(folder / "segments.parquet"), self.num_classes)
+        self.store = KeypointStore(folder / "keypoints.parquet")
 
 
 def _features(manifest: pl.DataFrame, store: KeypointStore, split: str) -> dict[str, np.ndarray]:
@@ -40,9 +44,9 @@ def _features(manifest: pl.DataFrame, store: KeypointStore, split: str) -> dict[
     return {sample_id: track2.frame_features(store[sample_id], store.layout) for sample_id in ids}
 
 
-def _build(options: dict, in_features: int) -> torch.nn.Module:
+def _build(options: dict, in_features: int, num_classes: int) -> torch.nn.Module:
     return build_model(
-        "temporal_convnet", in_features=in_features, num_classes=smg.NUM_CLASSES + 1,
+        "temporal_convnet", in_features=in_features, num_classes=num_classes + 1,
         channels=int(options["channels"]), layers=int(options["layers"]), dropout=float(options["dropout"]),
     )
 
@@ -51,13 +55,15 @@ def _build(options: dict, in_features: int) -> torch.nn.Module:
 @clean_errors
 def train(params: Path = PARAMS_OPTION) -> None:
     """Train the per-frame classifier on random windows of the training sequences."""
-    options = section(load_params(params), "track2")
+    params_all = load_params(params)
+    options = section(params_all, "track2")
     config = TrainConfig(
         epochs=int(options["epochs"]), batch_size=int(options["batch_size"]), lr=float(options["lr"]),
         weight_decay=float(options["weight_decay"]), seed=int(options["seed"]), workers=0,
     )
     seed_everything(config.seed)
-    manifest, segments, store = _load_data()
+    data = Track2Data(params_all)
+    manifest, segments, store = data.manifest, data.segments, data.store
     features = _features(manifest, store, "train")
     if not features:
         raise typer.BadParameter("no training sequences in the manifest")
@@ -65,7 +71,7 @@ def train(params: Path = PARAMS_OPTION) -> None:
     inputs = [standardize(f) for f in features.values()]
     labels = [track2.frame_labels(len(f), segments.filter(pl.col("sample_id") == sid)) for sid, f in features.items()]
     dataset = track2.WindowDataset(inputs, labels, window=int(options["window"]), per_epoch=int(options["windows_per_epoch"]), seed=config.seed)
-    model = _build(options, inputs[0].shape[1])
+    model = _build(options, inputs[0].shape[1], data.num_classes)
     run_id = fingerprint(options, sorted(features), [len(f) for f in inputs])
     with EpochLogger("dvclive/track2") as logger:
         history = fit(model, dataset, config=config, loss_fn=track2.window_loss, checkpoint=CHECKPOINT, run_id=run_id,
@@ -89,9 +95,10 @@ def predict(params: Path = PARAMS_OPTION) -> None:
     """Tune the decoding threshold on the validation split for F1, then detect on val and test."""
     config = load_params(params)
     options, evaluation = section(config, "track2"), section(config, "evaluate")
-    manifest, segments, store = _load_data()
+    data = Track2Data(config)
+    manifest, segments, store = data.manifest, data.segments, data.store
     state = torch.load(MODEL_DIR / "model.pt", map_location="cpu", weights_only=True)
-    model = _build(options, int(state["in_features"]))
+    model = _build(options, int(state["in_features"]), data.num_classes)
     model.load_state_dict(state["model"])
     standardize = track2.Standardizer(state["mean"].numpy(), state["std"].numpy())
     base = track2.DecodeConfig(min_length=int(options["min_length"]), smooth=int(options["smooth"]), nms_iou=float(options["nms_iou"]))
@@ -99,7 +106,7 @@ def predict(params: Path = PARAMS_OPTION) -> None:
     iou = float(evaluation["iou_threshold"])
     if val_probs:
         val_segments = segments.filter(pl.col("sample_id").is_in(list(val_probs)))
-        decode_config, trials = track2.tune_threshold(val_probs, val_segments, base, options["thresholds"], smg.NUM_CLASSES, iou)
+        decode_config, trials = track2.tune_threshold(val_probs, val_segments, base, options["thresholds"], data.num_classes, iou)
     else:
         decode_config, trials = base, []
     test_probs = _probabilities(model, standardize, manifest, store, "test")
@@ -116,14 +123,16 @@ def predict(params: Path = PARAMS_OPTION) -> None:
 @clean_errors
 def evaluate(params: Path = PARAMS_OPTION) -> None:
     """Precision, recall and F1 at temporal overlap > iou_threshold, official and one-to-one matching."""
-    evaluation = section(load_params(params), "evaluate")
-    manifest, segments, _ = _load_data()
+    config = load_params(params)
+    evaluation = section(config, "evaluate")
+    data = Track2Data(config)
+    manifest, segments = data.manifest, data.segments
     split = evaluation["split"]
     ids = manifest.filter(pl.col("split") == split)["sample_id"].to_list()
-    detections = validate_detections(read_parquet(DETECTIONS), str(DETECTIONS), smg.NUM_CLASSES)
+    detections = validate_detections(read_parquet(DETECTIONS), str(DETECTIONS), data.num_classes)
     result = detection_metrics(
         segments.filter(pl.col("sample_id").is_in(ids)), detections.filter(pl.col("sample_id").is_in(ids)),
-        num_classes=smg.NUM_CLASSES, iou_threshold=float(evaluation["iou_threshold"]),
+        num_classes=data.num_classes, iou_threshold=float(evaluation["iou_threshold"]),
     )
     result.update({"split": split, "num_sequences": len(ids)})
     write_json(result, Path("metrics/track2.json"))

@@ -143,3 +143,44 @@ def test_safe_pickle_refuses_objects(tmp_path):
     path.write_bytes(pickle.dumps((["a"], [collections.OrderedDict()])))
     with pytest.raises(DatasetFormatError, match="refusing"):
         load_name_label_pickle(path)
+
+
+def test_stream_format_round_trip(tmp_path):
+    from miga.datasets import stream
+
+    rng = np.random.default_rng(0)
+    seqs = {"a": rng.random((30, 20, 3)).astype(np.float32), "b": rng.random((12, 20, 3)).astype(np.float32)}
+    stream.write(tmp_path, layout="kinect20", fps=15, classes=["x", "y"], sequences=seqs,
+                 samples=pl.DataFrame({"sample_id": ["a", "b"], "subject": [1, 2], "split": ["train", "test"]}),
+                 segments=pl.DataFrame({"sample_id": ["a", "b"], "label": [1, 0], "start_frame": [3, 0], "end_frame": [9, 11]}))
+    manifest, segments = stream.scan(tmp_path)
+    assert manifest["end_frame"].to_list() == [29, 11] and segments.height == 2
+    kp = stream.provided_keypoints(tmp_path, manifest)
+    np.testing.assert_allclose(kp["a"][1][0], seqs["a"], rtol=1e-5)
+    (tmp_path / "segments.csv").write_text("sample_id,label,start_frame,end_frame\nb,0,0,12\n")
+    with pytest.raises(DatasetFormatError, match="outside its sequence"):
+        stream.scan(tmp_path)
+
+
+def test_utkinect_labels_refer_to_frame_ids(tmp_path):
+    from miga.datasets import stream, utkinect
+
+    src = tmp_path / "src"
+    src.mkdir()
+    ids = [10, 12, 12, 13, 15, 17, 20]  # skips and a repeat
+    rows = [" ".join([str(i)] + ["0.5"] * 60) for i in ids]
+    (src / "joints_s01_e01.txt").write_text("\n".join(rows) + "\n")
+    (src / "actionLabel.txt").write_text("s01_e01\nwalk: 12 15\ncarry:  NaN NaN\nclapHands: 16 30\n")
+    utkinect.convert(src, tmp_path / "out", label_file="actionLabel.txt")
+    manifest, segments = stream.scan(tmp_path / "out")
+    assert manifest["end_frame"].to_list() == [5]  # 6 distinct ids
+    assert segments.select("label", "start_frame", "end_frame").rows() == [(0, 1, 3), (9, 4, 5)]
+
+
+def test_real_utkinect_sequences_convert(realdata, tmp_path):
+    from miga.datasets import stream, utkinect
+
+    utkinect.convert(realdata / "sequences/utkinect", tmp_path)
+    manifest, segments = stream.scan(tmp_path)
+    assert manifest.height == 20 and set(manifest["split"]) == {"train", "val", "test"}
+    assert segments.height >= 190 and segments["label"].n_unique() == 10

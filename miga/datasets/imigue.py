@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from miga.contracts import validate_manifest
+from miga.contracts import SEGMENTS_SCHEMA, empty, validate_manifest
 from miga.datasets.csvtable import DatasetFormatError, read_numeric_csv, read_segment_rows
 from miga.layouts import OPENPOSE25_HANDS10
 from miga.video import probe_video
@@ -127,6 +127,18 @@ def _clips_of_video(vdir: Path, split: str, subjects: dict[str, int], default_fp
         }
         for k, (label, start, end) in enumerate(labels)
     ]
+
+
+def scan_release(root: Path, options: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
+    return scan(root, default_fps=float(options.get("imigue_default_fps", 25.0))), empty(SEGMENTS_SCHEMA)
+
+
+def class_names(root: Path | None = None) -> list[str]:
+    return list(CLASS_NAMES)
+
+
+def layout_of(root: Path | None = None) -> str:
+    return LAYOUT
 
 
 def provided_keypoints(root: Path, manifest: pl.DataFrame) -> dict[str, tuple[int, np.ndarray]]:

@@ -132,6 +132,18 @@ def scan(root: Path, splits: Mapping[str, Sequence[int]]) -> tuple[pl.DataFrame,
     return manifest, segments
 
 
+def scan_release(root: Path, options: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
+    return scan(root, options.get("smg_splits", {}))
+
+
+def class_names(root: Path | None = None) -> list[str]:
+    return list(CLASS_NAMES)
+
+
+def layout_of(root: Path | None = None) -> str:
+    return LAYOUT
+
+
 def provided_keypoints(root: Path, manifest: pl.DataFrame) -> dict[str, tuple[int, np.ndarray]]:
     """Colour-frame keypoints `(1, T, 25, 3)` of each sequence, T = the manifest's frame count."""
     out = {}

@@ -1,6 +1,6 @@
 """Pose backends: each turns the samples of a manifest into keypoints `(M, T, V, 3)` in one layout.
 
-A backend is a callable `(dataset, raw_root, manifest) -> PoseResult`. `provided` reads the
+A backend is a callable `(format, raw_root, manifest) -> PoseResult` (format: a dataset reader name). `provided` reads the
 dataset's own skeletons; video backends (mediapipe, mmpose) plug in under the same interface.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from miga.datasets import READERS
+from miga.datasets import reader
 
 
 @dataclass(frozen=True)
@@ -25,10 +25,10 @@ class PoseResult:
 PoseBackend = Callable[[str, Path, pl.DataFrame], PoseResult]
 
 
-def provided(dataset: str, raw_root: Path, manifest: pl.DataFrame) -> PoseResult:
+def provided(fmt: str, raw_root: Path, manifest: pl.DataFrame) -> PoseResult:
     """The skeletons that ship with the dataset (OpenPose for iMiGUE, Kinect colour-frame joints for SMG)."""
-    reader = READERS[dataset]
-    return PoseResult(reader.LAYOUT, reader.provided_keypoints(Path(raw_root), manifest))
+    module = reader(fmt)
+    return PoseResult(module.layout_of(Path(raw_root)), module.provided_keypoints(Path(raw_root), manifest))
 
 
 BACKENDS: dict[str, PoseBackend] = {"provided": provided}
