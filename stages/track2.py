@@ -15,6 +15,7 @@ from miga.datasets import format_of, reader
 from miga.io import KeypointStore, read_parquet, write_json, write_parquet
 from miga.metrics import detection_metrics
 from miga.models import build_model
+from miga.plots import timeline
 from miga.submission import track2_frame, write_track2
 from miga.training import TrainConfig, fingerprint, fit, save_checkpoint, seed_everything
 from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params, section
@@ -32,7 +33,8 @@ class Track2Data:
     def __init__(self, config: dict):
         name = section(config, "track2").get("dataset", "smg")
         entry = dataset_entry(config, name)
-        self.num_classes = len(reader(format_of(name, entry)).class_names(Path(entry["root"])))
+        self.class_names = reader(format_of(name, entry)).class_names(Path(entry["root"]))
+        self.num_classes = len(self.class_names)
         folder = interim(name)
         self.manifest = validate_manifest(read_parquet(folder / "manifest.parquet"), str(folder / "manifest.parquet"))
         self.segments = validate_segments(read_parquet(folder / "segments.parquet"), str(folder / "segments.parquet"), self.num_classes)
@@ -136,9 +138,19 @@ def evaluate(params: Path = PARAMS_OPTION) -> None:
     )
     result.update({"split": split, "num_sequences": len(ids)})
     write_json(result, Path("metrics/track2.json"))
+    _timelines(data, detections, ids, Path("plots/track2"))
     official, strict = result["official"], result["one_to_one"]
     typer.echo(f"track2 {split}: F1 {official['f1']:.4f} (P {official['precision']:.3f}, R {official['recall']:.3f}); "
                f"one-to-one F1 {strict['f1']:.4f}")
+
+
+def _timelines(data: Track2Data, detections: pl.DataFrame, ids: list[str], folder: Path) -> None:
+    lengths = dict(data.manifest.select("sample_id", "end_frame").iter_rows())
+    for sample_id in ids:
+        timeline(
+            data.segments.filter(pl.col("sample_id") == sample_id), detections.filter(pl.col("sample_id") == sample_id),
+            num_frames=lengths[sample_id] + 1, class_names=data.class_names, title=sample_id, path=folder / f"{sample_id}.png",
+        )
 
 
 if __name__ == "__main__":
