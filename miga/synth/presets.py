@@ -1,0 +1,73 @@
+"""What to generate: the dataset configurations, and the presets `tiny` (tests, seconds) and `default` (`dvc repro`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ImigueConfig:
+    """Synthetic iMiGUE: interview videos of seated people, each a run of labelled clips."""
+
+    videos: Mapping[str, int]  # split -> number of videos
+    subjects: Mapping[str, int]  # split -> number of people (each split has its own)
+    clips_per_video: tuple[int, int]  # inclusive range
+    clip_frames: tuple[int, int]  # clip lengths are clipped to this range
+    gap_frames: tuple[int, int]  # idle frames before, between and after clips
+    duration_scale: float = 1.0  # on the programs' typical durations
+    fps: int = 25
+    size: tuple[int, int] = (320, 180)
+    power: float = 0.5  # class frequencies ~ real count ** power
+    decimals: int = 3  # of the keypoint CSV values
+
+
+@dataclass(frozen=True)
+class SmgConfig:
+    """Synthetic SMG: one long Kinect recording of a standing person per sample."""
+
+    samples: Mapping[str, tuple[int, int]]  # split -> (first sample number, how many)
+    frames: tuple[int, int]  # sequence length range
+    gesture_fraction: float = 0.3  # share of frames inside gestures
+    gesture_frames: tuple[int, int] = (20, 150)
+    duration_scale: float = 0.75  # on the programs' typical durations (SMG mean ~50 frames)
+    overlap_rate: float = 0.1  # a gesture starts before the previous one ends
+    abort_rate: float = 0.08  # a gesture stops short of its target
+    fps: int = 30
+    size: tuple[int, int] = (320, 180)
+    power: float = 0.5  # class frequencies ~ real count ** power
+    decimals: int = 4  # of the skeleton CSV values
+
+
+@dataclass(frozen=True)
+class Preset:
+    imigue: ImigueConfig
+    smg: SmgConfig
+
+
+PRESETS = {
+    "tiny": Preset(
+        # 36 train clips: enough for every one of the 32 classes to appear in train.
+        imigue=ImigueConfig(
+            videos={"train": 6, "val": 1, "test": 1}, subjects={"train": 3, "val": 1, "test": 1},
+            clips_per_video=(6, 6), clip_frames=(12, 30), gap_frames=(0, 6), duration_scale=0.5, size=(160, 90),
+        ),
+        smg=SmgConfig(samples={"train": (1, 1), "val": (31, 1), "test": (36, 1)}, frames=(540, 660), size=(160, 90)),
+    ),
+    "default": Preset(
+        imigue=ImigueConfig(
+            videos={"train": 24, "val": 8, "test": 8}, subjects={"train": 8, "val": 3, "test": 3},
+            clips_per_video=(10, 14), clip_frames=(30, 90), gap_frames=(0, 20),
+        ),
+        # Sample numbers follow the real 2024 split (train 1-30, validate 31-35, test 36-40).
+        smg=SmgConfig(samples={"train": (1, 8), "val": (31, 2), "test": (36, 2)}, frames=(2400, 3000)),
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    """A preset by name; ValueError naming the known ones otherwise."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown synthetic preset {name!r}; known: {sorted(PRESETS)}") from None
