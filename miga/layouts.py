@@ -141,6 +141,13 @@ _SAME_POINT = {
 }
 
 
+# The reverse direction keeps the joints both layouts share; BODY_25's Neck and MidHip are
+# midpoints that COCO lacks, rebuilt from the shoulders and hips.
+_SAME_POINT[("coco17", "openpose25_hands10")] = {n: n for n in _COCO17}
+_SAME_POINT[("coco17", "imigue22")] = {n: n for n in _COCO17 if n in _IMIGUE22}
+_MIDPOINTS = {"Neck": ("LShoulder", "RShoulder"), "MidHip": ("LHip", "RHip")}
+
+
 def get_layout(name: str) -> Layout:
     try:
         return LAYOUTS[name]
@@ -167,4 +174,11 @@ def convert(keypoints: np.ndarray, source: str, target: str, *, mirror: bool = F
     out = np.zeros(keypoints.shape[:-2] + (dst.num_joints, keypoints.shape[-1]), dtype=keypoints.dtype)
     for t_name, s_name in mapping.items():
         out[..., dst.index(t_name), :] = keypoints[..., src.index(s_name), :]
+    for t_name, (a, b) in _MIDPOINTS.items():
+        if t_name in dst.joints and t_name not in mapping and a in src.joints and b in src.joints:
+            pa, pb = keypoints[..., src.index(a), :], keypoints[..., src.index(b), :]
+            both = (pa[..., 2] > 0) & (pb[..., 2] > 0)
+            mid = (pa + pb) / 2
+            mid[..., 2] = np.minimum(pa[..., 2], pb[..., 2])
+            out[..., dst.index(t_name), :] = np.where(both[..., None], mid, 0)
     return out

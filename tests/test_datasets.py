@@ -184,3 +184,19 @@ def test_real_utkinect_sequences_convert(realdata, tmp_path):
     manifest, segments = stream.scan(tmp_path)
     assert manifest.height == 20 and set(manifest["split"]) == {"train", "val", "test"}
     assert segments.height >= 190 and segments["label"].n_unique() == 10
+
+
+def test_imigue_2023_arrays(tmp_path):
+    import pickle
+
+    rng = np.random.default_rng(0)
+    data = rng.random((3, 3, 90, 22, 1)).astype(np.float32)
+    np.save(tmp_path / "train_data.npy", data)
+    (tmp_path / "train_label.pkl").write_bytes(pickle.dumps((["0001_0", "0001_1", "0002_0"], [0, 31, 5])))
+    names, labels, kp = imigue.read_2023_arrays(tmp_path / "train_data.npy", tmp_path / "train_label.pkl")
+    assert names[1] == "0001_1" and labels.tolist() == [0, 31, 5]
+    assert kp.shape == (3, 1, 90, 22, 3)
+    np.testing.assert_array_equal(kp[2, 0, 7, 4], data[2, :, 7, 4, 0])
+    np.save(tmp_path / "bad.npy", data[:, :2])
+    with pytest.raises(DatasetFormatError, match="expected shape"):
+        imigue.read_2023_arrays(tmp_path / "bad.npy", tmp_path / "train_label.pkl")

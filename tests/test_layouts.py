@@ -52,3 +52,23 @@ def test_unknown_layout_and_conversion_are_clear_errors():
         get_layout("nope")
     with pytest.raises(ValueError, match="no conversion"):
         convert(np.zeros((1, 1, 17, 3)), "coco17", "kinect25")
+
+
+def test_coco17_to_openpose_rebuilds_neck_and_midhip():
+    kp = np.zeros((1, 1, 17, 3), np.float32)
+    kp[0, 0, COCO17.index("LShoulder")] = (10, 20, 0.8)
+    kp[0, 0, COCO17.index("RShoulder")] = (30, 20, 0.6)
+    out = convert(kp, "coco17", "openpose25_hands10")
+    np.testing.assert_allclose(out[0, 0, OPENPOSE25_HANDS10.index("Neck")], (20, 20, 0.6))
+    assert out[0, 0, OPENPOSE25_HANDS10.index("MidHip"), 2] == 0  # hips missing -> no MidHip
+    back = convert(out, "openpose25_hands10", "coco17")
+    np.testing.assert_array_equal(back, kp)
+
+
+def test_mirrored_pose_result_swaps_sides():
+    from miga.pose import PoseResult, mirrored
+
+    kp = np.zeros((1, 1, 25, 3), np.float32)
+    kp[0, 0, KINECT25.index("LHand")] = (1, 2, 1)
+    out = mirrored(PoseResult("kinect25", {"s": (0, kp)})).keypoints["s"][1]
+    assert tuple(out[0, 0, KINECT25.index("RHand")]) == (1, 2, 1)

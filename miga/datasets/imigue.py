@@ -17,7 +17,8 @@ import polars as pl
 
 from miga.contracts import SEGMENTS_SCHEMA, empty, validate_manifest
 from miga.datasets.csvtable import DatasetFormatError, read_numeric_csv, read_segment_rows
-from miga.layouts import OPENPOSE25_HANDS10
+from miga.datasets.safe_pickle import load_name_label_pickle
+from miga.layouts import IMIGUE22, OPENPOSE25_HANDS10
 from miga.video import probe_video
 
 DATASET = "imigue"
@@ -127,6 +128,28 @@ def _clips_of_video(vdir: Path, split: str, subjects: dict[str, int], default_fp
         }
         for k, (label, start, end) in enumerate(labels)
     ]
+
+
+def read_2023_arrays(data_path: Path, label_path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The 2023 edition's preprocessed arrays: `(N, 3, T, 22, M)` .npy + `(names, labels)` pickle.
+
+    Returns (names, 0-based labels, keypoints `(N, M, T, 22, 3)` in the `imigue22` layout).
+    The pickle is read with a restricted unpickler (plain containers only).
+    """
+    data_path, label_path = Path(data_path), Path(label_path)
+    try:
+        data = np.load(data_path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise DatasetFormatError(f"{data_path}: not a readable .npy array: {err}") from err
+    if data.ndim != 5 or data.shape[1] != 3 or data.shape[3] != IMIGUE22.num_joints:
+        raise DatasetFormatError(f"{data_path}: expected shape (N, 3, T, 22, M), got {data.shape}")
+    names, labels = load_name_label_pickle(label_path)
+    if len(names) != data.shape[0]:
+        raise DatasetFormatError(f"{label_path}: {len(names)} labels for {data.shape[0]} samples in {data_path}")
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+        raise DatasetFormatError(f"{label_path}: labels must be 0..{NUM_CLASSES - 1}")
+    return names, labels, np.ascontiguousarray(np.asarray(data).transpose(0, 4, 2, 3, 1), dtype=np.float32)
 
 
 def scan_release(root: Path, options: dict) -> tuple[pl.DataFrame, pl.DataFrame]:

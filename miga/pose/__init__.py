@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from miga.datasets import reader
+from miga.layouts import convert
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,11 @@ def provided(fmt: str, raw_root: Path, manifest: pl.DataFrame) -> PoseResult:
 
 
 BACKENDS: dict[str, PoseBackend] = {"provided": provided}
+
+
+def mirrored(result: PoseResult) -> PoseResult:
+    """Swap left/right joint names (Kinect colour frames call the image's right side "left")."""
+    return PoseResult(result.layout, {sid: (start, convert(kp, result.layout, result.layout, mirror=True)) for sid, (start, kp) in result.keypoints.items()})
 
 
 def get_backend(name: str) -> PoseBackend:
