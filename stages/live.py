@@ -16,13 +16,15 @@ class EpochLogger:
         self.live = Live(dir=self.directory, dvcyaml=None, save_dvc_exp=False, report=None)
         return self
 
-    def log_history(self, history: list[dict]) -> None:
+    def log_history(self, history: list[dict], prefix: str = "") -> None:
+        """One step per epoch; `prefix` puts each model's curves in its own folder (pose/loss.tsv, rgb/loss.tsv)."""
         assert self.live is not None
-        for stats in history:
+        for step, stats in enumerate(history):
+            self.live.step = step
             for name, value in stats.items():
                 if name != "epoch" and isinstance(value, (int, float)):
-                    self.live.log_metric(name, float(value))
-            self.live.next_step()
+                    self.live.log_metric(f"{prefix}{name}", float(value))
+            self.live.make_summary()
 
     def __exit__(self, *exc) -> None:
         if self.live is not None:

@@ -60,7 +60,14 @@ def train(params: Path = PARAMS_OPTION) -> None:
     store = KeypointStore(interim("imigue") / "keypoints.parquet")
     crops = load_crops(RGB_CROPS) if "rgb" in track1.streams_for(config["model"]["fusion"]) else None
     MODEL_DIR.mkdir(parents=True, exist_ok=True)
-    for stream in track1.streams_for(config["model"]["fusion"]):
+    with EpochLogger("dvclive/track1") as logger:
+        for stream in track1.streams_for(config["model"]["fusion"]):
+            _train_stream(stream, config, options, rows, val_rows, store, crops, logger)
+    typer.echo(f"track1: trained {', '.join(track1.streams_for(config['model']['fusion']))} on {rows.height} clips -> {MODEL_DIR}")
+
+
+def _train_stream(stream, config, options, rows, val_rows, store, crops, logger) -> None:
+    if True:
         seed_everything(options.seed)
         model = track1.build_stream(stream, config["model"], _stream_inputs(config))
         data = _datasets(stream, rows, config, train=True, seed=options.seed, store=store, crops=crops)
@@ -75,12 +82,10 @@ def train(params: Path = PARAMS_OPTION) -> None:
 
         run_id = fingerprint(stream, config["heatmap"] if stream == "pose" else config["rgb"], config["model"],
                              section(config, "train"), rows["sample_id"].to_list())
-        with EpochLogger(f"dvclive/track1/{stream}") as logger:
-            history = fit(model, data, config=options, loss_fn=track1.classification_loss, checkpoint=CHECKPOINTS / f"{stream}.pt",
-                          run_id=run_id, labels=rows["label"].to_numpy(), on_epoch=validate, description=f"track1 {stream}")
-            logger.log_history(history)
+        history = fit(model, data, config=options, loss_fn=track1.classification_loss, checkpoint=CHECKPOINTS / f"{stream}.pt",
+                      run_id=run_id, labels=rows["label"].to_numpy(), on_epoch=validate, description=f"track1 {stream}")
+        logger.log_history(history, prefix=f"{stream}/")
         save_checkpoint(MODEL_DIR / f"{stream}.pt", {"model": model.state_dict(), "history": history})
-    typer.echo(f"track1: trained {', '.join(track1.streams_for(config['model']['fusion']))} on {rows.height} clips -> {MODEL_DIR}")
 
 
 @app.command()

@@ -84,5 +84,5 @@ def test_second_repro_reruns_nothing_and_fusion_reruns_only_track1(project):
     result = _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "model.fusion=late"], project)
     ran = {line.split("'")[1] for line in result.stdout.splitlines() if line.startswith("Running stage")}
     assert ran == {"train_track1", "predict_track1", "evaluate_track1"}
-    diff = _run([sys.executable, "-m", "dvc", "metrics", "diff", "--json"], project)
+    diff = _run([sys.executable, "-m", "dvc", "metrics", "diff", "--all", "--json"], project)
     assert "metrics/track1.json" in json.loads(diff.stdout)
