@@ -91,6 +91,37 @@ def nms_1d(segments: pl.DataFrame, iou_threshold: float) -> pl.DataFrame:
     return segments.filter(pl.Series(keep)).sort(["sample_id", "start_frame", "end_frame", "label"], maintain_order=True)
 
 
+def soft_nms_1d(segments: pl.DataFrame, *, sigma: float = 0.5, method: str = "soft", iou_threshold: float | None = None) -> pl.DataFrame:
+    """NMS per (sample, class). `soft`: each kept segment decays the scores of the rest by
+    exp(-IoU^2 / sigma) (nothing is dropped; threshold afterwards). `hard`: drop IoU > `iou_threshold`
+    (default `sigma`, so one parameter serves both). Returns rows sorted by descending score per group."""
+    if method == "hard":
+        return nms_1d(segments, sigma if iou_threshold is None else iou_threshold)
+    if method != "soft":
+        raise ValueError(f"unknown NMS method {method!r}; use soft or hard")
+    segments = validate_detections(segments, "segments")
+    parts = []
+    for group in segments.partition_by(["sample_id", "label"], maintain_order=True):
+        starts, ends = group["start_frame"].to_numpy(), group["end_frame"].to_numpy()
+        scores = group["score"].to_numpy().astype(np.float64).copy()
+        order = _soft_nms_order(starts, ends, scores, sigma)
+        parts.append(group[order].with_columns(pl.Series("score", scores[order])))
+    return pl.concat(parts) if parts else segments
+
+
+def _soft_nms_order(starts: np.ndarray, ends: np.ndarray, scores: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian soft-NMS in place on `scores`; returns the order in which segments were picked."""
+    alive = np.ones(starts.size, dtype=bool)
+    picked = []
+    for _ in range(starts.size):
+        best = int(np.where(alive, scores, -np.inf).argmax())
+        alive[best] = False
+        picked.append(best)
+        iou = temporal_iou(starts[alive], ends[alive], starts[best], ends[best])
+        scores[alive] *= np.exp(-(iou**2) / sigma)
+    return np.asarray(picked, dtype=np.int64)
+
+
 def _nms_group(starts: np.ndarray, ends: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Indices kept by greedy NMS over segments already in descending score order."""
     alive = np.ones(starts.size, dtype=bool)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -13,9 +13,10 @@ from torch.utils.data import DataLoader, Dataset
 from miga.io import KeypointStore
 from miga.layouts import convert, get_layout
 from miga.models import build_model
-from miga.transforms import PoseClipConfig, PoseClipPipeline
+from miga.models.fusion import CrossAttentionFusion, PrototypeClassifier
+from miga.transforms import PoseClipConfig, PoseClipPipeline, flip_volume
 
-FUSIONS = ("none", "late")
+FUSIONS = ("none", "late", "crossattn")
 
 
 @dataclass(frozen=True)
@@ -94,18 +95,102 @@ class RgbClips(Dataset):
         return clip, int(self.labels[index])
 
 
+class PairedClips(Dataset):
+    """Pose heatmaps and RGB frames of the same clip, mirrored together: ((heatmaps, frames), label).
+
+    Training flips both or neither (the pose pipeline's own flip is off; the heatmap volume is
+    mirrored with its left/right channels swapped). Test views pair each pose view with the RGB
+    view of the same orientation.
+    """
+
+    def __init__(self, pose: PoseClips, rgb: RgbClips, *, flip_prob: float = 0.5):
+        if len(pose) != len(rgb):
+            raise ValueError(f"pose and RGB clip counts differ: {len(pose)} != {len(rgb)}")
+        config = pose.pipeline.config
+        self.pose, self.rgb, self.flip_prob = pose, rgb, flip_prob
+        self.pose.pipeline = PoseClipPipeline(replace(config, flip_prob=0.0))
+        self.channel_flip = config.channel_flip_index(pose.keypoints[0].shape[2]) if len(pose) else None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.pose.set_epoch(epoch)
+        self.rgb.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.pose)
+
+    def __getitem__(self, index: int):
+        heatmaps, label = self.pose[index]
+        if self.pose.train:
+            frames = rgb_tensor(self.rgb.crops[index])
+            rng = np.random.default_rng([self.pose.seed, self.pose.epoch, index, 2])
+            if rng.random() < self.flip_prob:
+                heatmaps = torch.from_numpy(flip_volume(heatmaps.numpy(), self.channel_flip))
+                frames = frames.flip(-1)
+            frames = frames * float(rng.uniform(0.8, 1.2)) + float(rng.uniform(-0.2, 0.2))
+            return (heatmaps, frames), label
+        rgb_views, _ = self.rgb[index]  # (2, ...): original, flipped
+        config = self.pose.pipeline.config
+        orientation = [0] * config.num_test_clips + ([1] * config.num_test_clips if config.flip_test else [])
+        return (heatmaps, rgb_views[orientation]), label
+
+
 def build_stream(stream: str, model: Mapping, inputs: StreamInputs) -> torch.nn.Module:
+    """`pose`, `rgb` or `fused` (both backbones joined by cross-attention), with prototypes if asked."""
     common = dict(num_classes=inputs.num_classes, stage_blocks=tuple(model["stage_blocks"]), dropout=float(model["dropout"]))
+    pose = lambda: build_model("pose_slowonly", in_channels=inputs.in_channels, base_channels=int(model["pose_base_channels"]), **common)  # noqa: E731
+    rgb = lambda: build_model("rgb_slowonly", base_channels=int(model["rgb_base_channels"]), **common)  # noqa: E731
     if stream == "pose":
-        return build_model("pose_slowonly", in_channels=inputs.in_channels, base_channels=int(model["pose_base_channels"]), **common)
-    if stream == "rgb":
-        return build_model("rgb_slowonly", base_channels=int(model["rgb_base_channels"]), **common)
-    raise ValueError(f"unknown stream {stream!r}")
+        network = pose()
+    elif stream == "rgb":
+        network = rgb()
+    elif stream == "fused":
+        network = CrossAttentionFusion(pose(), rgb(), inputs.num_classes, dim=int(model.get("fusion_dim", 64)),
+                                       heads=int(model.get("fusion_heads", 4)), layers=int(model.get("fusion_layers", 1)),
+                                       dropout=float(model["dropout"]))
+    else:
+        raise ValueError(f"unknown stream {stream!r}")
+    if model.get("prototypes", False):
+        network = PrototypeClassifier(network, inputs.num_classes, scale=float(model.get("prototype_scale", 10.0)),
+                                      margin=float(model.get("prototype_margin", 0.2)))
+    return network
 
 
-def classification_loss(model: torch.nn.Module, batch, dev: torch.device) -> torch.Tensor:
-    inputs, labels = batch
-    return F.cross_entropy(model(inputs.to(dev)).float(), labels.to(dev))
+def to_device(inputs, dev: torch.device):
+    return tuple(x.to(dev) for x in inputs) if isinstance(inputs, (tuple, list)) else inputs.to(dev)
+
+
+def make_loss(model_params: Mapping):
+    """Cross-entropy on the (fused) logits, plus the per-stream auxiliary losses of the fused
+    model (`stream_loss_weight`) and the prototype loss (`prototype_weight`) when enabled."""
+    stream_weight = float(model_params.get("stream_loss_weight", 0.5))
+    prototype_weight = float(model_params.get("prototype_weight", 1.0))
+
+    def loss_fn(model: torch.nn.Module, batch, dev: torch.device) -> torch.Tensor:
+        inputs, labels = batch
+        inputs, labels = to_device(inputs, dev), labels.to(dev)
+        base = model.base if isinstance(model, PrototypeClassifier) else model
+        if isinstance(base, CrossAttentionFusion):
+            embedding, stream_logits = base.embed_with_stream_logits(inputs)
+        else:
+            embedding, stream_logits = base.embed(inputs), []
+        loss = F.cross_entropy(model.classify(embedding).float(), labels)
+        for logits in stream_logits:
+            loss = loss + stream_weight * F.cross_entropy(logits.float(), labels)
+        if isinstance(model, PrototypeClassifier):
+            loss = loss + prototype_weight * model.prototype_loss(embedding, labels)
+        return loss
+
+    return loss_fn
+
+
+classification_loss = make_loss({})
+
+
+def _flatten_views(views):
+    """(N, V, ...) -> (N*V, ...), for a tensor or a (pose, rgb) pair."""
+    if isinstance(views, (tuple, list)):
+        return tuple(v.flatten(0, 1) for v in views)
+    return views.flatten(0, 1)
 
 
 @torch.no_grad()
@@ -114,10 +199,10 @@ def view_averaged_probabilities(model: torch.nn.Module, dataset: Dataset, batch_
     dev = next(model.parameters()).device
     model.eval()
     out = []
-    for views, _ in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        n, v = views.shape[:2]
-        logits = model(views.flatten(0, 1).to(dev)).float()
-        out.append(torch.softmax(logits, dim=1).view(n, v, -1).mean(1).cpu().numpy())
+    for views, labels in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        n = len(labels)
+        logits = model(to_device(_flatten_views(views), dev)).float()
+        out.append(torch.softmax(logits, dim=1).view(n, -1, logits.shape[1]).mean(1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
@@ -126,10 +211,28 @@ def fuse(scores: Mapping[str, np.ndarray], fusion: str, late_weight: float) -> n
         return scores["pose"]
     if fusion == "late":
         return late_weight * scores["pose"] + (1 - late_weight) * scores["rgb"]
+    if fusion == "crossattn":
+        return scores["fused"]
     raise ValueError(f"unknown fusion {fusion!r}; choose one of {FUSIONS}")
 
 
 def streams_for(fusion: str) -> tuple[str, ...]:
+    """The models that `model.fusion` trains: one per stream for late fusion, one joint model for cross-attention."""
     if fusion not in FUSIONS:
         raise ValueError(f"unknown model.fusion {fusion!r}; choose one of {FUSIONS}")
-    return ("pose",) if fusion == "none" else ("pose", "rgb")
+    return {"none": ("pose",), "late": ("pose", "rgb"), "crossattn": ("fused",)}[fusion]
+
+
+def inputs_for(stream: str) -> tuple[str, ...]:
+    return ("pose", "rgb") if stream == "fused" else (stream,)
+
+
+def ensemble(scores: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
+    """Weighted average of per-model class scores (N, K); weights need not sum to 1."""
+    missing = set(weights) - set(scores)
+    if missing:
+        raise ValueError(f"ensemble weights name score sets that do not exist: {sorted(missing)}; have {sorted(scores)}")
+    total = sum(float(w) for w in weights.values())
+    if total <= 0:
+        raise ValueError("ensemble weights must sum to a positive number")
+    return sum(float(w) * scores[name] for name, w in weights.items()) / total

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,9 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from miga import detection
 from miga.layouts import get_layout
 from miga.metrics import detection_metrics
 from miga.segments import frame_scores_to_segments, nms_1d
+
+DETECTORS = ("anchorfree", "frame", "window")
 
 # Joints a hand may touch during a micro-gesture, by name in the layout (missing names are skipped).
 _HAND_TARGETS = ("Head", "Nose", "Neck", "SpineShoulder", "SpineMid", "LShoulder", "RShoulder", "LElbow", "RElbow", "LHip", "RHip")
@@ -150,3 +153,121 @@ def tune_threshold(
         trials.append({"threshold": float(threshold), "f1": result["official"]["f1"], "f1_one_to_one": result["one_to_one"]["f1"]})
     best = max(trials, key=lambda t: (t["f1"], t["f1_one_to_one"], -t["threshold"]))
     return DecodeConfig(threshold=best["threshold"], min_length=base.min_length, smooth=base.smooth, nms_iou=base.nms_iou), trials
+
+
+def tune_for_f1(decode_at: Callable[[float], pl.DataFrame], segments: pl.DataFrame, thresholds: Sequence[float],
+                num_classes: int, iou: float) -> tuple[float, list[dict]]:
+    """The score threshold (from `thresholds`) whose detections maximise F1 (official rule) against `segments`."""
+    trials = []
+    for threshold in thresholds:
+        result = detection_metrics(segments, decode_at(float(threshold)), num_classes=num_classes, iou_threshold=iou)
+        trials.append({"threshold": float(threshold), "f1": result["official"]["f1"], "f1_one_to_one": result["one_to_one"]["f1"]})
+    best = max(trials, key=lambda t: (t["f1"], t["f1_one_to_one"], -t["threshold"]))
+    return best["threshold"], trials
+
+
+# ---------------------------------------------------------------- anchor-free detector
+
+
+class DetectionWindows(Dataset):
+    """Random windows of the training sequences with pyramid targets: (features (F, W), classes (K, P), distances (2, P))."""
+
+    def __init__(self, features: Sequence[np.ndarray], segments: Sequence[np.ndarray], *, window: int, per_epoch: int, seed: int,
+                 pyramid: detection.Pyramid, num_classes: int, radius: float):
+        if window % pyramid.strides[-1]:
+            raise ValueError(f"track2.window {window} must be a multiple of the largest stride {pyramid.strides[-1]}")
+        self.features, self.segments, self.window, self.per_epoch, self.seed = features, segments, window, per_epoch, seed
+        self.pyramid, self.num_classes, self.radius = pyramid, num_classes, radius
+        self.lengths = np.array([len(f) for f in features])
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.per_epoch
+
+    def __getitem__(self, index: int):
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        seq = int(rng.choice(len(self.features), p=self.lengths / self.lengths.sum()))
+        feats = self.features[seq]
+        start = int(rng.integers(0, max(1, len(feats) - self.window + 1)))
+        window = feats[start: start + self.window]
+        window = np.pad(window, ((0, self.window - len(window)), (0, 0)))
+        inside = detection.window_segments(self.segments[seq], start, self.window)
+        classes, distances = detection.assign_targets(inside, self.window, self.pyramid, self.num_classes, self.radius)
+        return torch.from_numpy(window.T.copy()), torch.from_numpy(classes), torch.from_numpy(distances)
+
+
+def detector_loss(model: torch.nn.Module, batch, dev: torch.device) -> torch.Tensor:
+    features, classes, distances = (t.to(dev) for t in batch)
+    logits, predicted = model(features)
+    return detection.detection_loss(logits, predicted, classes, distances)
+
+
+@torch.no_grad()
+def detector_outputs(model: torch.nn.Module, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(T, F) standardised features -> class probabilities (K, P) and distances (2, P) over the padded sequence."""
+    model.eval()
+    dev = next(model.parameters()).device
+    padded = detection.pad_to_stride(features, model.max_stride)
+    logits, distances = model(torch.from_numpy(padded).T[None].to(dev))
+    return torch.sigmoid(logits[0].float()).cpu().numpy(), distances[0].float().cpu().numpy()
+
+
+def decode_detector(outputs: Mapping[str, tuple[np.ndarray, np.ndarray, int]], pyramid: detection.Pyramid,
+                    config: detection.DetectorDecodeConfig) -> pl.DataFrame:
+    """{sample_id: (scores, distances, length)} -> detections of every sequence (before the final threshold when it is 0)."""
+    parts = [detection.decode_sequence(sid, scores, distances, pyramid, length, config) for sid, (scores, distances, length) in outputs.items()]
+    return pl.concat(parts) if parts else detection.decode_sequence("", np.zeros((0, 0)), np.zeros((2, 0)), pyramid, 0, config)
+
+
+# ---------------------------------------------------------------- sliding-window baseline
+
+
+class ClassifiedWindows(Dataset):
+    """Random fixed-length windows, each labelled with its most frequent frame label (0 = background)."""
+
+    def __init__(self, features: Sequence[np.ndarray], labels: Sequence[np.ndarray], *, length: int, per_epoch: int, seed: int,
+                 num_classes: int):
+        self.windows = WindowDataset(features, labels, window=length, per_epoch=per_epoch, seed=seed)
+        self.num_classes = num_classes
+
+    def set_epoch(self, epoch: int) -> None:
+        self.windows.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, index: int):
+        features, labels = self.windows[index]
+        labels = labels[labels >= 0]
+        return features, int(np.bincount(labels.numpy(), minlength=self.num_classes + 1).argmax()) if len(labels) else 0
+
+
+def window_loss_single(model: torch.nn.Module, batch, dev: torch.device) -> torch.Tensor:
+    features, labels = batch
+    return F.cross_entropy(model(features.to(dev)).float(), labels.to(dev))
+
+
+@torch.no_grad()
+def window_probabilities(model: torch.nn.Module, features: np.ndarray, *, length: int, stride: int, batch_size: int = 64) -> np.ndarray:
+    """Slide a `length`-frame window by `stride`; each frame gets the mean class probabilities of the windows covering it."""
+    model.eval()
+    dev = next(model.parameters()).device
+    padded = np.pad(features, ((0, max(0, length - len(features))), (0, 0)))
+    starts = list(range(0, len(padded) - length + 1, stride))
+    if starts[-1] != len(padded) - length:
+        starts.append(len(padded) - length)
+    total = None
+    counts = np.zeros(len(padded))
+    for i in range(0, len(starts), batch_size):
+        chunk = starts[i: i + batch_size]
+        batch = torch.from_numpy(np.stack([padded[s: s + length].T for s in chunk])).to(dev)
+        probs = torch.softmax(model(batch).float(), dim=1).cpu().numpy()
+        if total is None:
+            total = np.zeros((len(padded), probs.shape[1]))
+        for s, p in zip(chunk, probs):
+            total[s: s + length] += p
+            counts[s: s + length] += 1
+    return (total / counts[:, None])[: len(features)]

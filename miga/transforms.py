@@ -21,7 +21,7 @@ Size = tuple[int, int]
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1
 
 __all__ = [
-    "PoseClipConfig", "PoseClipPipeline", "compact", "crop_to_box", "flip", "person_box",
+    "PoseClipConfig", "PoseClipPipeline", "compact", "crop_to_box", "flip", "flip_volume", "person_box",
     "random_resized_crop", "resize", "short_edge_size", "uniform_sample_indices",
 ]
 
@@ -225,6 +225,23 @@ class PoseClipConfig:
 
     def num_views(self, train: bool) -> int:
         return 1 if train else self.num_test_clips * (2 if self.flip_test else 1)
+
+    def channel_flip_index(self, num_joints: int) -> np.ndarray:
+        """Which channel each channel becomes under a horizontal flip (joints, then limbs)."""
+        parts = []
+        if self.with_joints:
+            parts.append(np.asarray(self.flip_index, np.int64))
+        if self.with_limbs:
+            parts.append(limb_flip_index(self.limbs, self.flip_index) + (num_joints if self.with_joints else 0))
+        return np.concatenate(parts)
+
+
+def flip_volume(volume: np.ndarray, channel_flip_index: np.ndarray) -> np.ndarray:
+    """Heatmaps `(C, T, H, W)` of the mirrored image: W reversed, left/right channels swapped.
+
+    The same as flipping the keypoints (x -> W - 1 - x) before rasterizing, since each Gaussian
+    is symmetric, up to the pixels at the edge of the 3-sigma window (values <= exp(-4.5)); used where the flip is decided outside the pipeline (paired pose + RGB clips)."""
+    return np.ascontiguousarray(volume[channel_flip_index, ..., ::-1])
 
 
 class PoseClipPipeline:

@@ -39,10 +39,15 @@ def _split(manifest: pl.DataFrame, *splits: str) -> pl.DataFrame:
 def _datasets(stream: str, rows: pl.DataFrame, config: dict, *, train: bool, seed: int, store=None, crops=None):
     ids = rows["sample_id"].to_list()
     labels = rows["label"].fill_null(-1).to_numpy()
-    if stream == "pose":
-        heatmap = config["heatmap"]
-        return track1.PoseClips(store, ids, labels, layout=heatmap["layout"], pipeline=track1.pose_pipeline(heatmap), train=train, seed=seed)
-    return track1.RgbClips([crops[i] for i in ids], labels, train=train, seed=seed)
+    heatmap = config["heatmap"]
+    pose = lambda: track1.PoseClips(store, ids, labels, layout=heatmap["layout"], pipeline=track1.pose_pipeline(heatmap),  # noqa: E731
+                                    train=train, seed=seed)
+    rgb = lambda: track1.RgbClips([crops[i] for i in ids], labels, train=train, seed=seed)  # noqa: E731
+    return {"pose": pose, "rgb": rgb, "fused": lambda: track1.PairedClips(pose(), rgb())}[stream]()
+
+
+def _needs_rgb(fusion: str) -> bool:
+    return any("rgb" in track1.inputs_for(stream) for stream in track1.streams_for(fusion))
 
 
 def _stream_inputs(config: dict) -> track1.StreamInputs:
@@ -52,13 +57,13 @@ def _stream_inputs(config: dict) -> track1.StreamInputs:
 @app.command()
 @clean_errors
 def train(params: Path = PARAMS_OPTION) -> None:
-    """Train the pose stream (and the RGB stream when model.fusion needs it), with per-epoch validation."""
+    """Train what model.fusion needs (pose; pose and RGB; or the joint cross-attention model), validating every epoch."""
     config = load_params(params)
     options = TrainConfig.from_params(section(config, "train"))
     manifest = _manifest()
     rows, val_rows = _split(manifest, "train"), _split(manifest, "val")
     store = KeypointStore(interim("imigue") / "keypoints.parquet")
-    crops = load_crops(RGB_CROPS) if "rgb" in track1.streams_for(config["model"]["fusion"]) else None
+    crops = load_crops(RGB_CROPS) if _needs_rgb(config["model"]["fusion"]) else None
     MODEL_DIR.mkdir(parents=True, exist_ok=True)
     with EpochLogger("dvclive/track1") as logger:
         for stream in track1.streams_for(config["model"]["fusion"]):
@@ -66,26 +71,26 @@ def train(params: Path = PARAMS_OPTION) -> None:
     typer.echo(f"track1: trained {', '.join(track1.streams_for(config['model']['fusion']))} on {rows.height} clips -> {MODEL_DIR}")
 
 
-def _train_stream(stream, config, options, rows, val_rows, store, crops, logger) -> None:
-    if True:
-        seed_everything(options.seed)
-        model = track1.build_stream(stream, config["model"], _stream_inputs(config))
-        data = _datasets(stream, rows, config, train=True, seed=options.seed, store=store, crops=crops)
-        val_data = _datasets(stream, val_rows, config, train=False, seed=options.seed, store=store, crops=crops)
-        val_labels = val_rows["label"].to_numpy()
+def _train_stream(stream: str, config: dict, options: TrainConfig, rows: pl.DataFrame, val_rows: pl.DataFrame,
+                  store: KeypointStore, crops, logger: EpochLogger) -> None:
+    seed_everything(options.seed)
+    model = track1.build_stream(stream, config["model"], _stream_inputs(config))
+    data = _datasets(stream, rows, config, train=True, seed=options.seed, store=store, crops=crops)
+    val_data = _datasets(stream, val_rows, config, train=False, seed=options.seed, store=store, crops=crops)
+    val_labels = val_rows["label"].to_numpy()
 
-        def validate(epoch: int, stats: dict, model=model, val_data=val_data, val_labels=val_labels) -> dict:
-            if not len(val_data):
-                return {}
-            probs = track1.view_averaged_probabilities(model, val_data)
-            return {"val_top1": float((probs.argmax(1) == val_labels).mean())}
+    def validate(epoch: int, stats: dict, model=model, val_data=val_data, val_labels=val_labels) -> dict:
+        if not len(val_data):
+            return {}
+        probs = track1.view_averaged_probabilities(model, val_data)
+        return {"val_top1": float((probs.argmax(1) == val_labels).mean())}
 
-        run_id = fingerprint(stream, config["heatmap"] if stream == "pose" else config["rgb"], config["model"],
-                             section(config, "train"), rows["sample_id"].to_list())
-        history = fit(model, data, config=options, loss_fn=track1.classification_loss, checkpoint=CHECKPOINTS / f"{stream}.pt",
-                      run_id=run_id, labels=rows["label"].to_numpy(), on_epoch=validate, description=f"track1 {stream}")
-        logger.log_history(history, prefix=f"{stream}/")
-        save_checkpoint(MODEL_DIR / f"{stream}.pt", {"model": model.state_dict(), "history": history})
+    inputs = [config["heatmap"] if name == "pose" else config["rgb"] for name in track1.inputs_for(stream)]
+    run_id = fingerprint(stream, inputs, config["model"], section(config, "train"), rows["sample_id"].to_list())
+    history = fit(model, data, config=options, loss_fn=track1.make_loss(config["model"]), checkpoint=CHECKPOINTS / f"{stream}.pt",
+                  run_id=run_id, labels=rows["label"].to_numpy(), on_epoch=validate, description=f"track1 {stream}")
+    logger.log_history(history, prefix=f"{stream}/")
+    save_checkpoint(MODEL_DIR / f"{stream}.pt", {"model": model.state_dict(), "history": history})
 
 
 @app.command()
@@ -97,7 +102,7 @@ def predict(params: Path = PARAMS_OPTION) -> None:
     manifest = _manifest()
     rows = _split(manifest, "val", "test")
     store = KeypointStore(interim("imigue") / "keypoints.parquet")
-    crops = load_crops(RGB_CROPS) if "rgb" in track1.streams_for(fusion) else None
+    crops = load_crops(RGB_CROPS) if _needs_rgb(fusion) else None
     scores = {}
     for stream in track1.streams_for(fusion):
         model = track1.build_stream(stream, config["model"], _stream_inputs(config))

@@ -9,7 +9,7 @@ import polars as pl
 import torch
 import typer
 
-from miga import track2
+from miga import detection, track2
 from miga.contracts import validate_detections, validate_manifest, validate_segments
 from miga.datasets import format_of, reader
 from miga.io import KeypointStore, read_parquet, write_json, write_parquet
@@ -47,10 +47,37 @@ def _features(manifest: pl.DataFrame, store: KeypointStore, split: str) -> dict[
 
 
 def _build(options: dict, in_features: int, num_classes: int) -> torch.nn.Module:
-    return build_model(
-        "temporal_convnet", in_features=in_features, num_classes=num_classes + 1,
-        channels=int(options["channels"]), layers=int(options["layers"]), dropout=float(options["dropout"]),
-    )
+    detector = _detector(options)
+    common = dict(in_features=in_features, channels=int(options["channels"]), layers=int(options["layers"]), dropout=float(options["dropout"]))
+    if detector == "anchorfree":
+        return build_model("temporal_detector", num_classes=num_classes, levels=int(options["levels"]), **common)
+    if detector == "window":
+        return build_model("window_classifier", num_classes=num_classes + 1, **common)
+    return build_model("temporal_convnet", num_classes=num_classes + 1, **common)
+
+
+def _detector(options: dict) -> str:
+    detector = options.get("detector", "anchorfree")
+    if detector not in track2.DETECTORS:
+        raise typer.BadParameter(f"unknown track2.detector {detector!r}; choose one of {list(track2.DETECTORS)}")
+    return detector
+
+
+def _pyramid(options: dict) -> detection.Pyramid:
+    return detection.Pyramid(tuple(2**level for level in range(int(options["levels"]))))
+
+
+def _training_set(options: dict, inputs: list[np.ndarray], ids: list[str], segments: pl.DataFrame, num_classes: int, seed: int):
+    detector, window, per_epoch = _detector(options), int(options["window"]), int(options["windows_per_epoch"])
+    per_sequence = [segments.filter(pl.col("sample_id") == sid) for sid in ids]
+    if detector == "anchorfree":
+        return track2.DetectionWindows(inputs, [detection.segments_array(s) for s in per_sequence], window=window, per_epoch=per_epoch,
+                                       seed=seed, pyramid=_pyramid(options), num_classes=num_classes, radius=float(options["radius"])), track2.detector_loss
+    labels = [track2.frame_labels(len(f), s) for f, s in zip(inputs, per_sequence)]
+    if detector == "window":
+        return track2.ClassifiedWindows(inputs, labels, length=int(options["window_length"]), per_epoch=per_epoch, seed=seed,
+                                        num_classes=num_classes), track2.window_loss_single
+    return track2.WindowDataset(inputs, labels, window=window, per_epoch=per_epoch, seed=seed), track2.window_loss
 
 
 @app.command()
@@ -71,12 +98,11 @@ def train(params: Path = PARAMS_OPTION) -> None:
         raise typer.BadParameter("no training sequences in the manifest")
     standardize = track2.Standardizer.fit(list(features.values()))
     inputs = [standardize(f) for f in features.values()]
-    labels = [track2.frame_labels(len(f), segments.filter(pl.col("sample_id") == sid)) for sid, f in features.items()]
-    dataset = track2.WindowDataset(inputs, labels, window=int(options["window"]), per_epoch=int(options["windows_per_epoch"]), seed=config.seed)
+    dataset, loss_fn = _training_set(options, inputs, list(features), segments, data.num_classes, config.seed)
     model = _build(options, inputs[0].shape[1], data.num_classes)
     run_id = fingerprint(options, sorted(features), [len(f) for f in inputs])
     with EpochLogger("dvclive/track2") as logger:
-        history = fit(model, dataset, config=config, loss_fn=track2.window_loss, checkpoint=CHECKPOINT, run_id=run_id,
+        history = fit(model, dataset, config=config, loss_fn=loss_fn, checkpoint=CHECKPOINT, run_id=run_id,
                       description="track2", on_epoch=lambda epoch, stats: {})
         logger.log_history(history)
     MODEL_DIR.mkdir(parents=True, exist_ok=True)
@@ -87,8 +113,31 @@ def train(params: Path = PARAMS_OPTION) -> None:
     typer.echo(f"track2: trained on {len(inputs)} sequences ({sum(len(f) for f in inputs)} frames) -> {MODEL_DIR}")
 
 
-def _probabilities(model, standardize, manifest, store, split) -> dict[str, np.ndarray]:
-    return {sid: track2.sequence_probabilities(model, standardize(f)) for sid, f in _features(manifest, store, split).items()}
+def _decoder(model, standardize, options: dict, features: dict[str, np.ndarray]):
+    """Runs the model over each sequence once; returns `decode_at(threshold) -> detections`."""
+    detector = _detector(options)
+    if detector == "anchorfree":
+        pyramid = _pyramid(options)
+        config = detection.DetectorDecodeConfig(
+            threshold=0.0, pre_threshold=float(options["pre_threshold"]), top_k=int(options["top_k"]), nms=options["nms"],
+            nms_iou=float(options["nms_iou"]), min_length=int(options["min_length"]))
+        outputs = {sid: (*track2.detector_outputs(model, standardize(f)), len(f)) for sid, f in features.items()}
+        everything = track2.decode_detector(outputs, pyramid, config)
+        return lambda threshold: everything.filter(pl.col("score") > threshold)
+    if detector == "window":
+        probs = {sid: track2.window_probabilities(model, standardize(f), length=int(options["window_length"]),
+                                                  stride=int(options["window_stride"])) for sid, f in features.items()}
+    else:
+        probs = {sid: track2.sequence_probabilities(model, standardize(f)) for sid, f in features.items()}
+    base = dict(min_length=int(options["min_length"]), smooth=int(options["smooth"]), nms_iou=float(options["nms_iou"]))
+    return lambda threshold: track2.decode(probs, track2.DecodeConfig(threshold=threshold, **base))
+
+
+def load_detector(options: dict, num_classes: int) -> tuple[torch.nn.Module, track2.Standardizer]:
+    state = torch.load(MODEL_DIR / "model.pt", map_location="cpu", weights_only=True)
+    model = _build(options, int(state["in_features"]), num_classes)
+    model.load_state_dict(state["model"])
+    return model, track2.Standardizer(state["mean"].numpy(), state["std"].numpy())
 
 
 @app.command()
@@ -99,25 +148,24 @@ def predict(params: Path = PARAMS_OPTION) -> None:
     options, evaluation = section(config, "track2"), section(config, "evaluate")
     data = Track2Data(config)
     manifest, segments, store = data.manifest, data.segments, data.store
-    state = torch.load(MODEL_DIR / "model.pt", map_location="cpu", weights_only=True)
-    model = _build(options, int(state["in_features"]), data.num_classes)
-    model.load_state_dict(state["model"])
-    standardize = track2.Standardizer(state["mean"].numpy(), state["std"].numpy())
-    base = track2.DecodeConfig(min_length=int(options["min_length"]), smooth=int(options["smooth"]), nms_iou=float(options["nms_iou"]))
-    val_probs = _probabilities(model, standardize, manifest, store, "val")
+    model, standardize = load_detector(options, data.num_classes)
     iou = float(evaluation["iou_threshold"])
-    if val_probs:
-        val_segments = segments.filter(pl.col("sample_id").is_in(list(val_probs)))
-        decode_config, trials = track2.tune_threshold(val_probs, val_segments, base, options["thresholds"], data.num_classes, iou)
+    val_features = _features(manifest, store, "val")
+    test_features = _features(manifest, store, "test")
+    decode_at = _decoder(model, standardize, options, {**val_features, **test_features})
+    thresholds = [float(t) for t in options["thresholds"]]
+    if val_features:
+        val_segments = segments.filter(pl.col("sample_id").is_in(list(val_features)))
+        val_decode = lambda t: decode_at(t).filter(pl.col("sample_id").is_in(list(val_features)))  # noqa: E731
+        threshold, trials = track2.tune_for_f1(val_decode, val_segments, thresholds, data.num_classes, iou)
     else:
-        decode_config, trials = base, []
-    test_probs = _probabilities(model, standardize, manifest, store, "test")
-    detections = track2.decode({**val_probs, **test_probs}, decode_config)
+        threshold, trials = float(np.median(thresholds)), []
+    detections = decode_at(threshold)
     write_parquet(detections, DETECTIONS)
-    test_detections = detections.filter(pl.col("sample_id").is_in(list(test_probs)))
+    test_detections = detections.filter(pl.col("sample_id").is_in(list(test_features)))
     write_track2(track2_frame(test_detections, class_base=int(evaluation["track2_class_base"])), Path("submissions/track2.csv"))
-    write_json({"threshold": decode_config.threshold, "val_trials": trials}, Path("metrics/track2_tuning.json"))
-    typer.echo(f"track2: threshold {decode_config.threshold} (tuned on {len(val_probs)} val sequences); "
+    write_json({"detector": _detector(options), "threshold": threshold, "val_trials": trials}, Path("metrics/track2_tuning.json"))
+    typer.echo(f"track2 ({_detector(options)}): threshold {threshold} (tuned on {len(val_features)} val sequences); "
                f"{test_detections.height} test detections -> submissions/track2.csv")
 
 

@@ -7,6 +7,8 @@ CASES = {
     "pose_slowonly": (dict(in_channels=22, num_classes=32), (2, 22, 8, 32, 32)),
     "rgb_slowonly": (dict(num_classes=32), (2, 3, 4, 48, 48)),
     "temporal_convnet": (dict(in_features=40, num_classes=18, layers=3), (2, 40, 50)),
+    "temporal_detector": (dict(in_features=40, num_classes=17, layers=2, levels=3), (2, 40, 64)),
+    "window_classifier": (dict(in_features=40, num_classes=18, layers=2), (2, 40, 32)),
 }
 
 
@@ -20,6 +22,10 @@ def test_forward_backward_no_nan(name):
     kwargs, shape = CASES[name]
     model = build_model(name, **kwargs)
     out = model(torch.randn(*shape))
+    if name == "temporal_detector":  # class logits and distances at every pyramid position
+        out, distances = out
+        assert out.shape[2] == distances.shape[2] == 64 + 32 + 16 and (distances >= 0).all()
+        out = out + distances.sum(1, keepdim=True)
     classes = kwargs["num_classes"]
     assert out.shape[:2] == (shape[0], classes)
     if name == "temporal_convnet":

@@ -86,3 +86,16 @@ def test_second_repro_reruns_nothing_and_fusion_reruns_only_track1(project):
     assert ran == {"train_track1", "predict_track1", "evaluate_track1"}
     diff = _run([sys.executable, "-m", "dvc", "metrics", "diff", "--all", "--json"], project)
     assert "metrics/track1.json" in json.loads(diff.stdout)
+
+
+@pytest.mark.slow
+def test_every_fusion_and_prototypes_run_as_experiments(project):
+    for setting in ("model.fusion=crossattn", "model.prototypes=true"):
+        _run([sys.executable, "-m", "dvc", "exp", "run", "-S", setting], project)
+        metrics = json.loads((project / "metrics/track1.json").read_text())
+        assert {"top1", "top5", "mean_class_accuracy", "head_accuracy", "tail_accuracy"} <= set(metrics)
+    # `-S` edits the workspace params: the second run is cross-attention with prototypes
+    assert (project / "models/track1/fused.pt").exists() and not (project / "models/track1/pose.pt").exists()
+    shown = json.loads(_run([sys.executable, "-m", "dvc", "exp", "show", "--json"], project).stdout)
+    experiments = [exp for rev in shown for exp in (rev.get("experiments") or [])]
+    assert len(experiments) >= 2

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import torch.nn as nn
 
+from miga.models.detector import create_temporal_detector, create_window_classifier
 from miga.models.slowonly import create_slowonly
 from miga.models.temporal import create_temporal_convnet
 
@@ -21,6 +22,10 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     ),
     # Track 2 per-frame classifier over per-frame features.
     "temporal_convnet": create_temporal_convnet,
+    # Track 2 anchor-free detector (class per step + distances to start and end, feature pyramid).
+    "temporal_detector": create_temporal_detector,
+    # Track 2 sliding-window baseline: one label per window.
+    "window_classifier": create_window_classifier,
 }
 
 

@@ -40,8 +40,14 @@ class ClassifierHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(in_features, num_classes)
 
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        return self.pool(features).flatten(1)
+
+    def classify(self, embedding: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(embedding))
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.dropout(self.pool(features).flatten(1)))
+        return self.classify(self.embed(features))
 
 
 class Backbone3d(nn.Module):
@@ -63,8 +69,19 @@ class Classifier3d(nn.Module):
         self.backbone = backbone
         self.head = head
 
+    @property
+    def embedding_size(self) -> int:
+        return self.backbone.out_channels
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled clip embedding (N, D) before the classifier."""
+        return self.head.embed(self.backbone(x))
+
+    def classify(self, embedding: torch.Tensor) -> torch.Tensor:
+        return self.head.classify(embedding)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
+        return self.classify(self.embed(x))
 
 
 def create_slowonly(
@@ -73,12 +90,14 @@ def create_slowonly(
     num_classes: int,
     base_channels: int = 16,
     stage_blocks: Sequence[int] = (1, 1, 1),
-    temporal_kernels: Sequence[int] = (1, 3, 3),
+    temporal_kernels: Sequence[int] | None = None,  # default: 1 in the first stage, 3 after (SlowOnly)
     stem_kernel: Sequence[int] = (1, 3, 3),
     stem_stride: Sequence[int] = (1, 1, 1),
     dropout: float = 0.3,
     head: Callable[[int, int, float], nn.Module] = ClassifierHead,
 ) -> Classifier3d:
+    if temporal_kernels is None:
+        temporal_kernels = (1,) + (3,) * (len(stage_blocks) - 1)
     if len(stage_blocks) != len(temporal_kernels):
         raise ValueError("stage_blocks and temporal_kernels need one entry per stage")
     stem = conv_bn_relu(in_channels, base_channels, stem_kernel, stem_stride)

@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+import torch
+
+from miga import track1
+from miga.heatmap import rasterize
+from miga.layouts import get_layout
+from miga.models.fusion import CrossAttentionFusion, PrototypeClassifier
+from miga.transforms import PoseClipConfig, flip_volume
+
+MODEL = dict(stage_blocks=[1, 1], dropout=0.0, pose_base_channels=8, rgb_base_channels=8, fusion_dim=16, fusion_heads=2,
+             fusion_layers=1, prototype_scale=10.0, prototype_margin=0.2)
+INPUTS = track1.StreamInputs(in_channels=22, num_classes=5)
+
+
+def _batch(stream: str, n: int = 4):
+    pose = torch.randn(n, 22, 4, 16, 16)
+    rgb = torch.randn(n, 3, 4, 24, 24)
+    return {"pose": pose, "rgb": rgb, "fused": (pose, rgb)}[stream], torch.arange(n) % 5
+
+
+@pytest.mark.parametrize("prototypes", [False, True])
+@pytest.mark.parametrize("stream", ["pose", "rgb", "fused"])
+def test_every_variant_trains_one_step(stream, prototypes):
+    torch.manual_seed(0)
+    model = track1.build_stream(stream, dict(MODEL, prototypes=prototypes), INPUTS)
+    assert isinstance(model, PrototypeClassifier) == prototypes
+    inputs, labels = _batch(stream)
+    logits = model(inputs)
+    assert logits.shape == (4, 5) and torch.isfinite(logits).all()
+    loss = track1.make_loss(dict(MODEL, prototypes=prototypes))(model, (inputs, labels), torch.device("cpu"))
+    loss.backward()
+    assert torch.isfinite(loss)
+    named = dict(model.named_parameters())
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in named.values())
+    if stream == "fused":  # gradients reach the first conv of both backbones
+        for prefix in ("pose", "rgb"):
+            stem = next(p for name, p in named.items() if f"{prefix}.backbone.stem" in name)
+            assert stem.grad.abs().sum() > 0
+    if prototypes:
+        assert named["prototypes"].grad.abs().sum() > 0
+
+
+def test_cross_attention_mixes_the_streams():
+    torch.manual_seed(0)
+    model = track1.build_stream("fused", MODEL, INPUTS).eval()
+    assert isinstance(model, CrossAttentionFusion)
+    (pose, rgb), _ = _batch("fused", 2)
+    with torch.no_grad():
+        base = model((pose, rgb))
+        assert not torch.allclose(base, model((pose, torch.randn_like(rgb))))
+        assert not torch.allclose(base, model((torch.randn_like(pose), rgb)))
+
+
+def test_prototype_loss_is_low_at_the_own_prototype_and_high_at_a_wrong_one():
+    base = track1.build_stream("pose", MODEL, INPUTS)
+    model = PrototypeClassifier(base, 5, margin=0.2)
+    labels = torch.tensor([0, 1])
+    at_own = model.prototypes.detach()[labels].clone()
+    at_wrong = model.prototypes.detach()[torch.tensor([2, 3])].clone()
+    assert model.prototype_loss(at_own, labels) < 1e-5
+    assert model.prototype_loss(at_wrong, labels) > 1.0
+
+
+def test_flip_volume_equals_rasterizing_the_flipped_keypoints():
+    layout = get_layout("imigue22")
+    rng = np.random.default_rng(0)
+    keypoints = np.concatenate([rng.uniform(0, 20, (1, 3, 22, 2)), rng.uniform(0.2, 1, (1, 3, 22, 1))], -1).astype(np.float32)
+    for with_limbs in (False, True):
+        config = PoseClipConfig(limbs=layout.limbs, flip_index=layout.flip_index, with_limbs=with_limbs, with_joints=True)
+        common = dict(size=(20, 20), limbs=layout.limbs, sigma=1.0, with_joints=True, with_limbs=with_limbs, flip_index=layout.flip_index)
+        plain = rasterize(keypoints, **common)
+        mirrored = rasterize(keypoints, flip=True, **common)
+        flipped = flip_volume(plain, config.channel_flip_index(22))
+        # Identical except where the 3-sigma window's integer edge rounds the other way (values <= exp(-4.5)).
+        np.testing.assert_allclose(flipped, mirrored, atol=np.exp(-4.5))
+        assert np.mean(np.abs(flipped - mirrored) < 1e-6) > 0.95
+
+
+def test_ensemble_weights_and_errors():
+    scores = {"joint": np.array([[0.8, 0.2]]), "limb": np.array([[0.2, 0.8]])}
+    np.testing.assert_allclose(track1.ensemble(scores, {"joint": 3, "limb": 1}), [[0.65, 0.35]])
+    with pytest.raises(ValueError, match="rgb"):
+        track1.ensemble(scores, {"rgb": 1})
+
+
+def test_unknown_fusion_is_a_clear_error():
+    with pytest.raises(ValueError, match="crossattn"):
+        track1.streams_for("early")
