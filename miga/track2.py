@@ -271,3 +271,38 @@ def window_probabilities(model: torch.nn.Module, features: np.ndarray, *, length
             total[s: s + length] += p
             counts[s: s + length] += 1
     return (total / counts[:, None])[: len(features)]
+
+
+# ---------------------------------------------------------------- from params to detections
+
+
+def detector_of(options: Mapping) -> str:
+    detector = options.get("detector", "anchorfree")
+    if detector not in DETECTORS:
+        raise ValueError(f"unknown track2.detector {detector!r}; choose one of {list(DETECTORS)}")
+    return detector
+
+
+def pyramid_for(options: Mapping) -> detection.Pyramid:
+    return detection.Pyramid(tuple(2**level for level in range(int(options["levels"]))))
+
+
+def make_decoder(model: torch.nn.Module, options: Mapping, features: Mapping[str, np.ndarray]) -> Callable[[float], pl.DataFrame]:
+    """Runs the model once over each standardised feature sequence; returns `decode_at(threshold) -> detections`.
+
+    `options` is the `track2` params section (detector kind and decoding settings)."""
+    detector = detector_of(options)
+    if detector == "anchorfree":
+        config = detection.DetectorDecodeConfig(
+            threshold=0.0, pre_threshold=float(options["pre_threshold"]), top_k=int(options["top_k"]), nms=options["nms"],
+            nms_iou=float(options["nms_iou"]), min_length=int(options["min_length"]))
+        outputs = {sid: (*detector_outputs(model, f), len(f)) for sid, f in features.items()}
+        everything = decode_detector(outputs, pyramid_for(options), config)
+        return lambda threshold: everything.filter(pl.col("score") > threshold)
+    if detector == "window":
+        probs = {sid: window_probabilities(model, f, length=int(options["window_length"]), stride=int(options["window_stride"]))
+                 for sid, f in features.items()}
+    else:
+        probs = {sid: sequence_probabilities(model, f) for sid, f in features.items()}
+    base = dict(min_length=int(options["min_length"]), smooth=int(options["smooth"]), nms_iou=float(options["nms_iou"]))
+    return lambda threshold: decode(probs, DecodeConfig(threshold=threshold, **base))

@@ -34,6 +34,8 @@ class TrainConfig:
     seed: int = 0
     workers: int = 0
     balanced: bool = False  # class-balanced sampling (weights ~ 1/sqrt(class count))
+    optimizer: str = "sgd"  # sgd (nesterov momentum, the PoseConv3D schedule) | adamw
+    warmup_epochs: int = 0  # linear warm-up before the cosine decay
 
     @classmethod
     def from_params(cls, params: dict) -> "TrainConfig":
@@ -126,9 +128,8 @@ def fit(
         drop_last=len(dataset) > config.batch_size, persistent_workers=False,
     )
     steps_per_epoch = max(1, len(loader))
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True)
-    total = config.epochs * steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
+    optimizer = make_optimizer(model, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(config.epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch))
 
     history: list[dict] = []
     start_epoch = 0
@@ -169,6 +170,24 @@ def fit(
             "scheduler": scheduler.state_dict(), "history": history,
         })
     return history
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}; use sgd or adamw")
+
+
+def warmup_cosine(total: int, warmup: int) -> Callable[[int], float]:
+    """Learning-rate factor per optimizer step: linear warm-up over `warmup` steps, then cosine to 0 at `total`."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (min(step, total) - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    return factor
 
 
 def _maybe_interrupt(step: int) -> None:

@@ -10,6 +10,9 @@ import av
 import numpy as np
 
 
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg")
+
+
 class VideoError(ValueError):
     """A video cannot be opened or decoded; the message names the file."""
 

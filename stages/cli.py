@@ -12,7 +12,7 @@ from miga.datasets import imigue, smg
 from miga.io import read_parquet, write_json
 from miga.metrics import classification_metrics, detection_metrics
 from miga.submission import check_track1, check_track2, read_track1, read_track2
-from stages import ingest, pose, rgb, synth, track1, track2
+from stages import ingest, online, pose, rgb, synth, track1, track2
 from stages.common import clean_errors, interim
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app.command("pose", help="Manifest -> keypoints.parquet with the configured pose
 app.command("rgb", help="Cache person-centred RGB crops of the Track 1 clips.")(rgb.main)
 app.add_typer(track1.app, name="track1", help="Track 1 (clip classification): train, predict, evaluate.")
 app.add_typer(track2.app, name="track2", help="Track 2 (online recognition): train, predict, evaluate.")
+app.command("online", help="Streaming Track 2 over one skeleton CSV or video: gestures as JSON lines when decided.")(online.main)
 
 convert_app = typer.Typer(no_args_is_help=True, help="Convert other datasets to a format the pipeline reads.")
 app.add_typer(convert_app, name="convert")

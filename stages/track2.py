@@ -57,14 +57,10 @@ def _build(options: dict, in_features: int, num_classes: int) -> torch.nn.Module
 
 
 def _detector(options: dict) -> str:
-    detector = options.get("detector", "anchorfree")
-    if detector not in track2.DETECTORS:
-        raise typer.BadParameter(f"unknown track2.detector {detector!r}; choose one of {list(track2.DETECTORS)}")
-    return detector
-
-
-def _pyramid(options: dict) -> detection.Pyramid:
-    return detection.Pyramid(tuple(2**level for level in range(int(options["levels"]))))
+    try:
+        return track2.detector_of(options)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
 
 
 def _training_set(options: dict, inputs: list[np.ndarray], ids: list[str], segments: pl.DataFrame, num_classes: int, seed: int):
@@ -72,7 +68,7 @@ def _training_set(options: dict, inputs: list[np.ndarray], ids: list[str], segme
     per_sequence = [segments.filter(pl.col("sample_id") == sid) for sid in ids]
     if detector == "anchorfree":
         return track2.DetectionWindows(inputs, [detection.segments_array(s) for s in per_sequence], window=window, per_epoch=per_epoch,
-                                       seed=seed, pyramid=_pyramid(options), num_classes=num_classes, radius=float(options["radius"])), track2.detector_loss
+                                       seed=seed, pyramid=track2.pyramid_for(options), num_classes=num_classes, radius=float(options["radius"])), track2.detector_loss
     labels = [track2.frame_labels(len(f), s) for f, s in zip(inputs, per_sequence)]
     if detector == "window":
         return track2.ClassifiedWindows(inputs, labels, length=int(options["window_length"]), per_epoch=per_epoch, seed=seed,
@@ -89,6 +85,7 @@ def train(params: Path = PARAMS_OPTION) -> None:
     config = TrainConfig(
         epochs=int(options["epochs"]), batch_size=int(options["batch_size"]), lr=float(options["lr"]),
         weight_decay=float(options["weight_decay"]), seed=int(options["seed"]), workers=0,
+        optimizer=options.get("optimizer", "sgd"), warmup_epochs=int(options.get("warmup_epochs", 0)),
     )
     seed_everything(config.seed)
     data = Track2Data(params_all)
@@ -107,30 +104,10 @@ def train(params: Path = PARAMS_OPTION) -> None:
         logger.log_history(history)
     MODEL_DIR.mkdir(parents=True, exist_ok=True)
     save_checkpoint(MODEL_DIR / "model.pt", {
-        "model": model.state_dict(), "in_features": inputs[0].shape[1],
+        "model": model.state_dict(), "in_features": inputs[0].shape[1], "layout": store.layout,
         "mean": torch.from_numpy(standardize.mean), "std": torch.from_numpy(standardize.std), "history": history,
     })
     typer.echo(f"track2: trained on {len(inputs)} sequences ({sum(len(f) for f in inputs)} frames) -> {MODEL_DIR}")
-
-
-def _decoder(model, standardize, options: dict, features: dict[str, np.ndarray]):
-    """Runs the model over each sequence once; returns `decode_at(threshold) -> detections`."""
-    detector = _detector(options)
-    if detector == "anchorfree":
-        pyramid = _pyramid(options)
-        config = detection.DetectorDecodeConfig(
-            threshold=0.0, pre_threshold=float(options["pre_threshold"]), top_k=int(options["top_k"]), nms=options["nms"],
-            nms_iou=float(options["nms_iou"]), min_length=int(options["min_length"]))
-        outputs = {sid: (*track2.detector_outputs(model, standardize(f)), len(f)) for sid, f in features.items()}
-        everything = track2.decode_detector(outputs, pyramid, config)
-        return lambda threshold: everything.filter(pl.col("score") > threshold)
-    if detector == "window":
-        probs = {sid: track2.window_probabilities(model, standardize(f), length=int(options["window_length"]),
-                                                  stride=int(options["window_stride"])) for sid, f in features.items()}
-    else:
-        probs = {sid: track2.sequence_probabilities(model, standardize(f)) for sid, f in features.items()}
-    base = dict(min_length=int(options["min_length"]), smooth=int(options["smooth"]), nms_iou=float(options["nms_iou"]))
-    return lambda threshold: track2.decode(probs, track2.DecodeConfig(threshold=threshold, **base))
 
 
 def load_detector(options: dict, num_classes: int) -> tuple[torch.nn.Module, track2.Standardizer]:
@@ -152,7 +129,7 @@ def predict(params: Path = PARAMS_OPTION) -> None:
     iou = float(evaluation["iou_threshold"])
     val_features = _features(manifest, store, "val")
     test_features = _features(manifest, store, "test")
-    decode_at = _decoder(model, standardize, options, {**val_features, **test_features})
+    decode_at = track2.make_decoder(model, options, {sid: standardize(f) for sid, f in {**val_features, **test_features}.items()})
     thresholds = [float(t) for t in options["thresholds"]]
     if val_features:
         val_segments = segments.filter(pl.col("sample_id").is_in(list(val_features)))

@@ -99,3 +99,14 @@ def test_every_fusion_and_prototypes_run_as_experiments(project):
     shown = json.loads(_run([sys.executable, "-m", "dvc", "exp", "show", "--json"], project).stdout)
     experiments = [exp for rev in shown for exp in (rev.get("experiments") or [])]
     assert len(experiments) >= 2
+
+
+@pytest.mark.slow
+def test_online_streams_a_test_sequence_with_the_trained_detector(project):
+    skeleton = next((project / "data/raw/smg").glob("Sample0036/*_skeleton.csv"))
+    result = _run([sys.executable, "-m", "stages.cli", "online", str(skeleton), "--out", "online.jsonl", "--csv", "online.csv"], project)
+    assert "ms/frame" in result.stderr and "decision delay" in result.stderr
+    lines = (project / "online.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert all(r["start_frame"] <= r["end_frame"] <= r["decided_at_frame"] for r in records)
+    assert len((project / "online.csv").read_text().splitlines()) == len(records) + 1

@@ -32,9 +32,10 @@ class TemporalDetector(nn.Module):
             nn.Sequential(nn.Conv1d(channels, channels, 3, stride=2, padding=1), nn.ReLU(), DilatedResidual(channels, 1, dropout))
             for _ in range(levels - 1)
         )
-        self.cls_head = nn.Sequential(nn.Conv1d(channels, channels, 3, padding=1), nn.ReLU(), nn.Conv1d(channels, num_classes, 3, padding=1))
-        self.reg_head = nn.Sequential(nn.Conv1d(channels, channels, 3, padding=1), nn.ReLU(), nn.Conv1d(channels, 2, 3, padding=1))
-        nn.init.constant_(self.cls_head[-1].bias, -math.log((1 - prior) / prior))  # focal-loss prior
+        self.head = nn.Sequential(nn.Conv1d(channels, channels, 3, padding=1), nn.ReLU())  # shared by all levels
+        self.cls_out = nn.Conv1d(channels, num_classes, 1)
+        self.reg_out = nn.Conv1d(channels, 2, 1)
+        nn.init.constant_(self.cls_out.bias, -math.log((1 - prior) / prior))  # focal-loss prior
         self.scales = nn.Parameter(torch.ones(levels))
         self.strides = tuple(2**level for level in range(levels))
 
@@ -50,8 +51,9 @@ class TemporalDetector(nn.Module):
         for level in range(len(self.strides)):
             if level:
                 features = self.down[level - 1](features)
-            logits.append(self.cls_head(features))
-            distances.append(F.relu(self.scales[level] * self.reg_head(features)))
+            hidden = self.head(features)
+            logits.append(self.cls_out(hidden))
+            distances.append(F.relu(self.scales[level] * self.reg_out(hidden)))
         return torch.cat(logits, dim=2), torch.cat(distances, dim=2)
 
 

@@ -1,0 +1,116 @@
+"""Streaming Track 2: feed skeleton frames one at a time, emit each gesture once it is decided.
+
+The detector runs every `hop` frames over the last `window` frames (a bounded, causal view:
+nothing after the newest frame is used). A detection is decided when its end lies at least
+`guard` frames before the newest frame, so the window has seen it finish; it is emitted unless
+an already emitted detection of the same class overlaps it by more than `merge_iou`.
+The decision delay of a gesture is (frame at which it was emitted) - (its end frame).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from miga.segments import temporal_iou
+
+# window keypoints (1, W, V, 3) -> detections table with frames relative to the window
+DetectFn = Callable[[np.ndarray], pl.DataFrame]
+
+
+@dataclass(frozen=True)
+class Emitted:
+    label: int
+    start_frame: int
+    end_frame: int
+    score: float
+    decided_at: int  # the newest frame when it was emitted
+
+    @property
+    def delay(self) -> int:
+        return self.decided_at - self.end_frame
+
+
+@dataclass
+class StreamStats:
+    frames: int = 0
+    runs: int = 0
+    seconds: float = 0.0  # spent in push() (features + model + decoding)
+    delays: list[int] = field(default_factory=list)
+
+    @property
+    def ms_per_frame(self) -> float:
+        return 1000 * self.seconds / max(1, self.frames)
+
+
+class OnlineDetector:
+    def __init__(self, detect: DetectFn, *, window: int = 256, hop: int = 16, guard: int = 16, merge_iou: float = 0.0):
+        if not 0 < hop <= window or guard >= window:
+            raise ValueError(f"need 0 < hop <= window and guard < window (hop={hop}, guard={guard}, window={window})")
+        self.detect, self.window, self.hop, self.guard, self.merge_iou = detect, window, hop, guard, merge_iou
+        self.buffer: deque[np.ndarray] = deque(maxlen=window)
+        self.emitted: list[Emitted] = []
+        self.stats = StreamStats()
+
+    @property
+    def newest(self) -> int:
+        return self.stats.frames - 1
+
+    def push(self, keypoints: np.ndarray) -> list[Emitted]:
+        """One frame of keypoints (V, 3) (or (M, V, 3)) -> the detections decided at this frame."""
+        started = time.perf_counter()
+        frame = np.asarray(keypoints, dtype=np.float32)
+        self.buffer.append(frame[0] if frame.ndim == 3 else frame)
+        self.stats.frames += 1
+        decided = self._run(final=False) if self.stats.frames % self.hop == 0 else []
+        self.stats.seconds += time.perf_counter() - started
+        return decided
+
+    def flush(self) -> list[Emitted]:
+        """End of stream: everything still open in the window is decided now."""
+        started = time.perf_counter()
+        decided = self._run(final=True) if self.buffer else []
+        self.stats.seconds += time.perf_counter() - started
+        return decided
+
+    def _run(self, *, final: bool) -> list[Emitted]:
+        self.stats.runs += 1
+        first = self.stats.frames - len(self.buffer)
+        detections = self.detect(np.stack(self.buffer)[None])
+        limit = self.newest if final else self.newest - self.guard
+        out = []
+        for label, start, end, score in detections.select("label", "start_frame", "end_frame", "score").sort("score", descending=True).iter_rows():
+            start, end = start + first, end + first
+            if end > limit or self._overlaps_emitted(label, start, end):
+                continue
+            emitted = Emitted(int(label), int(start), int(end), float(score), self.newest)
+            self.emitted.append(emitted)
+            self.stats.delays.append(emitted.delay)
+            out.append(emitted)
+        return sorted(out, key=lambda e: (e.start_frame, e.label))
+
+    def _overlaps_emitted(self, label: int, start: int, end: int) -> bool:
+        same = [e for e in self.emitted if e.label == label]
+        if not same:
+            return False
+        iou = temporal_iou(np.array([e.start_frame for e in same]), np.array([e.end_frame for e in same]), start, end)
+        return bool((iou > self.merge_iou).any())
+
+
+def run_stream(detector: OnlineDetector, frames: Iterable[np.ndarray]) -> Iterator[Emitted]:
+    for keypoints in frames:
+        yield from detector.push(keypoints)
+    yield from detector.flush()
+
+
+def emitted_table(sample_id: str, emitted: Iterable[Emitted]) -> pl.DataFrame:
+    from miga.segments import _detections
+
+    rows = list(emitted)
+    return _detections(sample_id, [e.label for e in rows], [e.start_frame for e in rows], [e.end_frame for e in rows],
+                       [e.score for e in rows]).sort(["start_frame", "end_frame", "label"])

@@ -1,0 +1,115 @@
+"""`miga online`: streaming Track 2 over one skeleton CSV or video, gestures printed as JSON lines when decided."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from miga import track2
+from miga.datasets import smg, stream
+from miga.layouts import convert
+from miga.online import OnlineDetector, emitted_table
+from miga.video import VIDEO_SUFFIXES
+from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, load_params, section
+from stages.track2 import MODEL_DIR, load_detector
+
+TUNING = Path("metrics/track2_tuning.json")
+
+
+def keypoint_frames(source: Path, layout: str, *, mirror: bool = False) -> Iterator[np.ndarray]:
+    """Frames (V, 3) of `source` in `layout`: an SMG `_skeleton.csv`, a stream-format CSV, or a video (MediaPipe)."""
+    if source.suffix.lower() in VIDEO_SUFFIXES:
+        from miga.pose.mediapipe_backend import extract_video
+
+        _, keypoints, _ = extract_video(source, layout="openpose25_hands10", mirror=mirror)
+        keypoints = convert(keypoints, "openpose25_hands10", layout)
+    elif source.name.endswith("_skeleton.csv"):
+        keypoints = smg.colour_keypoints(smg.read_skeleton(source))
+        keypoints = convert(keypoints, smg.layout_of(), layout, mirror=mirror)
+    elif source.suffix.lower() == ".csv":
+        keypoints = stream.read_sequence(source, layout)
+    else:
+        raise typer.BadParameter(f"{source}: expected a skeleton CSV (SMG _skeleton.csv or stream format) or a video")
+    yield from keypoints[0]
+
+
+def build_online(config: dict, *, window: int, hop: int, guard: int) -> tuple[OnlineDetector, str]:
+    options = section(config, "track2")
+    data_options = dataset_entry(config, options.get("dataset", "smg"))
+    state_layout, model, standardize = _load(options, data_options)
+    threshold = json.loads(TUNING.read_text())["threshold"] if TUNING.exists() else float(np.median(options["thresholds"]))
+
+    def detect(keypoints: np.ndarray):
+        features = standardize(track2.frame_features(keypoints, state_layout))
+        return track2.make_decoder(model, options, {"window": features})(threshold)
+
+    return OnlineDetector(detect, window=window, hop=hop, guard=guard), state_layout
+
+
+def _load(options: dict, data_options: dict):
+    import torch
+
+    layout = torch.load(MODEL_DIR / "model.pt", map_location="cpu", weights_only=True).get("layout")
+    if layout is None:
+        raise typer.BadParameter(f"{MODEL_DIR / 'model.pt'} does not record its keypoint layout: retrain Track 2")
+    num_classes = len(track2_classes(data_options, options))
+    model, standardize = load_detector(options, num_classes)
+    return layout, model, standardize
+
+
+def track2_classes(data_options: dict, options: dict) -> list[str]:
+    from miga.datasets import format_of, reader
+
+    name = options.get("dataset", "smg")
+    return reader(format_of(name, data_options)).class_names(Path(data_options["root"]))
+
+
+@clean_errors
+def main(
+    source: Path = typer.Argument(..., exists=True, dir_okay=False, help="Skeleton CSV (SMG _skeleton.csv or stream format) or a video."),
+    params: Path = PARAMS_OPTION,
+    out: Path | None = typer.Option(None, help="Write the JSON lines here (default: stdout)."),
+    csv: Path | None = typer.Option(None, help="Also write the detections as a table (sample_id, label, start_frame, end_frame, score)."),
+    window: int = typer.Option(256, help="Frames the detector sees (the newest ones)."),
+    hop: int = typer.Option(16, help="Run the detector every `hop` frames."),
+    guard: int = typer.Option(16, help="A gesture is decided once it ended this many frames before the newest frame."),
+    mirror: bool = typer.Option(False, help="Mirror left/right (Kinect-style mirrored input)."),
+) -> None:
+    """Detect micro-gestures frame by frame, printing each as soon as it is decided, then latency and delay figures."""
+    config = load_params(params)
+    detector, layout = build_online(config, window=window, hop=hop, guard=guard)
+    sink = out.open("w") if out else sys.stdout
+    try:
+        for frame in keypoint_frames(source, layout, mirror=mirror):
+            for gesture in detector.push(frame):
+                sink.write(json.dumps(_record(gesture)) + "\n")
+                sink.flush()
+        for gesture in detector.flush():
+            sink.write(json.dumps(_record(gesture)) + "\n")
+    finally:
+        if out:
+            sink.close()
+    stats = detector.stats
+    if csv:
+        from miga.io import atomic_path
+
+        with atomic_path(csv) as tmp:
+            emitted_table(source.stem, detector.emitted).write_csv(tmp)
+    delays = np.array(stats.delays) if stats.delays else np.zeros(1)
+    typer.echo(f"online: {stats.frames} frames, {len(detector.emitted)} gestures, {stats.ms_per_frame:.2f} ms/frame "
+               f"({1000 / max(stats.ms_per_frame, 1e-9):.0f} fps possible), decision delay mean {delays.mean():.1f} / max {delays.max():.0f} frames",
+               err=True)
+
+
+def _record(gesture) -> dict:
+    return {"label": gesture.label, "start_frame": gesture.start_frame, "end_frame": gesture.end_frame,
+            "score": round(gesture.score, 4), "decided_at_frame": gesture.decided_at, "delay_frames": gesture.delay}
+
+
+if __name__ == "__main__":
+    typer.run(main)
