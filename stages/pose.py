@@ -28,7 +28,10 @@ def main(
     entry = dataset_entry(config, dataset)
     manifest_path = interim(dataset) / "manifest.parquet"
     manifest = validate_manifest(read_parquet(manifest_path), str(manifest_path))
-    result = backend(format_of(dataset, entry), Path(entry["root"]), manifest)
+    backend_options = dict(options.get(options["backend"]) or {})
+    if options["backend"] != "provided":
+        backend_options.setdefault("shard_dir", str(Path("data/cache/pose") / dataset))  # finished videos survive a kill
+    result = backend(format_of(dataset, entry), Path(entry["root"]), manifest, **backend_options)
     if entry.get("mirror", False):
         result = mirrored(result)
     out = interim(dataset) / "keypoints.parquet"

@@ -146,6 +146,44 @@ def evaluate(params: Path = PARAMS_OPTION) -> None:
                f"(majority class rate {result['majority_class_rate']:.4f})")
 
 
+@app.command()
+@clean_errors
+def ensemble(params: Path = PARAMS_OPTION, out: Path = typer.Option(Path("submissions/track1_ensemble.csv"), help="Submission to write.")) -> None:
+    """Weighted average of saved score files (`ensemble.members` in params.yaml: file, column, weight), e.g. the
+    joint, limb and RGB models of several experiments; scores it on evaluate.split and writes a test submission."""
+    config = load_params(params)
+    members = section(config, "ensemble").get("members") or []
+    if not members:
+        raise typer.BadParameter("ensemble.members is empty: list {file, column (default scores), weight} entries in params.yaml")
+    tables, scores = {}, {}
+    for index, member in enumerate(members):
+        path, column = Path(member["file"]), member.get("column", "scores")
+        table = read_parquet(path)
+        if column not in table.columns:
+            raise typer.BadParameter(f"{path}: no column {column!r} (has {table.columns})")
+        name = f"{index}:{path.name}:{column}"
+        tables[name] = table.sort("sample_id")
+        scores[name] = np.array(tables[name][column].to_list())
+    first = next(iter(tables.values()))
+    for name, table in tables.items():
+        if table["sample_id"].to_list() != first["sample_id"].to_list():
+            raise typer.BadParameter(f"ensemble member {name} scores other samples than {next(iter(tables))}")
+    weights = {f"{i}:{Path(m['file']).name}:{m.get('column', 'scores')}": float(m.get("weight", 1.0)) for i, m in enumerate(members)}
+    fused = track1.ensemble(scores, weights)
+    evaluation = section(config, "evaluate")
+    split = first["split"] == evaluation["split"]
+    labels = first["label"].to_numpy()
+    if split.any() and not first.filter(split)["label"].null_count():
+        train_labels = _split(_manifest(), "train")["label"].to_numpy()
+        result = classification_metrics(labels[split.to_numpy()], fused[split.to_numpy()],
+                                        head_classes=head_classes_from_counts(train_labels, int(evaluation["head_k"])))
+        write_json(result, Path("metrics/track1_ensemble.json"))
+        typer.echo(f"ensemble of {len(members)} on {evaluation['split']}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f}")
+    test = (first["split"] == "test").to_numpy()
+    write_track1(track1_frame(first["sample_id"].filter(pl.Series(test)).to_list(), fused[test].argmax(1)), out)
+    typer.echo(f"ensemble: {int(test.sum())} test rows -> {out}")
+
+
 def _write_confusion(labels: np.ndarray, predicted: np.ndarray, path: Path) -> None:
     names = np.array(imigue.CLASS_NAMES)
     with atomic_path(path) as tmp:

@@ -1,3 +1,6 @@
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 import pytest
@@ -46,3 +49,49 @@ def test_a_gesture_longer_than_the_window_is_not_emitted_twice():
 def test_bad_settings_are_rejected():
     with pytest.raises(ValueError, match="hop"):
         OnlineDetector(_raised_hand_detector, window=32, hop=64)
+
+
+def test_trained_detector_streaming_agrees_with_offline():
+    import torch
+
+    from miga import detection, track2
+    from miga.metrics import detection_metrics
+    from miga.models import build_model
+    from miga.training import TrainConfig, fit, seed_everything
+
+    rng = np.random.default_rng(0)
+
+    def sequence(length):
+        features = rng.normal(0, 0.3, (length, 4)).astype(np.float32)
+        segments, t = [], int(rng.integers(10, 40))
+        while t + 60 < length:
+            label, size = int(rng.integers(0, 2)), int(rng.integers(16, 48))
+            features[t: t + size, label] += 2.0
+            segments.append((label, t, t + size - 1))
+            t += size + int(rng.integers(20, 60))
+        return features, np.array(segments)
+
+    train = [sequence(1024) for _ in range(4)]
+    seed_everything(0)
+    model = build_model("temporal_detector", in_features=4, num_classes=2, channels=16, layers=2, levels=4, dropout=0.0)
+    pyramid = detection.Pyramid(model.strides)
+    data = track2.DetectionWindows([f for f, _ in train], [s for _, s in train], window=128, per_epoch=64, seed=0,
+                                   pyramid=pyramid, num_classes=2, radius=1.5)
+    fit(model, data, config=TrainConfig(epochs=12, batch_size=8, lr=0.01, optimizer="adamw", weight_decay=0.0), loss_fn=track2.detector_loss,
+        checkpoint=Path(tempfile.mkdtemp()) / "ckpt.pt", run_id="online-test", description="online test")
+    config = detection.DetectorDecodeConfig(threshold=0.3, min_length=4)
+
+    def detect(keypoints):  # keypoints (1, W, 4, 1) carry the features
+        features = keypoints[0, :, :, 0]
+        scores, distances = track2.detector_outputs(model, features)
+        return detection.decode_sequence("w", scores, distances, pyramid, len(features), config)
+
+    features, segments = sequence(1500)
+    truth = pl.DataFrame({"sample_id": "S", "label": segments[:, 0], "start_frame": segments[:, 1], "end_frame": segments[:, 2]})
+    offline = detect(features[None, :, :, None]).with_columns(pl.lit("S").alias("sample_id"))
+    streamer = OnlineDetector(detect, window=128, hop=16, guard=16)
+    streamed = emitted_table("S", run_stream(streamer, features[:, :, None]))
+    f1 = {name: detection_metrics(truth, found, num_classes=2, iou_threshold=0.3)["one_to_one"]["f1"]
+          for name, found in (("offline", offline), ("streaming", streamed))}
+    assert f1["offline"] > 0.8, f1
+    assert f1["streaming"] > f1["offline"] - 0.15, f1

@@ -110,3 +110,22 @@ def test_online_streams_a_test_sequence_with_the_trained_detector(project):
     records = [json.loads(line) for line in lines]
     assert all(r["start_frame"] <= r["end_frame"] <= r["decided_at_frame"] for r in records)
     assert len((project / "online.csv").read_text().splitlines()) == len(records) + 1
+
+
+@pytest.mark.slow
+def test_ensemble_of_saved_scores(project):
+    shutil.copy(project / "data/predictions/track1_scores.parquet", project / "saved.parquet")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["ensemble"]["members"] = [{"file": "saved.parquet", "weight": 2.0}, {"file": "saved.parquet", "weight": 1.0}]
+    (project / "ensemble.yaml").write_text(yaml.safe_dump(params))
+    _run([sys.executable, "-m", "stages.track1", "ensemble", "--params", "ensemble.yaml"], project)
+    single = json.loads((project / "metrics/track1.json").read_text())
+    combined = json.loads((project / "metrics/track1_ensemble.json").read_text())
+    assert combined["top1"] == single["top1"] and combined["top5"] == single["top5"]
+    rows = (project / "submissions/track1_ensemble.csv").read_text().splitlines()
+    assert rows[0] == "Id,Target" and len(rows) == len((project / "submissions/track1.csv").read_text().splitlines())
+    params["ensemble"]["members"] = [{"file": "saved.parquet", "column": "nope"}]
+    (project / "ensemble.yaml").write_text(yaml.safe_dump(params))
+    bad = subprocess.run([sys.executable, "-m", "stages.track1", "ensemble", "--params", "ensemble.yaml"], cwd=project,
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "saved.parquet" in bad.stderr and "nope" in bad.stderr

@@ -32,7 +32,14 @@ def provided(fmt: str, raw_root: Path, manifest: pl.DataFrame) -> PoseResult:
     return PoseResult(module.layout_of(Path(raw_root)), module.provided_keypoints(Path(raw_root), manifest))
 
 
-BACKENDS: dict[str, PoseBackend] = {"provided": provided}
+def mediapipe(fmt: str, raw_root: Path, manifest: pl.DataFrame, **options) -> PoseResult:
+    """MediaPipe Pose / Holistic on the videos (optional dependency; a clear error names the install when absent)."""
+    from miga.pose.mediapipe_backend import mediapipe_backend
+
+    return mediapipe_backend(fmt, raw_root, manifest, **options)
+
+
+BACKENDS: dict[str, PoseBackend] = {"provided": provided, "mediapipe": mediapipe}
 
 
 def mirrored(result: PoseResult) -> PoseResult:
