@@ -8,6 +8,7 @@ Measures, in one run and with the params.yaml defaults (heatmap + model + train 
   - memory: resident set size of the main process + workers at the end of each epoch.
 
     python benchmarks/loader.py --clips 512 --epochs 3 --workers 2
+    python benchmarks/loader.py --clips 64 --epochs 1 --overrides configs/imigue_full.yaml --batch 4 --model-batches 3
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ class FakeStore:
         return self.clips[sample_id]
 
 
+def merge(base: dict, override: dict) -> dict:
+    for key, value in override.items():
+        base[key] = merge(dict(base.get(key) or {}), value) if isinstance(value, dict) else value
+    return base
+
+
 def rss_mib(pids: list[int]) -> float:
     total = 0
     for pid in pids:
@@ -65,9 +72,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--model-batches", type=int, default=12)
+    parser.add_argument("--overrides", type=Path, help="YAML merged over params.yaml, e.g. configs/imigue_full.yaml")
+    parser.add_argument("--batch", type=int, help="batch size (default: train.batch_size)")
     args = parser.parse_args()
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    batch = int(params["train"]["batch_size"])
+    if args.overrides:
+        params = merge(params, yaml.safe_load(args.overrides.read_text()))
+    batch = args.batch or int(params["train"]["batch_size"])
     torch.set_num_threads(os.cpu_count() or 1)
 
     store = FakeStore(args.clips)
@@ -88,7 +99,7 @@ def main() -> None:
         pids = [os.getpid()] + [w.pid for w in getattr(iterator, "_workers", [])]
         print(f"loader epoch {epoch + 1}: {delivered / elapsed:8.1f} clips/s  (rss main+workers {rss_mib(pids):7.1f} MiB)")
 
-    model = track1.build_stream("pose", params["model"], track1.StreamInputs(track1.pose_channels(params["heatmap"]), 32))
+    model = track1.build_stream("pose", dict(params["model"], prototypes=False), track1.StreamInputs(track1.pose_channels(params["heatmap"]), 32))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     inputs, labels = torch.stack([data[i][0] for i in range(batch)]), torch.zeros(batch, dtype=torch.long)
     for step in range(args.model_batches + 2):

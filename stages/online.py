@@ -54,6 +54,7 @@ def build_online(config: dict, *, window: int, hop: int, guard: int) -> tuple[On
 def _load(options: dict, data_options: dict):
     import torch
 
+    torch.set_num_threads(int(options.get("threads", 1)))
     layout = torch.load(MODEL_DIR / "model.pt", map_location="cpu", weights_only=True).get("layout")
     if layout is None:
         raise typer.BadParameter(f"{MODEL_DIR / 'model.pt'} does not record its keypoint layout: retrain Track 2")

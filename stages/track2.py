@@ -88,6 +88,7 @@ def train(params: Path = PARAMS_OPTION) -> None:
         optimizer=options.get("optimizer", "sgd"), warmup_epochs=int(options.get("warmup_epochs", 0)),
     )
     seed_everything(config.seed)
+    torch.set_num_threads(int(options.get("threads", 1)))  # BENCHMARKS.md: 1 thread is as fast as 2 here
     data = Track2Data(params_all)
     manifest, segments, store = data.manifest, data.segments, data.store
     features = _features(manifest, store, "train")
@@ -125,6 +126,7 @@ def predict(params: Path = PARAMS_OPTION) -> None:
     options, evaluation = section(config, "track2"), section(config, "evaluate")
     data = Track2Data(config)
     manifest, segments, store = data.manifest, data.segments, data.store
+    torch.set_num_threads(int(options.get("threads", 1)))
     model, standardize = load_detector(options, data.num_classes)
     iou = float(evaluation["iou_threshold"])
     val_features = _features(manifest, store, "val")
