@@ -140,6 +140,7 @@ def evaluate(params: Path = PARAMS_OPTION) -> None:
     result = classification_metrics(labels, probs, head_classes=head_classes_from_counts(train_labels, int(evaluation["head_k"])))
     counts = np.bincount(train_labels, minlength=imigue.NUM_CLASSES)
     result.update({"split": split, "majority_class_rate": float((labels == counts.argmax()).mean())})
+    write_json({"per_class": result.pop("per_class"), "head_classes": result.pop("head_classes")}, Path("metrics/track1_per_class.json"))
     write_json(result, Path("metrics/track1.json"))
     _write_confusion(labels, probs.argmax(1), Path("plots/track1/confusion.csv"))
     typer.echo(f"track1 {split}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f}, mean class {result['mean_class_accuracy']:.4f} "
@@ -177,6 +178,7 @@ def ensemble(params: Path = PARAMS_OPTION, out: Path = typer.Option(Path("submis
         train_labels = _split(_manifest(), "train")["label"].to_numpy()
         result = classification_metrics(labels[split.to_numpy()], fused[split.to_numpy()],
                                         head_classes=head_classes_from_counts(train_labels, int(evaluation["head_k"])))
+        result.pop("per_class")
         write_json(result, Path("metrics/track1_ensemble.json"))
         typer.echo(f"ensemble of {len(members)} on {evaluation['split']}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f}")
     test = (first["split"] == "test").to_numpy()

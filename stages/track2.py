@@ -164,6 +164,7 @@ def evaluate(params: Path = PARAMS_OPTION) -> None:
         num_classes=data.num_classes, iou_threshold=float(evaluation["iou_threshold"]),
     )
     result.update({"split": split, "num_sequences": len(ids)})
+    write_json({mode: result[mode].pop("per_class") for mode in ("official", "one_to_one")}, Path("metrics/track2_per_class.json"))
     write_json(result, Path("metrics/track2.json"))
     _timelines(data, detections, ids, Path("plots/track2"))
     official, strict = result["official"], result["one_to_one"]
