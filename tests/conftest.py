@@ -1,10 +1,13 @@
 from pathlib import Path
 
+import os
+
 import av
 import numpy as np
 import pytest
 
-REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+# ../shared/realdata beside the checkout, or wherever MIGA_REALDATA points (a clone elsewhere).
+REALDATA = Path(os.environ.get("MIGA_REALDATA", Path(__file__).resolve().parents[2] / "shared" / "realdata"))
 
 
 def write_test_video(path: Path, frames: int, size=(64, 48), fps: int = 25) -> np.ndarray:
