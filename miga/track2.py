@@ -82,11 +82,12 @@ class Standardizer:
         return (features - self.mean) / self.std
 
 
-class WindowDataset(Dataset):
-    """Random fixed-length windows over the training sequences; offsets depend on (seed, epoch, index)."""
+class RandomWindows(Dataset):
+    """`per_epoch` random fixed-length windows over sequences (longer ones drawn more often);
+    the draw depends only on (seed, epoch, index). Subclasses turn (sequence, start) into a sample."""
 
-    def __init__(self, features: Sequence[np.ndarray], labels: Sequence[np.ndarray], *, window: int, per_epoch: int, seed: int):
-        self.features, self.labels, self.window, self.per_epoch, self.seed = features, labels, window, per_epoch, seed
+    def __init__(self, features: Sequence[np.ndarray], *, window: int, per_epoch: int, seed: int):
+        self.features, self.window, self.per_epoch, self.seed = features, window, per_epoch, seed
         self.lengths = np.array([len(f) for f in features])
         self.epoch = 0
 
@@ -96,15 +97,29 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return self.per_epoch
 
-    def __getitem__(self, index: int):
+    def draw(self, index: int) -> tuple[int, int]:
         rng = np.random.default_rng([self.seed, self.epoch, index])
         seq = int(rng.choice(len(self.features), p=self.lengths / self.lengths.sum()))
-        feats, labels = self.features[seq], self.labels[seq]
-        if len(feats) <= self.window:
-            pad = self.window - len(feats)
-            return (torch.from_numpy(np.pad(feats, ((0, pad), (0, 0)))).T, torch.from_numpy(np.pad(labels, (0, pad), constant_values=-100)))
-        start = int(rng.integers(0, len(feats) - self.window + 1))
-        return torch.from_numpy(feats[start: start + self.window]).T.contiguous(), torch.from_numpy(labels[start: start + self.window])
+        return seq, int(rng.integers(0, max(1, self.lengths[seq] - self.window + 1)))
+
+    def window_features(self, seq: int, start: int) -> np.ndarray:
+        """(F, window) features, zero-padded past the end of a short sequence."""
+        part = self.features[seq][start: start + self.window]
+        return np.pad(part, ((0, self.window - len(part)), (0, 0))).T.copy()
+
+
+class WindowDataset(RandomWindows):
+    """Random windows with per-frame labels (-100 = padding, ignored by the loss)."""
+
+    def __init__(self, features: Sequence[np.ndarray], labels: Sequence[np.ndarray], *, window: int, per_epoch: int, seed: int):
+        super().__init__(features, window=window, per_epoch=per_epoch, seed=seed)
+        self.labels = labels
+
+    def __getitem__(self, index: int):
+        seq, start = self.draw(index)
+        labels = self.labels[seq][start: start + self.window]
+        labels = np.pad(labels, (0, self.window - len(labels)), constant_values=-100)
+        return torch.from_numpy(self.window_features(seq, start)), torch.from_numpy(labels)
 
 
 def window_loss(model: torch.nn.Module, batch, dev: torch.device) -> torch.Tensor:
@@ -169,34 +184,21 @@ def tune_for_f1(decode_at: Callable[[float], pl.DataFrame], segments: pl.DataFra
 # ---------------------------------------------------------------- anchor-free detector
 
 
-class DetectionWindows(Dataset):
-    """Random windows of the training sequences with pyramid targets: (features (F, W), classes (K, P), distances (2, P))."""
+class DetectionWindows(RandomWindows):
+    """Random windows with pyramid targets: (features (F, W), classes (K, P), distances (2, P))."""
 
     def __init__(self, features: Sequence[np.ndarray], segments: Sequence[np.ndarray], *, window: int, per_epoch: int, seed: int,
                  pyramid: detection.Pyramid, num_classes: int, radius: float):
         if window % pyramid.strides[-1]:
             raise ValueError(f"track2.window {window} must be a multiple of the largest stride {pyramid.strides[-1]}")
-        self.features, self.segments, self.window, self.per_epoch, self.seed = features, segments, window, per_epoch, seed
-        self.pyramid, self.num_classes, self.radius = pyramid, num_classes, radius
-        self.lengths = np.array([len(f) for f in features])
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.per_epoch
+        super().__init__(features, window=window, per_epoch=per_epoch, seed=seed)
+        self.segments, self.pyramid, self.num_classes, self.radius = segments, pyramid, num_classes, radius
 
     def __getitem__(self, index: int):
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        seq = int(rng.choice(len(self.features), p=self.lengths / self.lengths.sum()))
-        feats = self.features[seq]
-        start = int(rng.integers(0, max(1, len(feats) - self.window + 1)))
-        window = feats[start: start + self.window]
-        window = np.pad(window, ((0, self.window - len(window)), (0, 0)))
+        seq, start = self.draw(index)
         inside = detection.window_segments(self.segments[seq], start, self.window)
         classes, distances = detection.assign_targets(inside, self.window, self.pyramid, self.num_classes, self.radius)
-        return torch.from_numpy(window.T.copy()), torch.from_numpy(classes), torch.from_numpy(distances)
+        return torch.from_numpy(self.window_features(seq, start)), torch.from_numpy(classes), torch.from_numpy(distances)
 
 
 def detector_loss(model: torch.nn.Module, batch, dev: torch.device) -> torch.Tensor:
