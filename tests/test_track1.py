@@ -87,3 +87,46 @@ def test_ensemble_weights_and_errors():
 def test_unknown_fusion_is_a_clear_error():
     with pytest.raises(ValueError, match="crossattn"):
         track1.streams_for("early")
+
+
+class _PairedNoise(torch.utils.data.Dataset):
+    """((heatmaps, frames), label) whose values depend on (epoch, index), like the augmenting datasets."""
+
+    def __init__(self):
+        self.epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __len__(self):
+        return 12
+
+    def __getitem__(self, index):
+        g = torch.Generator().manual_seed(self.epoch * 100 + index)
+        label = index % 5
+        pose = torch.randn(22, 4, 16, 16, generator=g) + label
+        return (pose, torch.randn(3, 4, 24, 24, generator=g)), label
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_fused_model_with_prototypes_resumes_mid_epoch_to_the_same_weights(tmp_path, monkeypatch, optimizer):
+    from miga.training import TrainConfig, fit, seed_everything
+
+    params = dict(MODEL, prototypes=True, dropout=0.2)
+    config = TrainConfig(epochs=3, batch_size=4, lr=0.01, seed=1, optimizer=optimizer, warmup_epochs=1)
+
+    def run(checkpoint):
+        seed_everything(0)
+        model = track1.build_stream("fused", params, INPUTS)
+        history = fit(model, _PairedNoise(), config=config, loss_fn=track1.make_loss(params), checkpoint=checkpoint, run_id="r")
+        return model, history
+
+    reference, history = run(tmp_path / "a.pt")
+    monkeypatch.setenv("MIGA_INTERRUPT_AT_STEP", "5")  # mid-epoch 2 (3 steps per epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b.pt")
+    monkeypatch.delenv("MIGA_INTERRUPT_AT_STEP")
+    resumed, resumed_history = run(tmp_path / "b.pt")
+    assert resumed_history == history
+    for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
