@@ -18,7 +18,7 @@ MANIFEST_SCHEMA: dict[str, pl.DataType] = {
     "dataset": pl.String,
     "split": pl.String,
     "subject": pl.Int64,
-    "video": pl.String,
+    "video": pl.String,  # relative to the dataset root (or absolute), null when there is none
     "start_frame": pl.Int64,
     "end_frame": pl.Int64,
     "label": pl.Int64,

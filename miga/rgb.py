@@ -53,8 +53,9 @@ def crop_and_resize(frames: np.ndarray, box: tuple[float, float, float], size: i
     return resized.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-def extract_crops(manifest: pl.DataFrame, keypoints: dict[str, np.ndarray], *, frames: int, size: int, padding: float) -> dict[str, np.ndarray]:
-    """`{sample_id: uint8 (frames, size, size, 3)}` for every manifest row with a video."""
+def extract_crops(manifest: pl.DataFrame, keypoints: dict[str, np.ndarray], *, frames: int, size: int, padding: float,
+                  root: Path = Path(".")) -> dict[str, np.ndarray]:
+    """`{sample_id: uint8 (frames, size, size, 3)}` for every manifest row with a video (paths relative to `root`)."""
     by_video: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
     for sample_id, video, start, end in manifest.select("sample_id", "video", "start_frame", "end_frame").iter_rows():
         if video is None:
@@ -64,7 +65,7 @@ def extract_crops(manifest: pl.DataFrame, keypoints: dict[str, np.ndarray], *, f
     for video, clips in by_video.items():
         wanted = {sid: clip_frame_indices(start, end, frames) for sid, start, end in clips}
         all_indices = np.unique(np.concatenate(list(wanted.values())))
-        decoded = read_frames(Path(video), all_indices)
+        decoded = read_frames(Path(root) / video, all_indices)
         position = {int(i): k for k, i in enumerate(all_indices)}
         for sample_id, start, _ in clips:
             clip = decoded[[position[int(i)] for i in wanted[sample_id]]]

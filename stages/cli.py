@@ -23,6 +23,7 @@ app = typer.Typer(
 app.command("synth", help="Write the embedded synthetic iMiGUE + SMG datasets in their official layouts.")(synth.main)
 app.command("ingest", help="Official dataset layout -> manifest.parquet + segments.parquet.")(ingest.main)
 app.command("pose", help="Manifest -> keypoints.parquet with the configured pose backend.")(pose.main)
+app.command("render", help="QA: draw a sample's keypoints (or MediaPipe's on any video) over the video.")(pose.render)
 app.command("rgb", help="Cache person-centred RGB crops of the Track 1 clips.")(rgb.main)
 app.add_typer(track1.app, name="track1", help="Track 1 (clip classification): train, predict, evaluate.")
 app.add_typer(track2.app, name="track2", help="Track 2 (online recognition): train, predict, evaluate.")

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
-from miga.io import read_parquet, write_keypoints
+import polars as pl
+
+from miga.io import KeypointStore, read_parquet, write_keypoints
 from miga.contracts import validate_manifest
 from miga.pose import get_backend, mirrored
 from miga.datasets import format_of
@@ -38,6 +40,37 @@ def main(
     write_keypoints(result.keypoints, result.layout, out)
     frames = sum(array.shape[1] for _, array in result.keypoints.values())
     typer.echo(f"pose {dataset}: {len(result.keypoints)} samples, {frames} frames, layout {result.layout} -> {out}")
+
+
+@clean_errors
+def render(
+    out: Path = typer.Argument(..., help="The mp4 to write."),
+    dataset: str | None = typer.Option(None, help="Draw a sample's cached keypoints (data/interim/<dataset>/keypoints.parquet)..."),
+    sample: str | None = typer.Option(None, help="...of this sample_id, over its frames of the sample's video."),
+    video: Path | None = typer.Option(None, exists=True, dir_okay=False, help="Or: run MediaPipe on this video and draw what it finds."),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """QA: a video with the skeleton drawn over it (cached keypoints of a sample, or MediaPipe on any video)."""
+    from miga.pose.render import render_video
+
+    if video is not None:
+        from miga.pose.mediapipe_backend import extract_video
+
+        frames, keypoints, _ = extract_video(video)
+        written = render_video(video, keypoints, "openpose25_hands10", out, start_frame=int(frames[0]) if len(frames) else 0)
+    elif dataset and sample:
+        entry = dataset_entry(load_params(params), dataset)
+        manifest_path = interim(dataset) / "manifest.parquet"
+        rows = validate_manifest(read_parquet(manifest_path), str(manifest_path)).filter(pl.col("sample_id") == sample)
+        if rows.is_empty():
+            raise typer.BadParameter(f"{manifest_path}: no sample {sample!r}")
+        if rows["video"][0] is None:
+            raise typer.BadParameter(f"{manifest_path}: sample {sample!r} has no video")
+        store = KeypointStore(interim(dataset) / "keypoints.parquet")
+        written = render_video(Path(entry["root"]) / rows["video"][0], store[sample], store.layout, out, start_frame=store.start_frame(sample))
+    else:
+        raise typer.BadParameter("give --dataset and --sample (cached keypoints) or --video (MediaPipe)")
+    typer.echo(f"render: {written}")
 
 
 if __name__ == "__main__":

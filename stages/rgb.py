@@ -9,7 +9,7 @@ import typer
 from miga.contracts import validate_manifest
 from miga.io import KeypointStore, read_parquet
 from miga.rgb import extract_crops, save_crops
-from stages.common import PARAMS_OPTION, clean_errors, interim, load_params, section
+from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params, section
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
@@ -18,12 +18,14 @@ app = typer.Typer(add_completion=False, help=__doc__)
 @clean_errors
 def main(params: Path = PARAMS_OPTION) -> None:
     """Crop `rgb.frames` frames per clip around the pose box, resized to `rgb.size`."""
-    options = section(load_params(params), "rgb")
+    config = load_params(params)
+    options = section(config, "rgb")
     manifest_path = interim("imigue") / "manifest.parquet"
     manifest = validate_manifest(read_parquet(manifest_path), str(manifest_path))
     store = KeypointStore(interim("imigue") / "keypoints.parquet")
     keypoints = {sample_id: store[sample_id] for sample_id in manifest["sample_id"]}
-    crops = extract_crops(manifest, keypoints, frames=int(options["frames"]), size=int(options["size"]), padding=float(options["padding"]))
+    crops = extract_crops(manifest, keypoints, frames=int(options["frames"]), size=int(options["size"]), padding=float(options["padding"]),
+                          root=Path(dataset_entry(config, "imigue")["root"]))
     out = interim("imigue") / "rgb_crops.npz"
     save_crops(crops, out)
     typer.echo(f"rgb: {len(crops)} clips x {options['frames']} frames at {options['size']}px -> {out}")

@@ -129,3 +129,17 @@ def test_ensemble_of_saved_scores(project):
     bad = subprocess.run([sys.executable, "-m", "stages.track1", "ensemble", "--params", "ensemble.yaml"], cwd=project,
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "saved.parquet" in bad.stderr and "nope" in bad.stderr
+
+
+@pytest.mark.slow
+def test_render_draws_a_samples_keypoints_over_its_video(project):
+    from miga.video import probe_video
+
+    _run([sys.executable, "-m", "stages.cli", "render", "qa.mp4", "--dataset", "smg", "--sample", "Sample0036"], project)
+    store_frames = json.loads(_run([sys.executable, "-c", (
+        "import json; from miga.io import KeypointStore; s = KeypointStore('data/interim/smg/keypoints.parquet'); "
+        "print(json.dumps(s['Sample0036'].shape[1]))")], project).stdout)
+    assert probe_video(project / "qa.mp4").num_frames == store_frames
+    bad = subprocess.run([sys.executable, "-m", "stages.cli", "render", "x.mp4", "--dataset", "smg", "--sample", "nope"],
+                         cwd=project, capture_output=True, text=True)
+    assert bad.returncode != 0 and "nope" in bad.stderr

@@ -98,6 +98,9 @@ def test_readers_accept_the_generated_releases(tiny):
     assert smg_manifest["sample_id"].to_list() == ["Sample0001", "Sample0031", "Sample0036"]
     assert smg_manifest["split"].to_list() == ["train", "val", "test"]
     assert segments.height > 0 and segments["label"].is_between(0, 16).all()
+    # video paths are relative to the release root, so a manifest survives moving the data
+    for root, frame in ((tiny / "imigue", manifest), (tiny / "smg", smg_manifest)):
+        assert all(not Path(v).is_absolute() and (root / v).is_file() for v in frame["video"])
 
 
 def test_every_imigue_video_decodes_to_its_skeleton_length(tiny):

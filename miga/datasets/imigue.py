@@ -118,7 +118,7 @@ def _clips_of_video(vdir: Path, split: str, subjects: dict[str, int], default_fp
             "dataset": DATASET,
             "split": split,
             "subject": subjects.get(video, -1),
-            "video": str(mp4) if info else None,
+            "video": str(mp4.relative_to(vdir.parent.parent)) if info else None,  # relative to the release root
             "start_frame": int(start),
             "end_frame": int(end),
             "label": int(label),

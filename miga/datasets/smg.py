@@ -116,7 +116,7 @@ def scan(root: Path, splits: Mapping[str, Sequence[int]]) -> tuple[pl.DataFrame,
         labels = read_labels(labels_path, num_frames) if labels_path.exists() else None
         manifest_rows.append({
             "sample_id": sample_id, "dataset": DATASET, "split": split_of(sample_number(sample_id), splits),
-            "subject": sample_number(sample_id), "video": str(mp4) if info else None,
+            "subject": sample_number(sample_id), "video": str(mp4.relative_to(root)) if info else None,
             "start_frame": 0, "end_frame": num_frames - 1, "label": None, "fps": fps,
             "width": info.width if info else None, "height": info.height if info else None,
         })
