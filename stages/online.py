@@ -79,11 +79,13 @@ def main(
     window: int = typer.Option(256, help="Frames the detector sees (the newest ones)."),
     hop: int = typer.Option(16, help="Run the detector every `hop` frames."),
     guard: int = typer.Option(16, help="A gesture is decided once it ended this many frames before the newest frame."),
-    mirror: bool = typer.Option(False, help="Mirror left/right (Kinect-style mirrored input)."),
+    mirror: bool | None = typer.Option(None, help="Mirror left/right (Kinect-style input); default: the training dataset's `mirror`."),
 ) -> None:
     """Detect micro-gestures frame by frame, printing each as soon as it is decided, then latency and delay figures."""
     config = load_params(params)
     detector, layout = build_online(config, window=window, hop=hop, guard=guard)
+    if mirror is None:
+        mirror = bool(dataset_entry(config, section(config, "track2").get("dataset", "smg")).get("mirror", False))
     sink = out.open("w") if out else sys.stdout
     try:
         for frame in keypoint_frames(source, layout, mirror=mirror):
