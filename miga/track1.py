@@ -183,8 +183,6 @@ def make_loss(model_params: Mapping):
     return loss_fn
 
 
-classification_loss = make_loss({})
-
 
 def _flatten_views(views):
     """(N, V, ...) -> (N*V, ...), for a tensor or a (pose, rgb) pair."""

@@ -157,19 +157,6 @@ def decode(probabilities: Mapping[str, np.ndarray], config: DecodeConfig) -> pl.
     return nms_1d(detections, config.nms_iou)
 
 
-def tune_threshold(
-    probabilities: Mapping[str, np.ndarray], segments: pl.DataFrame, base: DecodeConfig, thresholds: Sequence[float], num_classes: int, iou: float
-) -> tuple[DecodeConfig, list[dict]]:
-    """Pick the score threshold that maximises F1 (official rule) on the given (validation) sequences."""
-    trials = []
-    for threshold in thresholds:
-        config = DecodeConfig(threshold=float(threshold), min_length=base.min_length, smooth=base.smooth, nms_iou=base.nms_iou)
-        result = detection_metrics(segments, decode(probabilities, config), num_classes=num_classes, iou_threshold=iou)
-        trials.append({"threshold": float(threshold), "f1": result["official"]["f1"], "f1_one_to_one": result["one_to_one"]["f1"]})
-    best = max(trials, key=lambda t: (t["f1"], t["f1_one_to_one"], -t["threshold"]))
-    return DecodeConfig(threshold=best["threshold"], min_length=base.min_length, smooth=base.smooth, nms_iou=base.nms_iou), trials
-
-
 def tune_for_f1(decode_at: Callable[[float], pl.DataFrame], segments: pl.DataFrame, thresholds: Sequence[float],
                 num_classes: int, iou: float) -> tuple[float, list[dict]]:
     """The score threshold (from `thresholds`) whose detections maximise F1 (official rule) against `segments`."""

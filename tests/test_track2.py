@@ -58,7 +58,8 @@ def test_decode_and_tune_find_a_clean_segment():
     probs[:, 0] = 1
     probs[30:60] = [0.1, 0.0, 0.9, 0.0]
     truth = pl.DataFrame({"sample_id": ["S"], "label": [1], "start_frame": [30], "end_frame": [59]})
-    config, trials = track2.tune_threshold({"S": probs}, truth, track2.DecodeConfig(min_length=5, smooth=1), [0.5, 0.95], 3, 0.3)
-    assert config.threshold == 0.5 and trials[0]["f1"] == pytest.approx(1.0) and trials[1]["f1"] == 0
-    found = track2.decode({"S": probs}, config)
+    decode_at = lambda t: track2.decode({"S": probs}, track2.DecodeConfig(threshold=t, min_length=5, smooth=1))  # noqa: E731
+    threshold, trials = track2.tune_for_f1(decode_at, truth, [0.5, 0.95], 3, 0.3)
+    assert threshold == 0.5 and trials[0]["f1"] == pytest.approx(1.0) and trials[1]["f1"] == 0
+    found = decode_at(threshold)
     assert found.select("label", "start_frame", "end_frame").rows() == [(1, 30, 59)]
