@@ -16,7 +16,7 @@ from miga.layouts import convert
 from miga.online import OnlineDetector, emitted_table
 from miga.video import VIDEO_SUFFIXES
 from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, load_params, section
-from stages.track2 import MODEL_DIR, load_detector
+from stages.track2 import MODEL_DIR, class_names, load_detector
 
 TUNING = Path("metrics/track2_tuning.json")
 
@@ -40,34 +40,16 @@ def keypoint_frames(source: Path, layout: str, *, mirror: bool = False) -> Itera
 
 def build_online(config: dict, *, window: int, hop: int, guard: int) -> tuple[OnlineDetector, str]:
     options = section(config, "track2")
-    data_options = dataset_entry(config, options.get("dataset", "smg"))
-    state_layout, model, standardize = _load(options, data_options)
+    model, standardize, layout = load_detector(options, len(class_names(config)))
+    if layout is None:
+        raise typer.BadParameter(f"{MODEL_DIR / 'model.pt'} does not record its keypoint layout: retrain Track 2")
     threshold = json.loads(TUNING.read_text())["threshold"] if TUNING.exists() else float(np.median(options["thresholds"]))
 
     def detect(keypoints: np.ndarray):
-        features = standardize(track2.frame_features(keypoints, state_layout))
+        features = standardize(track2.frame_features(keypoints, layout))
         return track2.make_decoder(model, options, {"window": features})(threshold)
 
-    return OnlineDetector(detect, window=window, hop=hop, guard=guard), state_layout
-
-
-def _load(options: dict, data_options: dict):
-    import torch
-
-    torch.set_num_threads(int(options.get("threads", 1)))
-    layout = torch.load(MODEL_DIR / "model.pt", map_location="cpu", weights_only=True).get("layout")
-    if layout is None:
-        raise typer.BadParameter(f"{MODEL_DIR / 'model.pt'} does not record its keypoint layout: retrain Track 2")
-    num_classes = len(track2_classes(data_options, options))
-    model, standardize = load_detector(options, num_classes)
-    return layout, model, standardize
-
-
-def track2_classes(data_options: dict, options: dict) -> list[str]:
-    from miga.datasets import format_of, reader
-
-    name = options.get("dataset", "smg")
-    return reader(format_of(name, data_options)).class_names(Path(data_options["root"]))
+    return OnlineDetector(detect, window=window, hop=hop, guard=guard), layout
 
 
 @clean_errors

@@ -32,13 +32,19 @@ class Track2Data:
 
     def __init__(self, config: dict):
         name = section(config, "track2").get("dataset", "smg")
-        entry = dataset_entry(config, name)
-        self.class_names = reader(format_of(name, entry)).class_names(Path(entry["root"]))
+        self.class_names = class_names(config)
         self.num_classes = len(self.class_names)
         folder = interim(name)
         self.manifest = validate_manifest(read_parquet(folder / "manifest.parquet"), str(folder / "manifest.parquet"))
         self.segments = validate_segments(read_parquet(folder / "segments.parquet"), str(folder / "segments.parquet"), self.num_classes)
         self.store = KeypointStore(folder / "keypoints.parquet")
+
+
+def class_names(config: dict) -> list[str]:
+    """Class names of the dataset named by `track2.dataset`, from its reader."""
+    name = section(config, "track2").get("dataset", "smg")
+    entry = dataset_entry(config, name)
+    return reader(format_of(name, entry)).class_names(Path(entry["root"]))
 
 
 def _features(manifest: pl.DataFrame, store: KeypointStore, split: str) -> dict[str, np.ndarray]:
@@ -111,11 +117,13 @@ def train(params: Path = PARAMS_OPTION) -> None:
     typer.echo(f"track2: trained on {len(inputs)} sequences ({sum(len(f) for f in inputs)} frames) -> {MODEL_DIR}")
 
 
-def load_detector(options: dict, num_classes: int) -> tuple[torch.nn.Module, track2.Standardizer]:
+def load_detector(options: dict, num_classes: int) -> tuple[torch.nn.Module, track2.Standardizer, str | None]:
+    """The trained detector, its feature standardizer and the keypoint layout it was trained on (CPU threads per `track2.threads`)."""
+    torch.set_num_threads(int(options.get("threads", 1)))
     state = torch.load(MODEL_DIR / "model.pt", map_location="cpu", weights_only=True)
     model = _build(options, int(state["in_features"]), num_classes)
     model.load_state_dict(state["model"])
-    return model, track2.Standardizer(state["mean"].numpy(), state["std"].numpy())
+    return model, track2.Standardizer(state["mean"].numpy(), state["std"].numpy()), state.get("layout")
 
 
 @app.command()
@@ -126,8 +134,7 @@ def predict(params: Path = PARAMS_OPTION) -> None:
     options, evaluation = section(config, "track2"), section(config, "evaluate")
     data = Track2Data(config)
     manifest, segments, store = data.manifest, data.segments, data.store
-    torch.set_num_threads(int(options.get("threads", 1)))
-    model, standardize = load_detector(options, data.num_classes)
+    model, standardize, _ = load_detector(options, data.num_classes)
     iou = float(evaluation["iou_threshold"])
     val_features = _features(manifest, store, "val")
     test_features = _features(manifest, store, "test")
