@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = {
     "synth": {"preset": "tiny"},
     "heatmap": {"clip_len": 8, "test_clips": 1},
+    "model": {"pose_base_channels": 8},
     "train": {"epochs": 2, "workers": 0},
     "track2": {"epochs": 2, "windows_per_epoch": 8, "window": 128, "layers": 4, "channels": 16},
 }
