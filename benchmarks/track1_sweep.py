@@ -6,8 +6,9 @@ Two steps, so the sweep can run on a machine that holds only torch, numba and nu
     python -m benchmarks.track1_sweep run sweep.npz --configs configs.json --jobs 4
 
 `prepare` packs the iMiGUE keypoints (in the heatmap layout), labels and splits of the current
-pipeline's interim data into one npz. `run` trains the pose stream once per config (a JSON list
-of {"name": ..., "heatmap": {...}, "model": {...}, "train": {...}} overrides of params.yaml),
+pipeline's interim data into one npz. `run` trains a stream once per config (a JSON list of
+{"name": ..., "stream": "pose" | "rgb" | "fused", "heatmap": {...}, "model": {...}, "train": {...}},
+overrides of params.yaml; rgb and fused need `--crops`, the rgb stage's rgb_crops.npz),
 with the library the `train_track1` stage uses (PoseClips, build_stream, make_loss, fit), on
 CUDA when present, `--jobs` configs at a time in separate processes, and prints val and test
 top-1 (test views averaged as in `predict`) and the training throughput in clips/s.
@@ -103,16 +104,24 @@ def _train_one(npz: str, config: dict, threads: int) -> dict:
     store = _ArrayStore(data)
     labels, splits, ids = data["labels"], data["splits"], data["ids"]
     params = config["params"]
+    stream = config.get("stream", "pose")
     heatmap, model_params, train = params["heatmap"], params["model"], params["train"]
     options = TrainConfig.from_params(train)
+    crops = None
+    if stream != "pose":
+        with np.load(config["crops"], allow_pickle=False) as saved:  # the format of miga.rgb.load_crops
+            crops = dict(zip(saved["sample_ids"].tolist(), saved["crops"]))
 
     def clips(split, is_train):
         mask = splits == split
-        return track1.PoseClips(store, list(ids[mask]), labels[mask], layout=heatmap["layout"],
-                                pipeline=track1.pose_pipeline(heatmap), train=is_train, seed=options.seed), labels[mask]
+        split_ids, split_labels = list(ids[mask]), labels[mask]
+        pose = lambda: track1.PoseClips(store, split_ids, split_labels, layout=heatmap["layout"],  # noqa: E731
+                                        pipeline=track1.pose_pipeline(heatmap), train=is_train, seed=options.seed)
+        rgb = lambda: track1.RgbClips([crops[i] for i in split_ids], split_labels, train=is_train, seed=options.seed)  # noqa: E731
+        return {"pose": pose, "rgb": rgb, "fused": lambda: track1.PairedClips(pose(), rgb())}[stream](), split_labels
 
     seed_everything(options.seed)
-    model = track1.build_stream("pose", model_params, track1.StreamInputs(track1.pose_channels(heatmap), 32))
+    model = track1.build_stream(stream, model_params, track1.StreamInputs(track1.pose_channels(heatmap), 32))
     train_set, train_labels = clips("train", True)
     val_set, val_labels = clips("val", False)
     test_set, test_labels = clips("test", False)
@@ -126,19 +135,29 @@ def _train_one(npz: str, config: dict, threads: int) -> dict:
                       checkpoint=Path(tmp) / "ckpt.pt", run_id=config["name"], labels=train_labels,
                       on_epoch=validate, description=config["name"])
     seconds = time.perf_counter() - start
-    test_top1 = float((track1.view_averaged_probabilities(model, test_set).argmax(1) == test_labels).mean())
+    val_probs = track1.view_averaged_probabilities(model, val_set)
+    test_probs = track1.view_averaged_probabilities(model, test_set)
+    if config.get("scores_dir"):  # for late fusion of separately trained streams afterwards
+        np.savez(Path(config["scores_dir"]) / f"{config['name']}.npz", val=val_probs, test=test_probs,
+                 val_labels=val_labels, test_labels=test_labels)
     return {
-        "name": config["name"], "val_top1": history[-1].get("val_top1"), "best_val": max(h.get("val_top1", 0) for h in history),
-        "test_top1": test_top1, "train_s": round(seconds, 1),
+        "name": config["name"], "stream": stream, "val_top1": float((val_probs.argmax(1) == val_labels).mean()),
+        "best_val": max(h.get("val_top1", 0) for h in history),
+        "test_top1": float((test_probs.argmax(1) == test_labels).mean()), "train_s": round(seconds, 1),
         "clips_per_s": round(len(train_set) * options.epochs / seconds, 1),
         "device": "cuda" if torch.cuda.is_available() else "cpu",
     }
 
 
-def run(npz: Path, configs: Path, params: Path, jobs: int, threads: int) -> None:
+def run(npz: Path, configs: Path, params: Path, jobs: int, threads: int, crops: Path | None, scores_dir: Path | None) -> None:
     base = yaml.safe_load(params.read_text())
-    sweep = [{"name": c["name"], "params": _merge(base, {k: v for k, v in c.items() if k != "name"})}
+    extra = {"name", "stream"}
+    sweep = [{"name": c["name"], "stream": c.get("stream", "pose"), "crops": str(crops) if crops else None,
+              "scores_dir": str(scores_dir) if scores_dir else None,
+              "params": _merge(base, {k: v for k, v in c.items() if k not in extra})}
              for c in json.loads(configs.read_text())]
+    if scores_dir:
+        scores_dir.mkdir(parents=True, exist_ok=True)
     print(f"# {len(sweep)} configs, {jobs} at a time, {threads} torch threads each", flush=True)
     with ProcessPoolExecutor(jobs) as pool:
         futures = {pool.submit(_train_one, str(npz), config, threads): config for config in sweep}
@@ -162,11 +181,13 @@ def main() -> None:
     r.add_argument("--params", type=Path, default=REPO / "params.yaml")
     r.add_argument("--jobs", type=int, default=1)
     r.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 1) // 4))
+    r.add_argument("--crops", type=Path, help="rgb_crops.npz of the rgb stage (for configs with stream rgb or fused)")
+    r.add_argument("--scores-dir", type=Path, help="save each config's val/test probabilities here")
     args = parser.parse_args()
     if args.command == "prepare":
         prepare(args.out, args.params)
     else:
-        run(args.npz, args.configs, args.params, args.jobs, args.threads)
+        run(args.npz, args.configs, args.params, args.jobs, args.threads, args.crops, args.scores_dir)
 
 
 if __name__ == "__main__":
