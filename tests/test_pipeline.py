@@ -144,3 +144,18 @@ def test_render_draws_a_samples_keypoints_over_its_video(project):
     bad = subprocess.run([sys.executable, "-m", "stages.cli", "render", "x.mp4", "--dataset", "smg", "--sample", "nope"],
                          cwd=project, capture_output=True, text=True)
     assert bad.returncode != 0 and "nope" in bad.stderr
+
+
+@pytest.mark.slow
+def test_online_reads_a_video_frame_by_frame_through_mediapipe(project):
+    pytest.importorskip("mediapipe", reason="mediapipe not installed: the video path of `miga online` needs it")
+    from miga.video import probe_video
+
+    video = next((project / "data/raw/smg").glob("Sample0036/*_color.mp4"))
+    result = _run([sys.executable, "-m", "stages.cli", "online", str(video), "--out", "video.jsonl", "--csv", "video.csv"], project)
+    frames = probe_video(video).num_frames
+    assert f"online: {frames} frames" in result.stderr  # every decoded frame reached the detector
+    assert "reading + pose" in result.stderr and "decision delay" in result.stderr
+    records = [json.loads(line) for line in (project / "video.jsonl").read_text().splitlines()]
+    assert all(0 <= r["start_frame"] <= r["end_frame"] < frames for r in records)
+    assert len((project / "video.csv").read_text().splitlines()) == len(records) + 1

@@ -29,7 +29,7 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -263,6 +263,23 @@ def extract_video(video: str | os.PathLike, frames=None, *, layout: str = "openp
     frames = np.unique(np.asarray(frames, dtype=np.int64))
     arrays, meta = MediapipeExtractor(settings)(Path(video), frames, lambda n: None)
     return arrays["frames"], to_layout(arrays["raw"], layout, mirror=mirror)[None], meta
+
+
+def stream_video(video: str | os.PathLike, *, layout: str = "openpose25_hands10", mirror: bool = False,
+                 settings: MediapipeSettings | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """(frame index, keypoints `(V, 3)`) for each frame of `video`, estimated as it is decoded:
+    the per-frame source of streaming recognition (`miga online VIDEO`)."""
+    from miga.video import probe_video
+
+    model = (settings or MediapipeSettings()).open()
+    try:
+        for number, image in _iter_frames(Path(video), np.arange(probe_video(video).num_frames)):
+            image.flags.writeable = False
+            height, width = image.shape[:2]
+            raw = _raw_points(model.process(image), width, height)
+            yield number, to_layout(raw[None], layout, mirror=mirror)[0]
+    finally:
+        model.close()
 
 
 # ---------------------------------------------------------------- the backend
