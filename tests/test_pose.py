@@ -388,9 +388,12 @@ def test_stage_runs_on_real_clips_with_workers_and_resumes(mb, tmp_path):
         assert (xy[:, 0] <= info.width).all() and (xy[:, 1] <= info.height).all()
         meta = json.loads(str(np.load(shard_dir / f"{stem}.npz", allow_pickle=False)["__meta__"]))
         assert "single-person model" in meta["subject"] and meta["frames"] == 23
-    write_keypoints(result.keypoints, result.layout, tmp_path / "keypoints.parquet")
+    assert result.source["backend"] == "mediapipe" and result.source["settings"]["model_complexity"] == 1
+    assert sorted(result.source["videos"]) == videos  # relative to the root, with the subject choice explained
+    assert all("single-person model" in v["subject"] and v["frames"] == 23 for v in result.source["videos"].values())
+    write_keypoints(result.keypoints, result.layout, tmp_path / "keypoints.parquet", source=result.source)
     store = KeypointStore(tmp_path / "keypoints.parquet")
-    assert store.layout == "openpose25_hands10" and len(store) == len(rows)
+    assert store.layout == "openpose25_hands10" and len(store) == len(rows) and store.source == result.source
 
     markers = {p.name: p.stat().st_mtime_ns for p in shard_dir.glob("*.done")}
     assert len(markers) == len(videos)

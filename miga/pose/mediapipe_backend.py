@@ -331,15 +331,25 @@ def mediapipe_backend(
         key = settings.key()
         run_shards(jobs, MediapipeExtractor(settings), key=key, workers=int(workers), progress=progress,
                    desc=f"mediapipe {model}")
+        notes = {}
         for job in jobs:  # one video at a time: a whole dataset's raw points need not fit in memory
-            frames, raw = _load(job, key)
+            frames, raw, meta = _load(job, key)
+            notes[_relative(job.video, Path(raw_root))] = {k: meta[k] for k in ("frames", "frames_with_person", "subject") if k in meta}
             for sample_id, start, end in by_video[job.video]:
                 index = np.searchsorted(frames, np.arange(start, end + 1))
                 keypoints[sample_id] = (start, to_layout(raw[index], layout, mirror=mirror)[None])
-    return PoseResult(layout, {sample_id: keypoints[sample_id] for sample_id, *_ in samples})
+    source = {"backend": "mediapipe", "settings": json.loads(key), "mirror": bool(mirror), "videos": notes}
+    return PoseResult(layout, {sample_id: keypoints[sample_id] for sample_id, *_ in samples}, source)
 
 
-def _load(job: ShardJob, key: str) -> tuple[np.ndarray, np.ndarray]:
+def _relative(video: Path, root: Path) -> str:
+    try:
+        return Path(video).relative_to(root).as_posix()
+    except ValueError:
+        return str(video)
+
+
+def _load(job: ShardJob, key: str) -> tuple[np.ndarray, np.ndarray, dict]:
     shard = read_shard(job, key)
     if shard is None:
         raise RuntimeError(f"{job.shard}: shard incomplete after extraction")
@@ -350,4 +360,4 @@ def _load(job: ShardJob, key: str) -> tuple[np.ndarray, np.ndarray]:
             f"(from frame {meta['first_missing_frame']}); their keypoints have score 0",
             stacklevel=3,
         )
-    return arrays["frames"], arrays["raw"]
+    return arrays["frames"], arrays["raw"], meta
