@@ -290,6 +290,27 @@ def _manifest(rows):
     return pl.DataFrame(rows, schema=["sample_id", "video", "start_frame", "end_frame"], orient="row")
 
 
+def test_mediapipe_runs_offline_with_the_models_in_the_wheel(mb, monkeypatch):
+    """Both solutions open and run with the network cut: model complexity 1 ships in the wheel, nothing is fetched."""
+    import socket
+    import urllib.request
+
+    from mediapipe.python.solutions import download_utils
+
+    def no_network(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args[:2]}")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(download_utils.urllib.request, "urlopen", no_network)
+    image = np.zeros((96, 128, 3), np.uint8)
+    for model in mb.MODELS:
+        settings = mb.MediapipeSettings(model)
+        assert json.loads(settings.key())["model_complexity"] == 1
+        kp = mb.estimate_image(image, settings=settings)
+        assert kp.shape == (35, 3) and not kp.any()  # nobody in a black frame: score 0, no crash
+
+
 def test_ntu_clip_pck_against_kinect_with_mirror(mb, realdata, tmp_path):
     """NTU RGB+D S001C001P001R001A001 (103 frames, 1920x1080) against its Kinect v2 colour-frame joints.
 
