@@ -41,7 +41,14 @@ def mediapipe(fmt: str, raw_root: Path, manifest: pl.DataFrame, **options) -> Po
     return mediapipe_backend(fmt, raw_root, manifest, **options)
 
 
-BACKENDS: dict[str, PoseBackend] = {"provided": provided, "mediapipe": mediapipe}
+def mmpose(fmt: str, raw_root: Path, manifest: pl.DataFrame, **options) -> PoseResult:
+    """An MMPose top-down model (RTMPose / RTMW) on the videos (optional extra: scripts/install-mmpose.sh)."""
+    from miga.pose.mmpose_backend import mmpose_backend
+
+    return mmpose_backend(fmt, raw_root, manifest, **options)
+
+
+BACKENDS: dict[str, PoseBackend] = {"provided": provided, "mediapipe": mediapipe, "mmpose": mmpose}
 
 
 def mirrored(result: PoseResult) -> PoseResult:
