@@ -18,6 +18,7 @@ from miga.contracts import ContractError
 from miga.layouts import get_layout
 
 LAYOUT_KEY = b"miga.layout"
+SOURCE_KEY = b"miga.pose"  # JSON: which pose backend made the keypoints, with what settings
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
@@ -76,8 +77,13 @@ _KEYPOINT_SCHEMA = pa.schema([
 ])
 
 
-def write_keypoints(samples: Mapping[str, tuple[int, np.ndarray]], layout: str, path: str | os.PathLike) -> None:
-    """Write `{sample_id: (start_frame, array (M, T, V, C))}` to one Parquet file, atomically."""
+def write_keypoints(samples: Mapping[str, tuple[int, np.ndarray]], layout: str, path: str | os.PathLike,
+                    source: Mapping | None = None) -> None:
+    """Write `{sample_id: (start_frame, array (M, T, V, C))}` to one Parquet file, atomically.
+
+    `source` (JSON-serializable: the pose backend and its settings) is kept in the file's
+    metadata beside the layout; `KeypointStore.source` reads it back.
+    """
     spec = get_layout(layout)
     ids, starts, shapes, values = [], [], [], []
     for sample_id, (start, array) in samples.items():
@@ -103,7 +109,9 @@ def write_keypoints(samples: Mapping[str, tuple[int, np.ndarray]], layout: str, 
             pa.array([s[3] for s in shapes], pa.int32()),
             pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(flat)),
         ],
-        schema=_KEYPOINT_SCHEMA.with_metadata({LAYOUT_KEY: layout.encode()}),
+        schema=_KEYPOINT_SCHEMA.with_metadata(
+            {LAYOUT_KEY: layout.encode(), **({SOURCE_KEY: json.dumps(dict(source), sort_keys=True).encode()} if source else {})}
+        ),
     )
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
@@ -124,6 +132,10 @@ class KeypointStore:
         if LAYOUT_KEY not in meta:
             raise ContractError(f"{self.path}: no joint layout in the file metadata ({LAYOUT_KEY.decode()})")
         self.layout = meta[LAYOUT_KEY].decode()
+        try:
+            self.source: dict = json.loads(meta[SOURCE_KEY]) if SOURCE_KEY in meta else {}
+        except ValueError as err:
+            raise ContractError(f"{self.path}: unreadable pose source metadata ({SOURCE_KEY.decode()}): {err}") from None
         missing = set(_KEYPOINT_SCHEMA.names) - set(table.column_names)
         if missing:
             raise ContractError(f"{self.path}: missing keypoint columns {sorted(missing)}")

@@ -37,7 +37,7 @@ def main(
     if entry.get("mirror", False):
         result = mirrored(result)
     out = interim(dataset) / "keypoints.parquet"
-    write_keypoints(result.keypoints, result.layout, out)
+    write_keypoints(result.keypoints, result.layout, out, source={"backend": options["backend"], **result.source})
     frames = sum(array.shape[1] for _, array in result.keypoints.values())
     typer.echo(f"pose {dataset}: {len(result.keypoints)} samples, {frames} frames, layout {result.layout} -> {out}")
 

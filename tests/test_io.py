@@ -19,6 +19,24 @@ def test_keypoints_round_trip(tmp_path):
         assert store.start_frame(sample_id) == start
 
 
+def test_keypoints_keep_their_pose_source(tmp_path):
+    """Which backend made the keypoints (and how) rides in the file's metadata; old files read as {}."""
+    import pyarrow.parquet as pq
+
+    from miga.io import SOURCE_KEY
+
+    kp = {"a": (0, np.zeros((1, 2, 17, 3), np.float32))}
+    source = {"backend": "mediapipe", "settings": {"model": "holistic", "model_complexity": 1}, "videos": {"x/1.mp4": {"frames": 2}}}
+    write_keypoints(kp, "coco17", tmp_path / "kp.parquet", source=source)
+    assert KeypointStore(tmp_path / "kp.parquet").source == source
+    write_keypoints(kp, "coco17", tmp_path / "plain.parquet")
+    assert KeypointStore(tmp_path / "plain.parquet").source == {}
+    table = pq.read_table(tmp_path / "kp.parquet")
+    pq.write_table(table.replace_schema_metadata({**table.schema.metadata, SOURCE_KEY: b"{oops"}), tmp_path / "bad.parquet")
+    with pytest.raises(ContractError, match="bad.parquet.*pose source"):
+        KeypointStore(tmp_path / "bad.parquet")
+
+
 def test_keypoints_shape_is_checked_against_the_layout(tmp_path):
     with pytest.raises(ContractError, match="expected"):
         write_keypoints({"a": (0, np.zeros((1, 5, 17, 3)))}, "openpose25_hands10", tmp_path / "kp.parquet")

@@ -70,5 +70,7 @@ def test_mirrored_pose_result_swaps_sides():
 
     kp = np.zeros((1, 1, 25, 3), np.float32)
     kp[0, 0, KINECT25.index("LHand")] = (1, 2, 1)
-    out = mirrored(PoseResult("kinect25", {"s": (0, kp)})).keypoints["s"][1]
+    result = mirrored(PoseResult("kinect25", {"s": (0, kp)}, {"backend": "provided"}))
+    out = result.keypoints["s"][1]
     assert tuple(out[0, 0, KINECT25.index("RHand")]) == (1, 2, 1)
+    assert result.source == {"backend": "provided", "mirrored": True}  # the swap is recorded with the source

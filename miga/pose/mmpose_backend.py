@@ -1,0 +1,241 @@
+"""Pose from raw video with MMPose top-down models (RTMPose / RTMW), an optional extra for GPUs.
+
+`mmpose_backend(fmt, raw_root, manifest, config=..., checkpoint=..., device=...)` is a pose
+backend (see `miga.pose`) behind the same interface and shards as the MediaPipe one: the
+frames the manifest's clips cover are decoded with PyAV and each goes through the model with
+one person box per frame, the whole frame (interviews: one seated person filling the picture;
+no person detector is run). Output layouts:
+
+- a 17-point COCO model (RTMPose body): `coco17` as is; `openpose25_hands10` / `imigue22` with
+  Neck and MidHip rebuilt from the shoulders and hips, no feet, no fingertips (score 0).
+- a 133-point COCO-WholeBody model (RTMW, RTMPose wholebody): every point of
+  `openpose25_hands10` (BODY_25 with the feet, and the 10 fingertips).
+
+MMPose is never imported by `import miga`: it is imported when the backend runs, and a clear
+ImportError names the install script when it is absent. Its install needs mmcv compiled
+against the installed torch (`bash scripts/install-mmpose.sh`, ~15 minutes on 2 cores).
+
+Checkpoints are read by miga with `torch.load(..., weights_only=True)` (tensors and plain
+containers only) and loaded into the model built from the config; mmengine's own loader,
+which unpickles arbitrary objects, is not used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from miga.layouts import COCO17, OPENPOSE25_HANDS10, convert, get_layout
+from miga.pose.extract import extract_manifest, iter_frames
+
+INSTALL = "bash scripts/install-mmpose.sh"
+LAYOUTS = ("openpose25_hands10", "coco17", "imigue22")
+RAW_FORMAT = 1
+
+# COCO-WholeBody (133 points): 0-16 COCO body, 17-22 feet, 23-90 face, 91-111 left hand, 112-132 right hand.
+_WB_LEFT_HAND, _WB_RIGHT_HAND = 91, 112
+_TIPS = (4, 8, 12, 16, 20)
+_WHOLEBODY_TO_OPENPOSE: dict[str, int | tuple[int, int]] = {
+    **{name: COCO17.index(name) for name in COCO17.joints},
+    "Neck": (COCO17.index("LShoulder"), COCO17.index("RShoulder")),
+    "MidHip": (COCO17.index("LHip"), COCO17.index("RHip")),
+    "LBigToe": 17, "LSmallToe": 18, "LHeel": 19, "RBigToe": 20, "RSmallToe": 21, "RHeel": 22,
+    **{f"L{f}Tip": _WB_LEFT_HAND + t for f, t in zip(("Thumb", "Index", "Middle", "Ring", "Pinky"), _TIPS)},
+    **{f"R{f}Tip": _WB_RIGHT_HAND + t for f, t in zip(("Thumb", "Index", "Middle", "Ring", "Pinky"), _TIPS)},
+}
+assert set(_WHOLEBODY_TO_OPENPOSE) == set(OPENPOSE25_HANDS10.joints)
+
+
+def import_mmpose():
+    """`mmpose.apis`, or an ImportError that names the install script."""
+    try:
+        import mmpose.apis  # noqa: F401
+    except ImportError as err:
+        raise ImportError(
+            f"the mmpose pose backend needs mmpose, mmengine and mmcv built against the installed torch: {INSTALL} "
+            f"(README, 'Pose from video'; it compiles mmcv, ~15 minutes on 2 cores) ({err})"
+        ) from err
+    import mmpose.apis
+
+    return mmpose.apis
+
+
+def to_layout(raw: np.ndarray, layout: str = "openpose25_hands10", *, mirror: bool = False) -> np.ndarray:
+    """Raw model points `(..., K, 3)` (K = 17 COCO or 133 COCO-WholeBody) -> `(..., V, 3)` float32 in `layout`."""
+    raw = np.asarray(raw, dtype=np.float32)
+    if layout not in LAYOUTS:
+        raise ValueError(f"the mmpose backend writes layouts {LAYOUTS}, not {layout!r}")
+    points = raw.shape[-2] if raw.ndim >= 2 else None
+    if raw.ndim < 2 or raw.shape[-1] != 3 or points not in (17, 133):
+        raise ValueError(f"mmpose points must be (..., 17 or 133, 3) (COCO or COCO-WholeBody), got {raw.shape}")
+    raw = np.where(raw[..., 2:3] > 0, raw, 0).astype(np.float32)
+    if points == 17:
+        return convert(raw, COCO17.name, layout, mirror=mirror)
+    out = np.zeros(raw.shape[:-2] + (OPENPOSE25_HANDS10.num_joints, 3), np.float32)
+    for name, source in _WHOLEBODY_TO_OPENPOSE.items():
+        j = OPENPOSE25_HANDS10.index(name)
+        if isinstance(source, tuple):
+            a, b = raw[..., source[0], :], raw[..., source[1], :]
+            both = (a[..., 2] > 0) & (b[..., 2] > 0)
+            out[..., j, :2] = np.where(both[..., None], (a[..., :2] + b[..., :2]) / 2, 0)
+            out[..., j, 2] = np.where(both, np.minimum(a[..., 2], b[..., 2]), 0)
+        else:
+            out[..., j, :] = raw[..., source, :]
+    return convert(out, OPENPOSE25_HANDS10.name, layout, mirror=mirror)
+
+
+def _digest(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class MmposeSettings:
+    """What changes the output (the shard key). `config`: a config file path or a config dict."""
+
+    config: str | Mapping = field(default="")
+    checkpoint: str | None = None
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if not self.config:
+            raise ValueError("pose.mmpose.config is required: an MMPose config file (e.g. an RTMPose or RTMW .py config)")
+        if isinstance(self.config, (str, os.PathLike)) and not Path(self.config).is_file():
+            raise FileNotFoundError(f"{self.config}: MMPose config file not found")
+        if self.checkpoint and not Path(self.checkpoint).is_file():
+            raise FileNotFoundError(f"{self.checkpoint}: MMPose checkpoint not found (a local path; nothing is downloaded)")
+
+    def key(self) -> str:
+        config = (_digest(self.config) if isinstance(self.config, (str, os.PathLike))
+                  else hashlib.sha256(json.dumps(self.config, sort_keys=True, default=str).encode()).hexdigest())
+        return json.dumps({"extractor": "mmpose", "raw_format": RAW_FORMAT, "config": config,
+                           "checkpoint": _digest(self.checkpoint) if self.checkpoint else None}, sort_keys=True)
+
+    def build(self):
+        """The model, on `device`, in eval mode, with the checkpoint's weights (or untrained without one)."""
+        apis = import_mmpose()
+        from mmengine.config import Config
+
+        config = Config.fromfile(str(self.config)) if isinstance(self.config, (str, os.PathLike)) else Config(dict(self.config))
+        model = apis.init_model(config, checkpoint=None, device=self.device)
+        if self.checkpoint:
+            state = load_checkpoint(self.checkpoint)
+            weights = state.get("state_dict", state) if isinstance(state, dict) else state
+            model.load_state_dict(weights, strict=True)
+            meta = state.get("meta", {}) if isinstance(state, dict) else {}
+            if isinstance(meta, dict) and meta.get("dataset_meta"):
+                model.dataset_meta = meta["dataset_meta"]
+            model.to(self.device)
+        return model
+
+
+def _numpy_globals() -> list:
+    """What numpy arrays and scalars in a checkpoint's metadata need to unpickle (MMPose keeps e.g. OKS sigmas there)."""
+    core = getattr(np, "_core", None) or np.core
+    dtypes = [getattr(np.dtypes, name) for name in dir(np.dtypes) if name.endswith("DType")]
+    return [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype, *dtypes]
+
+
+def load_checkpoint(path: str | os.PathLike):
+    """A checkpoint read with `weights_only=True`: tensors, plain containers and numpy arrays/scalars, nothing else."""
+    import pickle
+
+    import torch
+
+    try:
+        with torch.serialization.safe_globals(_numpy_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"{path}: the checkpoint holds objects beyond tensors, containers and numpy arrays, so it is not loaded "
+            f"(weights_only=True). Keep only its weights, from a trusted source: "
+            f"torch.save({{'state_dict': torch.load(path, weights_only=False)['state_dict']}}, new_path) ({err})"
+        ) from None
+
+
+class MmposeExtractor:
+    """Shard extractor (picklable): video + frame indices -> raw points `(F, K, 3)` and metadata."""
+
+    def __init__(self, settings: MmposeSettings):
+        self.settings = settings
+
+    def __call__(self, video: Path, frames: np.ndarray, progress: Callable[[int], None]) -> tuple[dict, dict]:
+        apis = import_mmpose()
+        model = self.settings.build()
+        frames = np.asarray(frames, dtype=np.int64)
+        raw, size, done = None, (0, 0), np.zeros(len(frames), bool)
+        for position, (_, image) in enumerate(iter_frames(Path(video), frames)):  # the wanted frames, in order
+            height, width = image.shape[:2]
+            size = (width, height)
+            points = estimate_frame(apis, model, image)
+            if raw is None:
+                raw = np.zeros((len(frames),) + points.shape, np.float32)
+            raw[position], done[position] = points, True
+            progress(1)
+        if raw is None:
+            raw = np.zeros((len(frames), 17, 3), np.float32)
+        missing = frames[~done]
+        if len(missing):
+            progress(len(missing))
+        meta = {
+            "width": size[0], "height": size[1], "frames": int(len(frames)),
+            "frames_with_person": int((raw[..., 2] > 0).any(axis=1).sum()),
+            "missing_frames": int(len(missing)),
+            "first_missing_frame": int(missing[0]) if len(missing) else None,
+            "subject": "top-down model on the whole frame as the person box (no detector)",
+            "settings": json.loads(self.settings.key()),
+        }
+        return {"frames": frames, "raw": raw}, meta
+
+
+def estimate_frame(apis, model, rgb: np.ndarray) -> np.ndarray:
+    """One RGB frame -> `(K, 3)` pixel x, y, score of the person in the whole-frame box."""
+    height, width = rgb.shape[:2]
+    box = np.array([[0, 0, width, height]], np.float32)
+    results = apis.inference_topdown(model, np.ascontiguousarray(rgb[..., ::-1]), box, bbox_format="xyxy")  # BGR, as mmcv reads
+    instances = results[0].pred_instances
+    xy = np.asarray(instances.keypoints, np.float32)[0]
+    score = np.asarray(instances.keypoint_scores, np.float32)[0]
+    points = np.concatenate([xy, score[:, None]], axis=1)
+    outside = (xy[:, 0] < 0) | (xy[:, 0] > width - 1) | (xy[:, 1] < 0) | (xy[:, 1] > height - 1) | ~np.isfinite(xy).all(axis=1)
+    points[outside] = 0.0
+    return points
+
+
+def mmpose_backend(
+    fmt: str,
+    raw_root: Path,
+    manifest: pl.DataFrame,
+    *,
+    config: str | Mapping = "",
+    checkpoint: str | None = None,
+    device: str = "cpu",
+    layout: str = "openpose25_hands10",
+    mirror: bool = False,
+    workers: int = 1,
+    shard_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+):
+    """Pose backend: an MMPose top-down model on the manifest's videos (see the module doc)."""
+    get_layout(layout)
+    if layout not in LAYOUTS:
+        raise ValueError(f"the mmpose backend writes layouts {LAYOUTS}, not {layout!r}")
+    settings = MmposeSettings(config, checkpoint or None, str(device))
+    import_mmpose()  # fail before any work if it is missing
+    key = settings.key()
+    return extract_manifest(
+        raw_root, manifest, MmposeExtractor(settings), key=key,
+        to_layout=lambda raw: to_layout(raw, layout, mirror=mirror), layout=layout, workers=workers,
+        shard_dir=shard_dir, progress=progress, desc="mmpose", what="the mmpose backend",
+        source={"backend": "mmpose", "settings": json.loads(key), "mirror": bool(mirror)},
+    )
