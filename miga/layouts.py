@@ -147,6 +147,23 @@ _SAME_POINT[("coco17", "openpose25_hands10")] = {n: n for n in _COCO17}
 _SAME_POINT[("coco17", "imigue22")] = {n: n for n in _COCO17 if n in _IMIGUE22}
 _MIDPOINTS = {"Neck": ("LShoulder", "RShoulder"), "MidHip": ("LHip", "RHip")}
 
+# Video poses (MediaPipe / OpenPose names) into Kinect v2's, for a detector trained on Kinect
+# skeletons (`miga online VIDEO`). Approximations: OpenPose's Neck (between the shoulders) is
+# Kinect's SpineShoulder, the nose stands for the head, the middle fingertip for the hand tip,
+# the big toe for the foot; Kinect's Neck, SpineMid and hand centres are midpoints.
+_SAME_POINT[("openpose25_hands10", "kinect25")] = {
+    "SpineBase": "MidHip", "SpineShoulder": "Neck", "Head": "Nose",
+    **{f"{s}{j}": f"{s}{j}" for s in "LR" for j in ("Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle")},
+    **{f"{s}HandTip": f"{s}MiddleTip" for s in "LR"}, **{f"{s}Thumb": f"{s}ThumbTip" for s in "LR"},
+    **{f"{s}Foot": f"{s}BigToe" for s in "LR"},
+}
+_PAIR_MIDPOINTS = {
+    ("openpose25_hands10", "kinect25"): {
+        "Neck": ("Neck", "Nose"), "SpineMid": ("Neck", "MidHip"),
+        "LHand": ("LWrist", "LMiddleTip"), "RHand": ("RWrist", "RMiddleTip"),
+    },
+}
+
 
 def get_layout(name: str) -> Layout:
     try:
@@ -174,8 +191,9 @@ def convert(keypoints: np.ndarray, source: str, target: str, *, mirror: bool = F
     out = np.zeros(keypoints.shape[:-2] + (dst.num_joints, keypoints.shape[-1]), dtype=keypoints.dtype)
     for t_name, s_name in mapping.items():
         out[..., dst.index(t_name), :] = keypoints[..., src.index(s_name), :]
-    for t_name, (a, b) in _MIDPOINTS.items():
-        if t_name in dst.joints and t_name not in mapping and a in src.joints and b in src.joints:
+    midpoints = _PAIR_MIDPOINTS.get((source, target)) or {n: m for n, m in _MIDPOINTS.items() if n not in mapping}
+    for t_name, (a, b) in midpoints.items():
+        if t_name in dst.joints and a in src.joints and b in src.joints:
             pa, pb = keypoints[..., src.index(a), :], keypoints[..., src.index(b), :]
             both = (pa[..., 2] > 0) & (pb[..., 2] > 0)
             mid = (pa + pb) / 2

@@ -74,3 +74,21 @@ def test_mirrored_pose_result_swaps_sides():
     out = result.keypoints["s"][1]
     assert tuple(out[0, 0, KINECT25.index("RHand")]) == (1, 2, 1)
     assert result.source == {"backend": "provided", "mirrored": True}  # the swap is recorded with the source
+
+
+def test_video_pose_to_kinect25_fills_every_kinect_joint():
+    """`miga online VIDEO` feeds MediaPipe poses to a detector trained on Kinect skeletons."""
+    src = get_layout("openpose25_hands10")
+    kp = np.zeros((3, src.num_joints, 3), np.float32)
+    kp[..., 0] = np.arange(src.num_joints) * 10.0
+    kp[..., 1] = 5.0
+    kp[..., 2] = 0.9
+    out = convert(kp, "openpose25_hands10", "kinect25")
+    kinect = get_layout("kinect25")
+    assert out.shape == (3, kinect.num_joints, 3) and (out[..., 2] > 0).all()  # no Kinect joint left empty
+    x = lambda layout, name, arr: arr[0, layout.index(name), 0]  # noqa: E731
+    assert x(kinect, "SpineShoulder", out) == x(src, "Neck", kp)
+    assert x(kinect, "SpineMid", out) == (x(src, "Neck", kp) + x(src, "MidHip", kp)) / 2
+    assert x(kinect, "LHand", out) == (x(src, "LWrist", kp) + x(src, "LMiddleTip", kp)) / 2
+    kp[:, src.index("LMiddleTip"), 2] = 0  # a missing end makes the midpoint missing, not half-way to 0
+    assert convert(kp, "openpose25_hands10", "kinect25")[0, kinect.index("LHand"), 2] == 0
