@@ -36,21 +36,26 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return result
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("project")
+def init_project(root: Path, params: dict, *, ignore: str = "") -> Path:
+    """A committed git + DVC project at `root`: this repo's code and dvc.yaml, `params`, .gitignore (+ `ignore`)."""
     for name in ("miga", "stages", "dvc.yaml", ".dvcignore"):
         src = REPO / name
         (shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__")) if src.is_dir() else shutil.copy(src, root / name))
-    params = _merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (root / ".gitignore").write_text((REPO / ".gitignore").read_text())
+    (root / ".gitignore").write_text((REPO / ".gitignore").read_text() + ignore)
     _run(["git", "init", "-q"], root)
     _run(["git", "config", "user.email", "test@example.org"], root)
     _run(["git", "config", "user.name", "test"], root)
     _run([sys.executable, "-m", "dvc", "init", "-q"], root)
     _run(["git", "add", "-A"], root)
     _run(["git", "commit", "-qm", "project"], root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    params = _merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY)
+    root = init_project(tmp_path_factory.mktemp("project"), params)
     _run([sys.executable, "-m", "dvc", "repro"], root)
     _run(["git", "add", "-A"], root)
     _run(["git", "commit", "-qm", "tiny run"], root)

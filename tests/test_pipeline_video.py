@@ -28,7 +28,7 @@ import yaml
 from miga.datasets.imigue import SPLIT_FOLDERS, label_to_raw
 from miga.pose.mediapipe_backend import import_mediapipe
 from tests.conftest import REALDATA
-from tests.test_pipeline import REPO, _merge, _run
+from tests.test_pipeline import REPO, _merge, _run, init_project
 
 VIDEOS = REALDATA / "video"
 # split, video number, real recording; every recording is cut into clips of CLIP frames
@@ -87,21 +87,10 @@ def project(tmp_path_factory):
     if not VIDEOS.is_dir() or not all((VIDEOS / recording).is_file() for *_, recording in RELEASE):
         pytest.skip(f"real recordings not available at {VIDEOS} (set MIGA_REALDATA): mediapipe pipeline test skipped")
     import_mediapipe()  # a default dependency: an error, not a skip, when missing
-    root = tmp_path_factory.mktemp("video_project")
-    for name in ("miga", "stages", "dvc.yaml", ".dvcignore"):
-        src = REPO / name
-        (shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__")) if src.is_dir() else shutil.copy(src, root / name))
-    clips = build_release(root / "release")
     params = _merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY)
     params["datasets"]["imigue"]["root"] = "release"
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (root / ".gitignore").write_text((REPO / ".gitignore").read_text() + "/release/\n")
-    _run(["git", "init", "-q"], root)
-    _run(["git", "config", "user.email", "test@example.org"], root)
-    _run(["git", "config", "user.name", "test"], root)
-    _run([sys.executable, "-m", "dvc", "init", "-q"], root)
-    _run(["git", "add", "-A"], root)
-    _run(["git", "commit", "-qm", "project"], root)
+    root = init_project(tmp_path_factory.mktemp("video_project"), params, ignore="/release/\n")
+    clips = build_release(root / "release")
     _run([sys.executable, "-m", "dvc", "repro", "ingest@imigue"], root)
     killed = _kill_pose_stage_after_first_video(root)
     result = _run([sys.executable, "-m", "dvc", "repro", "evaluate_track1"], root)
