@@ -25,6 +25,28 @@ from miga.video import VideoError
 NOTE_KEYS = ("frames", "frames_with_person", "subject")
 
 
+def points_to_openpose(raw: np.ndarray, table: Mapping[str, int | tuple[int, int] | None]) -> np.ndarray:
+    """A model's raw points `(..., K, 3)` -> `(..., 35, 3)` openpose25_hands10 float32.
+
+    `table` gives, per OpenPose joint name, the raw point's index, a pair whose midpoint it is
+    (found only when both are), or None (the model lacks it). Missing joints are all zero.
+    """
+    from miga.layouts import OPENPOSE25_HANDS10
+
+    raw = np.where(raw[..., 2:3] > 0, raw, 0).astype(np.float32)
+    out = np.zeros(raw.shape[:-2] + (OPENPOSE25_HANDS10.num_joints, 3), np.float32)
+    for name, source in table.items():
+        j = OPENPOSE25_HANDS10.index(name)
+        if isinstance(source, tuple):
+            a, b = raw[..., source[0], :], raw[..., source[1], :]
+            both = (a[..., 2] > 0) & (b[..., 2] > 0)
+            out[..., j, :2] = np.where(both[..., None], (a[..., :2] + b[..., :2]) / 2, 0)
+            out[..., j, 2] = np.where(both, np.minimum(a[..., 2], b[..., 2]), 0)
+        elif source is not None:
+            out[..., j, :] = raw[..., source, :]
+    return out
+
+
 def iter_frames(path: Path, wanted: np.ndarray):
     """Yield (frame index, rgb24 array) for the sorted frame indices `wanted`, decoding in order."""
     import av

@@ -35,7 +35,7 @@ import numpy as np
 import polars as pl
 
 from miga.layouts import OPENPOSE25_HANDS10, convert, get_layout
-from miga.pose.extract import extract_manifest, iter_frames
+from miga.pose.extract import extract_manifest, iter_frames, points_to_openpose
 from miga.pose.tracking import boxes_from_keypoints, pick_subject
 
 _iter_frames = iter_frames  # the name benchmarks/pose.py uses
@@ -86,18 +86,13 @@ def to_layout(raw: np.ndarray, layout: str = "openpose25_hands10", *, mirror: bo
         raise ValueError(f"raw MediaPipe points must be (..., {RAW_POINTS}, 3), got {raw.shape}")
     if layout not in LAYOUTS:
         raise ValueError(f"the mediapipe backend writes layouts {LAYOUTS}, not {layout!r}")
-    out = np.zeros(raw.shape[:-2] + (OPENPOSE25_HANDS10.num_joints, 3), np.float32)
-    for j, source in enumerate(_TO_OPENPOSE.values()):
-        if source is None:
-            continue
-        if isinstance(source, tuple):
-            a, b = raw[..., source[0], :], raw[..., source[1], :]
-            out[..., j, :2] = (a[..., :2] + b[..., :2]) / 2
-            out[..., j, 2] = np.minimum(a[..., 2], b[..., 2])
-        else:
-            out[..., j, :] = raw[..., source, :]
-    out[out[..., 2] <= 0] = 0.0  # missing joints: all zero
-    return convert(out, OPENPOSE25_HANDS10.name, layout, mirror=mirror)
+    return convert(points_to_openpose(raw, _TO_OPENPOSE), OPENPOSE25_HANDS10.name, layout, mirror=mirror)
+
+
+def _estimate(model, image: np.ndarray) -> np.ndarray:
+    """One RGB uint8 frame through a MediaPipe solution -> raw `(75, 3)` pixel x, y, score."""
+    image.flags.writeable = False  # MediaPipe then reads it without a copy
+    return _raw_points(model.process(image), image.shape[1], image.shape[0])
 
 
 def _raw_points(result, width: int, height: int) -> np.ndarray:
@@ -175,10 +170,8 @@ class MediapipeExtractor:
             for number, image in iter_frames(Path(video), frames):
                 if previous is not None and number != previous + 1:
                     model.reset()
-                image.flags.writeable = False
-                height, width = image.shape[:2]
-                size = (width, height)
-                raw[position] = _raw_points(model.process(image), width, height)
+                size = (image.shape[1], image.shape[0])
+                raw[position] = _estimate(model, image)
                 done[position] = True
                 previous, position = number, position + 1
                 progress(1)
@@ -213,8 +206,7 @@ def estimate_image(image: np.ndarray, *, layout: str = "openpose25_hands10", mir
     own = model is None
     model = settings.open(static_image_mode=True) if own else model
     try:
-        image = np.ascontiguousarray(image, dtype=np.uint8)
-        raw = _raw_points(model.process(image), image.shape[1], image.shape[0])
+        raw = _estimate(model, np.array(image, dtype=np.uint8, order="C"))
     finally:
         if own:
             model.close()
@@ -246,10 +238,7 @@ def stream_video(video: str | os.PathLike, *, layout: str = "openpose25_hands10"
     model = (settings or MediapipeSettings()).open()
     try:
         for number, image in iter_frames(Path(video), np.arange(probe_video(video).num_frames)):
-            image.flags.writeable = False
-            height, width = image.shape[:2]
-            raw = _raw_points(model.process(image), width, height)
-            yield number, to_layout(raw[None], layout, mirror=mirror)[0]
+            yield number, to_layout(_estimate(model, image), layout, mirror=mirror)
     finally:
         model.close()
 

@@ -33,7 +33,7 @@ import numpy as np
 import polars as pl
 
 from miga.layouts import COCO17, OPENPOSE25_HANDS10, convert, get_layout
-from miga.pose.extract import extract_manifest, iter_frames
+from miga.pose.extract import extract_manifest, iter_frames, points_to_openpose
 
 INSTALL = "bash scripts/install-mmpose.sh"
 LAYOUTS = ("openpose25_hands10", "coco17", "imigue22")
@@ -75,20 +75,9 @@ def to_layout(raw: np.ndarray, layout: str = "openpose25_hands10", *, mirror: bo
     points = raw.shape[-2] if raw.ndim >= 2 else None
     if raw.ndim < 2 or raw.shape[-1] != 3 or points not in (17, 133):
         raise ValueError(f"mmpose points must be (..., 17 or 133, 3) (COCO or COCO-WholeBody), got {raw.shape}")
-    raw = np.where(raw[..., 2:3] > 0, raw, 0).astype(np.float32)
     if points == 17:
-        return convert(raw, COCO17.name, layout, mirror=mirror)
-    out = np.zeros(raw.shape[:-2] + (OPENPOSE25_HANDS10.num_joints, 3), np.float32)
-    for name, source in _WHOLEBODY_TO_OPENPOSE.items():
-        j = OPENPOSE25_HANDS10.index(name)
-        if isinstance(source, tuple):
-            a, b = raw[..., source[0], :], raw[..., source[1], :]
-            both = (a[..., 2] > 0) & (b[..., 2] > 0)
-            out[..., j, :2] = np.where(both[..., None], (a[..., :2] + b[..., :2]) / 2, 0)
-            out[..., j, 2] = np.where(both, np.minimum(a[..., 2], b[..., 2]), 0)
-        else:
-            out[..., j, :] = raw[..., source, :]
-    return convert(out, OPENPOSE25_HANDS10.name, layout, mirror=mirror)
+        return convert(np.where(raw[..., 2:3] > 0, raw, 0).astype(np.float32), COCO17.name, layout, mirror=mirror)
+    return convert(points_to_openpose(raw, _WHOLEBODY_TO_OPENPOSE), OPENPOSE25_HANDS10.name, layout, mirror=mirror)
 
 
 def _digest(path: str | os.PathLike) -> str:
