@@ -17,6 +17,8 @@ from miga.metrics import detection_metrics
 from miga.segments import frame_scores_to_segments, nms_1d
 
 DETECTORS = ("anchorfree", "frame", "window")
+# `track2` params that only decoding reads: changing them re-runs predict, not training (dvc.yaml, tested).
+DECODE_PARAMS = ("window_stride", "pre_threshold", "top_k", "nms", "nms_iou", "min_length", "smooth", "thresholds")
 
 # Joints a hand may touch during a micro-gesture, by name in the layout (missing names are skipped).
 _HAND_TARGETS = ("Head", "Nose", "Neck", "SpineShoulder", "SpineMid", "LShoulder", "RShoulder", "LElbow", "RElbow", "LHip", "RHip")
@@ -58,6 +60,15 @@ def frame_features(keypoints: np.ndarray, layout: str) -> np.ndarray:
     distances = np.linalg.norm(norm[:, hands, None, :] - norm[:, None, targets, :], axis=-1).reshape(len(norm), -1)
     parts = [norm.reshape(len(norm), -1), velocity.reshape(len(norm), -1), distances, valid.astype(np.float64)]
     return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def mirrored(keypoints: np.ndarray, layout: str) -> np.ndarray:
+    """(..., V, 3) keypoints of the same recording seen in a mirror: left and right joints swapped, x negated.
+
+    `frame_features` centres and scales each sequence, so negating x is a mirror about the body."""
+    out = keypoints[..., get_layout(layout).flip_index, :].copy()
+    out[..., 0] = -out[..., 0]
+    return out
 
 
 def frame_labels(num_frames: int, segments: pl.DataFrame) -> np.ndarray:

@@ -140,11 +140,13 @@ def evaluate(params: Path = PARAMS_OPTION) -> None:
     result = classification_metrics(labels, probs, head_classes=head_classes_from_counts(train_labels, int(evaluation["head_k"])))
     counts = np.bincount(train_labels, minlength=imigue.NUM_CLASSES)
     result.update({"split": split, "majority_class_rate": float((labels == counts.argmax()).mean())})
+    result["streams"] = _stream_metrics(scores, labels)
     write_json({"per_class": result.pop("per_class"), "head_classes": result.pop("head_classes")}, Path("metrics/track1_per_class.json"))
     write_json(result, Path("metrics/track1.json"))
     _write_confusion(labels, probs.argmax(1), Path("plots/track1/confusion.csv"))
     typer.echo(f"track1 {split}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f}, mean class {result['mean_class_accuracy']:.4f} "
-               f"(majority class rate {result['majority_class_rate']:.4f})")
+               f"(majority class rate {result['majority_class_rate']:.4f}); streams: "
+               + ", ".join(f"{name} {m['top1']:.4f}" for name, m in result["streams"].items()))
 
 
 @app.command()
@@ -184,6 +186,16 @@ def ensemble(params: Path = PARAMS_OPTION, out: Path = typer.Option(Path("submis
     test = (first["split"] == "test").to_numpy()
     write_track1(track1_frame(first["sample_id"].filter(pl.Series(test)).to_list(), fused[test].argmax(1)), out)
     typer.echo(f"ensemble: {int(test.sum())} test rows -> {out}")
+
+
+def _stream_metrics(scores: pl.DataFrame, labels: np.ndarray) -> dict:
+    """Top-1, top-5 and mean class accuracy of each stream's own scores (`scores_<stream>` columns),
+    so one fused run shows what fusion adds over pose alone (and `dvc metrics diff` lines them up)."""
+    out = {}
+    for column in sorted(c for c in scores.columns if c.startswith("scores_")):
+        result = classification_metrics(labels, np.array(scores[column].to_list()))
+        out[column.removeprefix("scores_")] = {k: result[k] for k in ("top1", "top5", "mean_class_accuracy")}
+    return out
 
 
 def _write_confusion(labels: np.ndarray, predicted: np.ndarray, path: Path) -> None:

@@ -101,8 +101,11 @@ def train(params: Path = PARAMS_OPTION) -> None:
     if not features:
         raise typer.BadParameter("no training sequences in the manifest")
     standardize = track2.Standardizer.fit(list(features.values()))
-    inputs = [standardize(f) for f in features.values()]
-    dataset, loss_fn = _training_set(options, inputs, list(features), segments, data.num_classes, config.seed)
+    inputs, ids = [standardize(f) for f in features.values()], list(features)
+    if options.get("mirror", False):
+        inputs += [standardize(track2.frame_features(track2.mirrored(store[sid], store.layout), store.layout)) for sid in features]
+        ids += list(features)
+    dataset, loss_fn = _training_set(options, inputs, ids, segments, data.num_classes, config.seed)
     model = _build(options, inputs[0].shape[1], data.num_classes)
     run_id = fingerprint(options, sorted(features), [len(f) for f in inputs])
     with EpochLogger("dvclive/track2") as logger:
@@ -114,7 +117,8 @@ def train(params: Path = PARAMS_OPTION) -> None:
         "model": model.state_dict(), "in_features": inputs[0].shape[1], "layout": store.layout,
         "mean": torch.from_numpy(standardize.mean), "std": torch.from_numpy(standardize.std), "history": history,
     })
-    typer.echo(f"track2: trained on {len(inputs)} sequences ({sum(len(f) for f in inputs)} frames) -> {MODEL_DIR}")
+    mirrored = " (each also mirrored)" if options.get("mirror", False) else ""
+    typer.echo(f"track2: trained on {len(features)} sequences{mirrored} ({sum(len(f) for f in features.values())} frames) -> {MODEL_DIR}")
 
 
 def load_detector(options: dict, num_classes: int) -> tuple[torch.nn.Module, track2.Standardizer, str | None]:

@@ -73,6 +73,7 @@ def test_repro_writes_submissions_and_metrics(project):
     assert header == ["ID", "class", "start_frame", "end_frame", "sample_id"]
     track1 = json.loads((project / "metrics/track1.json").read_text())
     assert 0 <= track1["top1"] <= track1["top5"] <= 1
+    assert track1["streams"] == {"pose": {k: track1[k] for k in ("top1", "top5", "mean_class_accuracy")}}  # fusion none
     track2 = json.loads((project / "metrics/track2.json").read_text())
     assert set(track2) >= {"official", "one_to_one"}
     from miga.io import KeypointStore
@@ -91,10 +92,25 @@ def test_second_repro_reruns_nothing_and_fusion_reruns_only_track1(project):
     status = _run([sys.executable, "-m", "dvc", "status"], project)
     assert "up to date" in status.stdout.lower()
     result = _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "model.fusion=late"], project)
-    ran = {line.split("'")[1] for line in result.stdout.splitlines() if line.startswith("Running stage")}
-    assert ran == {"train_track1", "predict_track1", "evaluate_track1"}
+    assert _stages_run(result) == {"train_track1", "predict_track1", "evaluate_track1"}
     diff = _run([sys.executable, "-m", "dvc", "metrics", "diff", "--all", "--json"], project)
     assert "metrics/track1.json" in json.loads(diff.stdout)
+    late = json.loads((project / "metrics/track1.json").read_text())
+    assert set(late["streams"]) == {"pose", "rgb"}  # each stream's own accuracy next to the fused one
+    assert all(0 <= m["top1"] <= m["top5"] <= 1 for m in late["streams"].values())
+
+
+def _stages_run(result: subprocess.CompletedProcess) -> set[str]:
+    return {line.split("'")[1] for line in result.stdout.splitlines() if line.startswith("Running stage")}
+
+
+@pytest.mark.slow
+def test_track2_decoding_params_rerun_prediction_only_and_mirror_retrains(project):
+    decode = _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "track2.nms_iou=0.4"], project)
+    assert _stages_run(decode) == {"predict_track2", "evaluate_track2"}
+    mirror = _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "track2.mirror=true"], project)
+    assert _stages_run(mirror) == {"train_track2", "predict_track2", "evaluate_track2"}
+    assert "each also mirrored" in mirror.stdout
 
 
 @pytest.mark.slow

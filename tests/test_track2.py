@@ -1,7 +1,10 @@
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 import pytest
 import torch
+import yaml
 
 from miga import track2
 from miga.layouts import KINECT25
@@ -23,6 +26,25 @@ def test_features_are_invariant_to_translation_and_scale():
     a, b = track2.frame_features(kp, "kinect25"), track2.frame_features(moved, "kinect25")
     assert a.shape[0] == 60 and np.isfinite(a).all()
     np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_mirrored_swaps_sides_and_negates_x_in_the_features():
+    kp = _stream()
+    assert np.array_equal(track2.mirrored(track2.mirrored(kp, "kinect25"), "kinect25"), kp)
+    plain = track2.frame_features(kp, "kinect25")[:, : 25 * 2].reshape(60, 25, 2)
+    seen = track2.frame_features(track2.mirrored(kp, "kinect25"), "kinect25")[:, : 25 * 2].reshape(60, 25, 2)
+    left, right = KINECT25.index("LHand"), KINECT25.index("RHand")
+    np.testing.assert_allclose(seen[:, left], plain[:, right] * [-1, 1], atol=1e-5)
+    np.testing.assert_allclose(seen[:, KINECT25.index("Head")], plain[:, KINECT25.index("Head")] * [-1, 1], atol=1e-5)
+
+
+def test_training_depends_on_every_track2_param_but_the_decoding_ones():
+    root = Path(__file__).resolve().parents[1]
+    stage = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["train_track2"]
+    trained = {p.removeprefix("track2.") for p in stage["params"] if p.startswith("track2.")}
+    keys = set(yaml.safe_load((root / "params.yaml").read_text())["track2"])
+    assert trained.isdisjoint(track2.DECODE_PARAMS)
+    assert trained | set(track2.DECODE_PARAMS) == keys  # a new training key must be listed in dvc.yaml
 
 
 def test_missing_joints_are_carried_forward_and_flagged():
