@@ -284,7 +284,7 @@ def detector_of(options: Mapping) -> str:
 
 
 def pyramid_for(options: Mapping) -> detection.Pyramid:
-    return detection.Pyramid(tuple(2**level for level in range(int(options["levels"]))))
+    return detection.Pyramid(tuple(2**level for level in range(int(options["levels"]))), base_range=float(options.get("base_range", 4.0)))
 
 
 def make_decoder(model: torch.nn.Module, options: Mapping, features: Mapping[str, np.ndarray]) -> Callable[[float], pl.DataFrame]:

@@ -24,6 +24,7 @@ app = typer.Typer(add_completion=False, help=__doc__)
 MODEL_DIR = Path("models/track1")
 CHECKPOINTS = Path("checkpoints/track1")
 SCORES = Path("data/predictions/track1_scores.parquet")
+FUSION_TUNING = Path("metrics/track1_fusion.json")
 RGB_CROPS = interim("imigue") / "rgb_crops.npz"
 
 
@@ -110,7 +111,9 @@ def predict(params: Path = PARAMS_OPTION) -> None:
         model.load_state_dict(state["model"])
         data = _datasets(stream, rows, config, train=False, seed=0, store=store, crops=crops)
         scores[stream] = track1.view_averaged_probabilities(model, data)
-    fused = track1.fuse(scores, fusion, float(config["model"]["late_weight"]))
+    late_weight, trials = _late_weight(config["model"], fusion, scores, rows)
+    fused = track1.fuse(scores, fusion, late_weight)
+    write_json({"fusion": fusion, "late_weight": late_weight, "val_trials": trials}, FUSION_TUNING)
     table = rows.select("sample_id", "split", "label").with_columns(
         pl.Series("scores", fused.astype(np.float32).tolist(), dtype=pl.List(pl.Float32)),
         *(pl.Series(f"scores_{s}", v.astype(np.float32).tolist(), dtype=pl.List(pl.Float32)) for s, v in scores.items()),
@@ -120,6 +123,30 @@ def predict(params: Path = PARAMS_OPTION) -> None:
     predicted = np.array(test["scores"].to_list()).argmax(1) if test.height else np.zeros(0, np.int64)
     write_track1(track1_frame(test["sample_id"].to_list(), predicted), Path("submissions/track1.csv"))
     typer.echo(f"track1: scored {table.height} clips with fusion={fusion}; {test.height} test rows -> submissions/track1.csv")
+
+
+def _late_weight(model_params: dict, fusion: str, scores: dict[str, np.ndarray], rows: pl.DataFrame) -> tuple[float | None, list]:
+    """The pose weight of late fusion: `model.late_weight` as a number, or, when it is "val", the one
+    with the best val top-1 (with its trials). None when `fusion` is not late."""
+    setting = model_params["late_weight"]
+    if setting != "val":
+        try:
+            weight = float(setting)
+        except (TypeError, ValueError):
+            weight = -1.0
+        if not 0 <= weight <= 1:
+            raise typer.BadParameter(f"model.late_weight must be a number in [0, 1] or 'val', not {setting!r}")
+    if fusion != "late":
+        return None, []
+    if setting != "val":
+        return weight, []
+    val = (rows["split"] == "val").to_numpy() & rows["label"].is_not_null().to_numpy()
+    try:
+        weight, trials = track1.tune_late_weight(scores["pose"][val], scores["rgb"][val], rows["label"].to_numpy()[val])
+    except ValueError as error:
+        raise typer.BadParameter(f"model.late_weight: val: {error}") from None
+    typer.echo(f"track1: late-fusion pose weight {weight} (tuned on {int(val.sum())} val clips)")
+    return weight, trials
 
 
 @app.command()

@@ -82,11 +82,10 @@ def _training_set(options: dict, inputs: list[np.ndarray], ids: list[str], segme
     return track2.WindowDataset(inputs, labels, window=window, per_epoch=per_epoch, seed=seed), track2.window_loss
 
 
-@app.command()
-@clean_errors
-def train(params: Path = PARAMS_OPTION) -> None:
-    """Train the per-frame classifier on random windows of the training sequences."""
-    params_all = load_params(params)
+def fit_detector(params_all: dict, checkpoint: Path = CHECKPOINT, log_dir: str | None = "dvclive/track2"):
+    """Train the `track2.detector` on the training split (resuming from `checkpoint`).
+
+    Returns (model, standardizer, layout, history, training features by sample id)."""
     options = section(params_all, "track2")
     config = TrainConfig(
         epochs=int(options["epochs"]), batch_size=int(options["batch_size"]), lr=float(options["lr"]),
@@ -108,16 +107,29 @@ def train(params: Path = PARAMS_OPTION) -> None:
     dataset, loss_fn = _training_set(options, inputs, ids, segments, data.num_classes, config.seed)
     model = _build(options, inputs[0].shape[1], data.num_classes)
     run_id = fingerprint(options, sorted(features), [len(f) for f in inputs])
-    with EpochLogger("dvclive/track2") as logger:
-        history = fit(model, dataset, config=config, loss_fn=loss_fn, checkpoint=CHECKPOINT, run_id=run_id,
-                      description="track2", on_epoch=lambda epoch, stats: {})
-        logger.log_history(history)
+    train = lambda: fit(model, dataset, config=config, loss_fn=loss_fn, checkpoint=checkpoint, run_id=run_id,  # noqa: E731
+                        description="track2", on_epoch=lambda epoch, stats: {})
+    if log_dir is None:
+        history = train()
+    else:
+        with EpochLogger(log_dir) as logger:
+            history = train()
+            logger.log_history(history)
+    return model, standardize, store.layout, history, features
+
+
+@app.command()
+@clean_errors
+def train(params: Path = PARAMS_OPTION) -> None:
+    """Train the detector (`track2.detector`) on random windows of the training sequences."""
+    params_all = load_params(params)
+    model, standardize, layout, history, features = fit_detector(params_all)
     MODEL_DIR.mkdir(parents=True, exist_ok=True)
     save_checkpoint(MODEL_DIR / "model.pt", {
-        "model": model.state_dict(), "in_features": inputs[0].shape[1], "layout": store.layout,
+        "model": model.state_dict(), "in_features": len(standardize.mean), "layout": layout,
         "mean": torch.from_numpy(standardize.mean), "std": torch.from_numpy(standardize.std), "history": history,
     })
-    mirrored = " (each also mirrored)" if options.get("mirror", False) else ""
+    mirrored = " (each also mirrored)" if section(params_all, "track2").get("mirror", False) else ""
     typer.echo(f"track2: trained on {len(features)} sequences{mirrored} ({sum(len(f) for f in features.values())} frames) -> {MODEL_DIR}")
 
 
@@ -130,15 +142,13 @@ def load_detector(options: dict, num_classes: int) -> tuple[torch.nn.Module, tra
     return model, track2.Standardizer(state["mean"].numpy(), state["std"].numpy()), state.get("layout")
 
 
-@app.command()
-@clean_errors
-def predict(params: Path = PARAMS_OPTION) -> None:
-    """Tune the decoding threshold on the validation split for F1, then detect on val and test."""
-    config = load_params(params)
+def tuned_detections(config: dict, model: torch.nn.Module, standardize: track2.Standardizer):
+    """Val and test detections at the score threshold that maximises val F1 (official rule).
+
+    Returns (detections, threshold, val trials, val sample ids, test sample ids)."""
     options, evaluation = section(config, "track2"), section(config, "evaluate")
     data = Track2Data(config)
     manifest, segments, store = data.manifest, data.segments, data.store
-    model, standardize, _ = load_detector(options, data.num_classes)
     iou = float(evaluation["iou_threshold"])
     val_features = _features(manifest, store, "val")
     test_features = _features(manifest, store, "test")
@@ -150,12 +160,22 @@ def predict(params: Path = PARAMS_OPTION) -> None:
         threshold, trials = track2.tune_for_f1(val_decode, val_segments, thresholds, data.num_classes, iou)
     else:
         threshold, trials = float(np.median(thresholds)), []
-    detections = decode_at(threshold)
+    return decode_at(threshold), threshold, trials, list(val_features), list(test_features)
+
+
+@app.command()
+@clean_errors
+def predict(params: Path = PARAMS_OPTION) -> None:
+    """Tune the decoding threshold on the validation split for F1, then detect on val and test."""
+    config = load_params(params)
+    options, evaluation = section(config, "track2"), section(config, "evaluate")
+    model, standardize, _ = load_detector(options, len(class_names(config)))
+    detections, threshold, trials, val_ids, test_ids = tuned_detections(config, model, standardize)
     write_parquet(detections, DETECTIONS)
-    test_detections = detections.filter(pl.col("sample_id").is_in(list(test_features)))
+    test_detections = detections.filter(pl.col("sample_id").is_in(test_ids))
     write_track2(track2_frame(test_detections, class_base=int(evaluation["track2_class_base"])), Path("submissions/track2.csv"))
     write_json({"detector": _detector(options), "threshold": threshold, "val_trials": trials}, Path("metrics/track2_tuning.json"))
-    typer.echo(f"track2 ({_detector(options)}): threshold {threshold} (tuned on {len(val_features)} val sequences); "
+    typer.echo(f"track2 ({_detector(options)}): threshold {threshold} (tuned on {len(val_ids)} val sequences); "
                f"{test_detections.height} test detections -> submissions/track2.csv")
 
 

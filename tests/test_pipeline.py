@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = {
     "synth": {"preset": "tiny"},
     "heatmap": {"clip_len": 8, "test_clips": 1},
-    "model": {"pose_base_channels": 8},
+    "model": {"pose_base_channels": 8, "fusion": "none"},  # the late-fusion default is run as an experiment below
     "train": {"epochs": 2, "workers": 0},
     "track2": {"epochs": 2, "windows_per_epoch": 8, "window": 128, "layers": 4, "channels": 16},
 }
@@ -97,6 +97,8 @@ def test_second_repro_reruns_nothing_and_fusion_reruns_only_track1(project):
     assert "metrics/track1.json" in json.loads(diff.stdout)
     late = json.loads((project / "metrics/track1.json").read_text())
     assert set(late["streams"]) == {"pose", "rgb"}  # each stream's own accuracy next to the fused one
+    fusion = json.loads((project / "metrics/track1_fusion.json").read_text())
+    assert fusion["late_weight"] in [t["pose_weight"] for t in fusion["val_trials"]]  # late_weight: val (params.yaml)
     assert all(0 <= m["top1"] <= m["top5"] <= 1 for m in late["streams"].values())
 
 

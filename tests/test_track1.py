@@ -84,6 +84,31 @@ def test_ensemble_weights_and_errors():
         track1.ensemble(scores, {"rgb": 1})
 
 
+def test_late_fusion_is_a_weighted_geometric_mean():
+    pose = np.array([[0.7, 0.2, 0.1], [0.4, 0.5, 0.1]])
+    rgb = np.array([[0.1, 0.8, 0.1], [0.9, 0.05, 0.05]])
+    fused = track1.late_fusion(pose, rgb, 0.5)
+    expected = np.sqrt(pose * rgb)
+    np.testing.assert_allclose(fused, expected / expected.sum(1, keepdims=True))
+    np.testing.assert_allclose(track1.late_fusion(pose, rgb, 1.0), pose / pose.sum(1, keepdims=True))
+    assert np.isfinite(track1.late_fusion(pose, np.zeros_like(rgb), 0.5)).all()  # a zero probability does not give NaN
+    np.testing.assert_allclose(track1.fuse({"pose": pose, "rgb": rgb}, "late", 0.5), fused)
+
+
+def test_late_weight_tuned_on_labelled_clips():
+    # clip 0: pose right, rgb confidently wrong; clip 1: pose unsure and wrong, rgb right.
+    pose = np.array([[0.6, 0.4], [0.45, 0.55]])
+    rgb = np.array([[0.2, 0.8], [0.9, 0.1]])
+    labels = np.array([0, 0])
+    weight, trials = track1.tune_late_weight(pose, rgb, labels)
+    assert [t["pose_weight"] for t in trials] == list(track1.LATE_WEIGHTS)
+    best = max(t["top1"] for t in trials)
+    assert best == 1.0 and weight == max(t["pose_weight"] for t in trials if t["top1"] == best)
+    assert [t["top1"] for t in track1.tune_late_weight(pose, rgb, labels, weights=(0.1, 1.0))[1]] == [0.5, 0.5]  # rgb or pose alone
+    with pytest.raises(ValueError, match="labelled"):
+        track1.tune_late_weight(pose[:0], rgb[:0], labels[:0])
+
+
 def test_unknown_fusion_is_a_clear_error():
     with pytest.raises(ValueError, match="crossattn"):
         track1.streams_for("early")
