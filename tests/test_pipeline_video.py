@@ -152,6 +152,7 @@ def test_repro_with_mediapipe_runs_track1_from_real_video(project):
 
     metrics = json.loads((root / "metrics/track1.json").read_text())
     assert metrics["split"] == "test" and 0 <= metrics["top1"] <= metrics["top5"] <= 1
+    assert set(metrics["streams"]) == {"pose", "rgb"}  # the default late fusion: RGB crops cut from the real videos
     with open(root / "submissions/track1.csv") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == ["Id", "Target"]
