@@ -210,8 +210,8 @@ LATE_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(1, 10))  # tried on val wh
 def late_fusion(pose: np.ndarray, rgb: np.ndarray, pose_weight: float) -> np.ndarray:
     """Weighted geometric mean of the two streams' class probabilities (N, K), renormalised.
 
-    A weak stream's confident mistakes move a product less than a sum: on the synthetic default
-    the validation split preferred it to the weighted arithmetic mean (BENCHMARKS.md)."""
+    On the synthetic default the validation split preferred it to the weighted arithmetic mean
+    (BENCHMARKS.md, "Fusion on the larger synthetic split")."""
     log = pose_weight * np.log(np.clip(pose, 1e-12, None)) + (1 - pose_weight) * np.log(np.clip(rgb, 1e-12, None))
     fused = np.exp(log - log.max(axis=1, keepdims=True))
     return fused / fused.sum(axis=1, keepdims=True)
