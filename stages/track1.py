@@ -129,17 +129,18 @@ def _late_weight(model_params: dict, fusion: str, scores: dict[str, np.ndarray],
     """The pose weight of late fusion: `model.late_weight` as a number, or, when it is "val", the one
     with the best val top-1 (with its trials). None when `fusion` is not late."""
     setting = model_params["late_weight"]
-    if setting != "val":
-        try:
-            weight = float(setting)
-        except (TypeError, ValueError):
-            weight = -1.0
-        if not 0 <= weight <= 1:
-            raise typer.BadParameter(f"model.late_weight must be a number in [0, 1] or 'val', not {setting!r}")
-    if fusion != "late":
-        return None, []
-    if setting != "val":
-        return weight, []
+    if setting == "val":
+        return _tuned_late_weight(scores, rows) if fusion == "late" else (None, [])
+    try:
+        weight = float(setting)
+    except (TypeError, ValueError):
+        weight = float("nan")
+    if not 0 <= weight <= 1:
+        raise typer.BadParameter(f"model.late_weight must be a number in [0, 1] or 'val', not {setting!r}")
+    return (weight if fusion == "late" else None), []
+
+
+def _tuned_late_weight(scores: dict[str, np.ndarray], rows: pl.DataFrame) -> tuple[float, list]:
     val = (rows["split"] == "val").to_numpy() & rows["label"].is_not_null().to_numpy()
     try:
         weight, trials = track1.tune_late_weight(scores["pose"][val], scores["rgb"][val], rows["label"].to_numpy()[val])
