@@ -1,4 +1,4 @@
-"""Which Track 2 settings reach what F1? Trains one detector per variant on a project's interim data.
+"""Which Track 2 settings reach what F1? Trains one detector per variant and seed on a project's interim data.
 
 Run inside (or point `--project` at) a project where `dvc repro` has ingested the Track 2 dataset:
 
@@ -7,8 +7,19 @@ Run inside (or point `--project` at) a project where `dvc repro` has ingested th
 Each argument is a JSON object of `track2` overrides on the project's params.yaml. A variant is
 trained and decoded with the functions the `train_track2` and `predict_track2` stages use
 (`fit_detector`, `tuned_detections`: threshold tuned on val for F1), in a temporary checkpoint,
-and scored on the test split at `evaluate.iou_threshold`. Prints one line per variant: val F1 at the
-tuned threshold, test F1 (official rule, P / R), one-to-one F1 and training seconds.
+and scored on the test split at `evaluate.iou_threshold`. Prints one line per variant and seed: val F1
+at the tuned threshold, test F1 (official rule, P / R), one-to-one F1 and training seconds.
+
+The synthetic SMG test split holds 5 sequences (~90 gestures, as the real one); seeds move its F1 by
+several points. For comparisons finer than that:
+
+- `--seeds 0 1 2 ...` trains every variant at each `track2.seed` and ends with the mean and spread of
+  each variant, and each variant's per-seed difference from the first;
+- `--holdout DIR` also scores every model on a pool of unseen synthetic sequences (new people, new
+  gestures: `synth.seed` = `--holdout-seed`), at the threshold tuned on the project's val split. DIR
+  is built on first use (`--holdout-sequences` SMG sequences, ingested with the provided skeletons)
+  and reused after;
+- `--jobs N` trains N models at a time (each with `track2.threads` torch threads).
 """
 
 from __future__ import annotations
@@ -16,52 +27,158 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import multiprocessing
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import polars as pl
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # `stages` of this checkout, whatever the project directory
+sys.path.insert(0, str(REPO))  # `miga` and `stages` of this checkout, whatever the project directory
+HOLDOUT_FIRST_SAMPLE = 101  # past the official 1-40, so no sample number is shared with the project
 
 
-def run_variant(config: dict, overrides: dict, checkpoint: Path) -> dict:
+def build_holdout(folder: Path, config: dict, seed: int, sequences: int) -> None:
+    """Synthetic SMG sequences under `folder` (a project layout), ingested and keypoint-cached as `dvc repro` does."""
+    from miga.synth import generate_smg, get_preset
+    from miga.synth.files import replacing_directory
+
+    base = get_preset("default").smg
+    smg = type(base)(**{**base.__dict__, "samples": {"train": (HOLDOUT_FIRST_SAMPLE, sequences), "val": (0, 0), "test": (0, 0)}})
+    folder.mkdir(parents=True, exist_ok=True)
+    with replacing_directory(folder / "data/raw/smg") as tmp:
+        generate_smg(tmp, smg, seed)
+    params = copy.deepcopy(config)
+    params["datasets"]["smg"]["root"] = "data/raw/smg"
+    params["pose"]["backend"] = "provided"
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for stage in ("stages.ingest", "stages.pose"):
+        subprocess.run([sys.executable, "-m", stage, "--dataset", "smg", "--params", "params.yaml"], cwd=folder, env=env, check=True)
+
+
+def _score(truth: pl.DataFrame, detections: pl.DataFrame, num_classes: int, iou: float) -> dict:
     from miga.metrics import detection_metrics
+
+    result = detection_metrics(truth, detections, num_classes=num_classes, iou_threshold=iou)
+    return {mode: {k: result[mode][k] for k in ("f1", "precision", "recall")} for mode in ("official", "one_to_one")}
+
+
+def run_variant(config: dict, overrides: dict, checkpoint: Path, holdout: Path | None = None) -> dict:
+    """Train one variant, tune its threshold on val; scores on test (and on the holdout pool)."""
+    from miga import track2
     from stages import track2 as stage
 
     config = copy.deepcopy(config)
     config["track2"].update(overrides)
+    iou = float(config["evaluate"]["iou_threshold"])
     started = time.perf_counter()
     model, standardize, _, _, _ = stage.fit_detector(config, checkpoint=checkpoint, log_dir=None)
     train_s = time.perf_counter() - started
     detections, threshold, trials, _, test_ids = stage.tuned_detections(config, model, standardize)
     data = stage.Track2Data(config)
-    result = detection_metrics(data.segments.filter(pl.col("sample_id").is_in(test_ids)),
-                               detections.filter(pl.col("sample_id").is_in(test_ids)), num_classes=data.num_classes,
-                               iou_threshold=float(config["evaluate"]["iou_threshold"]))
-    val_f1 = max((t["f1"] for t in trials), default=float("nan"))
-    return {"threshold": threshold, "val_f1": val_f1, "test": result["official"], "one_to_one": result["one_to_one"], "train_s": train_s}
+    in_test = pl.col("sample_id").is_in(test_ids)
+    result = {"threshold": threshold, "val_f1": max((t["f1"] for t in trials), default=float("nan")), "train_s": train_s,
+              "test": _score(data.segments.filter(in_test), detections.filter(in_test), data.num_classes, iou)}
+    if holdout is not None:
+        pool = stage.Track2Data(config, project=holdout)
+        if pool.class_names != data.class_names:
+            raise SystemExit(f"{holdout}: its classes differ from the project's")
+        features = {sid: standardize(track2.frame_features(pool.store[sid], pool.store.layout)) for sid in pool.manifest["sample_id"]}
+        pooled = track2.make_decoder(model, config["track2"], features)(threshold)
+        result["holdout"] = _score(pool.segments, pooled, pool.num_classes, iou)
+        result["holdout"]["sequences"], result["holdout"]["gestures"] = len(features), pool.segments.height
+    return result
+
+
+def _job(args: tuple) -> tuple[str, int, dict]:
+    project, config, text, seed, holdout = args
+    os.chdir(project)
+    overrides = {**json.loads(text), "seed": seed}
+    with tempfile.TemporaryDirectory() as tmp:
+        return text, seed, run_variant(config, overrides, Path(tmp) / "last.pt", holdout)
+
+
+def _line(text: str, seed: int, r: dict) -> str:
+    test, strict = r["test"]["official"], r["test"]["one_to_one"]
+    line = (f"{text} seed {seed}: val F1 {r['val_f1']:.3f} (threshold {r['threshold']}); test F1 {test['f1']:.3f} "
+            f"(P {test['precision']:.3f} / R {test['recall']:.3f}), one-to-one {strict['f1']:.3f}")
+    if "holdout" in r:
+        h = r["holdout"]
+        line += (f"; holdout F1 {h['official']['f1']:.3f} (P {h['official']['precision']:.3f} / R {h['official']['recall']:.3f}), "
+                 f"one-to-one {h['one_to_one']['f1']:.3f}")
+    return line + f"; train {r['train_s']:.0f} s"
+
+
+FIGURES = {"val F1": lambda r: r["val_f1"], "test F1": lambda r: r["test"]["official"]["f1"],
+           "test 1-1": lambda r: r["test"]["one_to_one"]["f1"]}
+HOLDOUT_FIGURES = {"holdout F1": lambda r: r["holdout"]["official"]["f1"], "holdout 1-1": lambda r: r["holdout"]["one_to_one"]["f1"]}
+
+
+def summary(results: dict[str, dict[int, dict]], seeds: list[int]) -> list[str]:
+    """Mean ± sample standard deviation over seeds per variant; then each variant minus the first, per seed."""
+    figures = {**FIGURES, **(HOLDOUT_FIGURES if "holdout" in next(iter(results.values()))[seeds[0]] else {})}
+    spread = lambda xs: f"{statistics.mean(xs):.3f} ± {statistics.stdev(xs) if len(xs) > 1 else 0.0:.3f}"  # noqa: E731
+    lines = [f"over seeds {seeds} (mean ± sd):"]
+    for text, by_seed in results.items():
+        lines.append(f"  {text}: " + ", ".join(f"{name} {spread([f(by_seed[s]) for s in seeds])}" for name, f in figures.items()))
+    first, *others = list(results)
+    for text in others:
+        parts = []
+        for name, f in figures.items():
+            diffs = [f(results[text][s]) - f(results[first][s]) for s in seeds]
+            parts.append(f"{name} {statistics.mean(diffs):+.3f} (higher on {sum(d > 0 for d in diffs)}/{len(diffs)} seeds)")
+        lines.append(f"  {text} minus {first}: " + ", ".join(parts))
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--project", type=Path, default=Path("."))
+    parser.add_argument("--seeds", type=int, nargs="+", help="track2.seed values (default: the project's)")
+    parser.add_argument("--holdout", type=Path, help="a pool of unseen synthetic SMG sequences (built here if absent)")
+    parser.add_argument("--holdout-seed", type=int, default=7, help="synth.seed of the pool (the default data uses 2024)")
+    parser.add_argument("--holdout-sequences", type=int, default=40)
+    parser.add_argument("--jobs", type=int, default=1, help="models trained at a time")
+    parser.add_argument("--out", type=Path, help="also write every result as JSON here")
     parser.add_argument("variants", nargs="+", help="JSON objects of track2 overrides ('{}' = params.yaml as is)")
     args = parser.parse_args()
-    os.chdir(args.project)
+    project = args.project.resolve()
+    os.chdir(project)
     config = yaml.safe_load(Path("params.yaml").read_text())
-    print(f"track2 sweep on {config['track2'].get('dataset', 'smg')} ({args.project.resolve()})", flush=True)
-    for text in args.variants:
-        overrides = json.loads(text)
-        with tempfile.TemporaryDirectory() as tmp:
-            r = run_variant(config, overrides, Path(tmp) / "last.pt")
-        test, strict = r["test"], r["one_to_one"]
-        print(f"{json.dumps(overrides)}: val F1 {r['val_f1']:.3f} (threshold {r['threshold']}); test F1 {test['f1']:.3f} "
-              f"(P {test['precision']:.3f} / R {test['recall']:.3f}), one-to-one {strict['f1']:.3f}; train {r['train_s']:.0f} s", flush=True)
+    seeds = args.seeds or [int(config["track2"].get("seed", 0))]
+    holdout = args.holdout.resolve() if args.holdout else None
+    if holdout is not None and config["track2"].get("dataset", "smg") != "smg":
+        raise SystemExit("--holdout is a synthetic SMG pool: it needs track2.dataset smg")
+    if holdout is not None and not (holdout / "data/interim/smg/keypoints.parquet").exists():
+        print(f"building the holdout pool: {args.holdout_sequences} sequences, synth seed {args.holdout_seed} -> {holdout}", flush=True)
+        build_holdout(holdout, config, args.holdout_seed, args.holdout_sequences)
+    print(f"track2 sweep on {config['track2'].get('dataset', 'smg')} ({project}), seeds {seeds}"
+          + (f", holdout {holdout}" if holdout else ""), flush=True)
+    jobs = [(project, config, text, seed, holdout) for text in args.variants for seed in seeds]
+    results: dict[str, dict[int, dict]] = {text: {} for text in args.variants}
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            finished = pool.map(_job, jobs)
+            for text, seed, r in finished:
+                results[text][seed] = r
+                print(_line(text, seed, r), flush=True)
+    else:
+        for job in jobs:
+            text, seed, r = _job(job)
+            results[text][seed] = r
+            print(_line(text, seed, r), flush=True)
+    if len(seeds) > 1 or len(results) > 1:
+        print("\n".join(summary(results, seeds)), flush=True)
+    if args.out:
+        args.out.write_text(json.dumps({text: {str(s): r for s, r in by_seed.items()} for text, by_seed in results.items()}, indent=1))
 
 
 if __name__ == "__main__":

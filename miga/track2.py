@@ -14,6 +14,8 @@ from torch.utils.data import Dataset
 from miga import detection
 from miga.layouts import get_layout
 from miga.metrics import detection_metrics
+from miga.models import build_model
+from miga.training import TrainConfig
 from miga.segments import frame_scores_to_segments, nms_1d
 
 DETECTORS = ("anchorfree", "frame", "window")
@@ -306,3 +308,36 @@ def make_decoder(model: torch.nn.Module, options: Mapping, features: Mapping[str
         probs = {sid: sequence_probabilities(model, f) for sid, f in features.items()}
     base = dict(min_length=int(options["min_length"]), smooth=int(options["smooth"]), nms_iou=float(options["nms_iou"]))
     return lambda threshold: decode(probs, DecodeConfig(threshold=threshold, **base))
+
+
+def train_config(options: Mapping) -> TrainConfig:
+    """The optimisation settings of the `track2` options (the data loader stays in-process)."""
+    return TrainConfig(
+        epochs=int(options["epochs"]), batch_size=int(options["batch_size"]), lr=float(options["lr"]),
+        weight_decay=float(options["weight_decay"]), seed=int(options["seed"]), workers=0,
+        optimizer=options.get("optimizer", "sgd"), warmup_epochs=int(options.get("warmup_epochs", 0)),
+    )
+
+
+def build_detector(options: Mapping, in_features: int, num_classes: int) -> torch.nn.Module:
+    """The network of `track2.detector` (untrained), sized by the `track2` options."""
+    detector = detector_of(options)
+    common = dict(in_features=in_features, channels=int(options["channels"]), layers=int(options["layers"]), dropout=float(options["dropout"]))
+    if detector == "anchorfree":
+        return build_model("temporal_detector", num_classes=num_classes, levels=int(options["levels"]), **common)
+    if detector == "window":
+        return build_model("window_classifier", num_classes=num_classes + 1, **common)
+    return build_model("temporal_convnet", num_classes=num_classes + 1, **common)
+
+
+def training_set(options: Mapping, inputs: Sequence[np.ndarray], segments: Sequence[pl.DataFrame], num_classes: int, seed: int):
+    """(dataset, loss function) that train `track2.detector` on standardised feature sequences and their segments."""
+    detector, window, per_epoch = detector_of(options), int(options["window"]), int(options["windows_per_epoch"])
+    if detector == "anchorfree":
+        return DetectionWindows(inputs, [detection.segments_array(s) for s in segments], window=window, per_epoch=per_epoch,
+                                seed=seed, pyramid=pyramid_for(options), num_classes=num_classes, radius=float(options["radius"])), detector_loss
+    labels = [frame_labels(len(f), s) for f, s in zip(inputs, segments)]
+    if detector == "window":
+        return ClassifiedWindows(inputs, labels, length=int(options["window_length"]), per_epoch=per_epoch, seed=seed,
+                                 num_classes=num_classes), window_loss_single
+    return WindowDataset(inputs, labels, window=window, per_epoch=per_epoch, seed=seed), window_loss

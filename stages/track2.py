@@ -9,15 +9,14 @@ import polars as pl
 import torch
 import typer
 
-from miga import detection, track2
+from miga import track2
 from miga.contracts import validate_detections, validate_manifest, validate_segments
 from miga.datasets import format_of, reader
 from miga.io import KeypointStore, read_parquet, write_json, write_parquet
 from miga.metrics import detection_metrics
-from miga.models import build_model
 from miga.plots import timeline
 from miga.submission import track2_frame, write_track2
-from miga.training import TrainConfig, fingerprint, fit, save_checkpoint, seed_everything
+from miga.training import fingerprint, fit, save_checkpoint, seed_everything
 from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params, section
 from stages.live import EpochLogger
 
@@ -28,38 +27,30 @@ DETECTIONS = Path("data/predictions/track2_detections.parquet")
 
 
 class Track2Data:
-    """The Track 2 dataset named by `track2.dataset`: manifest, ground-truth segments, keypoints, classes."""
+    """The Track 2 dataset named by `track2.dataset`: manifest, ground-truth segments, keypoints, classes.
 
-    def __init__(self, config: dict):
+    `project` is the directory the config's relative paths start from (the working directory by default)."""
+
+    def __init__(self, config: dict, project: Path = Path(".")):
         name = section(config, "track2").get("dataset", "smg")
-        self.class_names = class_names(config)
+        self.class_names = class_names(config, project)
         self.num_classes = len(self.class_names)
-        folder = interim(name)
+        folder = project / interim(name)
         self.manifest = validate_manifest(read_parquet(folder / "manifest.parquet"), str(folder / "manifest.parquet"))
         self.segments = validate_segments(read_parquet(folder / "segments.parquet"), str(folder / "segments.parquet"), self.num_classes)
         self.store = KeypointStore(folder / "keypoints.parquet")
 
 
-def class_names(config: dict) -> list[str]:
+def class_names(config: dict, project: Path = Path(".")) -> list[str]:
     """Class names of the dataset named by `track2.dataset`, from its reader."""
     name = section(config, "track2").get("dataset", "smg")
     entry = dataset_entry(config, name)
-    return reader(format_of(name, entry)).class_names(Path(entry["root"]))
+    return reader(format_of(name, entry)).class_names(project / entry["root"])
 
 
 def _features(manifest: pl.DataFrame, store: KeypointStore, split: str) -> dict[str, np.ndarray]:
     ids = manifest.filter(pl.col("split") == split)["sample_id"].to_list()
     return {sample_id: track2.frame_features(store[sample_id], store.layout) for sample_id in ids}
-
-
-def _build(options: dict, in_features: int, num_classes: int) -> torch.nn.Module:
-    detector = _detector(options)
-    common = dict(in_features=in_features, channels=int(options["channels"]), layers=int(options["layers"]), dropout=float(options["dropout"]))
-    if detector == "anchorfree":
-        return build_model("temporal_detector", num_classes=num_classes, levels=int(options["levels"]), **common)
-    if detector == "window":
-        return build_model("window_classifier", num_classes=num_classes + 1, **common)
-    return build_model("temporal_convnet", num_classes=num_classes + 1, **common)
 
 
 def _detector(options: dict) -> str:
@@ -69,29 +60,13 @@ def _detector(options: dict) -> str:
         raise typer.BadParameter(str(error)) from None
 
 
-def _training_set(options: dict, inputs: list[np.ndarray], ids: list[str], segments: pl.DataFrame, num_classes: int, seed: int):
-    detector, window, per_epoch = _detector(options), int(options["window"]), int(options["windows_per_epoch"])
-    per_sequence = [segments.filter(pl.col("sample_id") == sid) for sid in ids]
-    if detector == "anchorfree":
-        return track2.DetectionWindows(inputs, [detection.segments_array(s) for s in per_sequence], window=window, per_epoch=per_epoch,
-                                       seed=seed, pyramid=track2.pyramid_for(options), num_classes=num_classes, radius=float(options["radius"])), track2.detector_loss
-    labels = [track2.frame_labels(len(f), s) for f, s in zip(inputs, per_sequence)]
-    if detector == "window":
-        return track2.ClassifiedWindows(inputs, labels, length=int(options["window_length"]), per_epoch=per_epoch, seed=seed,
-                                        num_classes=num_classes), track2.window_loss_single
-    return track2.WindowDataset(inputs, labels, window=window, per_epoch=per_epoch, seed=seed), track2.window_loss
-
-
 def fit_detector(params_all: dict, checkpoint: Path = CHECKPOINT, log_dir: str | None = "dvclive/track2"):
     """Train the `track2.detector` on the training split (resuming from `checkpoint`).
 
     Returns (model, standardizer, layout, history, training features by sample id)."""
     options = section(params_all, "track2")
-    config = TrainConfig(
-        epochs=int(options["epochs"]), batch_size=int(options["batch_size"]), lr=float(options["lr"]),
-        weight_decay=float(options["weight_decay"]), seed=int(options["seed"]), workers=0,
-        optimizer=options.get("optimizer", "sgd"), warmup_epochs=int(options.get("warmup_epochs", 0)),
-    )
+    _detector(options)
+    config = track2.train_config(options)
     seed_everything(config.seed)
     torch.set_num_threads(int(options.get("threads", 1)))  # BENCHMARKS.md: 1 thread is as fast as 2 here
     data = Track2Data(params_all)
@@ -104,8 +79,9 @@ def fit_detector(params_all: dict, checkpoint: Path = CHECKPOINT, log_dir: str |
     if options.get("mirror", False):
         inputs += [standardize(track2.frame_features(track2.mirrored(store[sid], store.layout), store.layout)) for sid in features]
         ids += list(features)
-    dataset, loss_fn = _training_set(options, inputs, ids, segments, data.num_classes, config.seed)
-    model = _build(options, inputs[0].shape[1], data.num_classes)
+    per_sequence = [segments.filter(pl.col("sample_id") == sid) for sid in ids]
+    dataset, loss_fn = track2.training_set(options, inputs, per_sequence, data.num_classes, config.seed)
+    model = track2.build_detector(options, inputs[0].shape[1], data.num_classes)
     run_id = fingerprint(options, sorted(features), [len(f) for f in inputs])
     train = lambda: fit(model, dataset, config=config, loss_fn=loss_fn, checkpoint=checkpoint, run_id=run_id,  # noqa: E731
                         description="track2", on_epoch=lambda epoch, stats: {})
@@ -135,9 +111,10 @@ def train(params: Path = PARAMS_OPTION) -> None:
 
 def load_detector(options: dict, num_classes: int) -> tuple[torch.nn.Module, track2.Standardizer, str | None]:
     """The trained detector, its feature standardizer and the keypoint layout it was trained on (CPU threads per `track2.threads`)."""
+    _detector(options)
     torch.set_num_threads(int(options.get("threads", 1)))
     state = torch.load(MODEL_DIR / "model.pt", map_location="cpu", weights_only=True)
-    model = _build(options, int(state["in_features"]), num_classes)
+    model = track2.build_detector(options, int(state["in_features"]), num_classes)
     model.load_state_dict(state["model"])
     return model, track2.Standardizer(state["mean"].numpy(), state["std"].numpy()), state.get("layout")
 

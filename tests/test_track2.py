@@ -85,3 +85,23 @@ def test_decode_and_tune_find_a_clean_segment():
     assert threshold == 0.5 and trials[0]["f1"] == pytest.approx(1.0) and trials[1]["f1"] == 0
     found = decode_at(threshold)
     assert found.select("label", "start_frame", "end_frame").rows() == [(1, 30, 59)]
+
+
+@pytest.mark.parametrize("detector", ["anchorfree", "window", "frame"])
+def test_every_detector_trains_and_decodes_from_the_track2_options(detector):
+    options = {**yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["track2"],
+               "detector": detector, "channels": 8, "layers": 1, "levels": 3, "window": 64, "windows_per_epoch": 4, "window_length": 16}
+    features = np.random.default_rng(0).normal(size=(200, 6)).astype(np.float32)
+    truth = pl.DataFrame({"sample_id": ["S"], "label": [1], "start_frame": [40], "end_frame": [79]})
+    dataset, loss_fn = track2.training_set(options, [features], [truth], num_classes=3, seed=0)
+    model = track2.build_detector(options, in_features=6, num_classes=3)
+    loss = loss_fn(model, torch.utils.data.default_collate([dataset[i] for i in range(2)]), torch.device("cpu"))
+    loss.backward()
+    assert torch.isfinite(loss) and any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    detections = track2.make_decoder(model, options, {"S": features})(0.0)
+    assert set(detections["sample_id"].unique()) <= {"S"} and (detections["end_frame"] < 200).all()
+
+
+def test_an_unknown_detector_is_named_in_the_error():
+    with pytest.raises(ValueError, match="'transformer'.*anchorfree"):
+        track2.build_detector({"detector": "transformer", "channels": 8, "layers": 1, "dropout": 0.0}, 6, 3)
