@@ -30,6 +30,7 @@ import polars as pl
 
 from miga.layouts import COCO17, convert
 from miga.pose import mediapipe_backend as mb
+from miga.pose.accuracy import coco_crops_pck, pck
 from miga.video import probe_video, read_frames
 
 REPO = Path(__file__).resolve().parents[1]
@@ -120,38 +121,20 @@ def ntu_pck() -> dict[str, float]:
     out = {}
     for name in ARMS:
         j = COCO17.index(name)
-        ok = np.linalg.norm(pred[:, j, :2] - truth[:, j, :2], axis=1) < 0.2 * torso
         tracked = truth[:, j, 2] == 2
-        out[name] = (float(ok[tracked].mean()), int(tracked.sum()), float(ok.mean()))
+        out[name] = (pck(pred[:, j], truth[:, j], torso, tracked), int(tracked.sum()), pck(pred[:, j], truth[:, j], torso, np.ones_like(tracked)))
     arms = [COCO17.index(n) for n in ARMS]
-    ok = np.linalg.norm(pred[:, arms, :2] - truth[:, arms, :2], axis=2) < 0.2 * torso[:, None]
     tracked = truth[:, arms, 2] == 2
-    out["arms"] = (float(ok[tracked].mean()), int(tracked.sum()), float(ok.mean()))
+    out["arms"] = (pck(pred[:, arms], truth[:, arms], torso, tracked), int(tracked.sum()), pck(pred[:, arms], truth[:, arms], torso, np.ones_like(tracked)))
     return out
 
 
 def coco_pck() -> tuple[float, int, float, int]:
-    data = json.loads((COCO / "test_coco.json").read_text())
-    files = {image["id"]: image["file_name"] for image in data["images"]}
-    settings = mb.MediapipeSettings()
-    model = settings.open(static_image_mode=True)
-    correct, arms = [], []
+    model = mb.MediapipeSettings().open(static_image_mode=True)
     try:
-        for ann in data["annotations"]:
-            truth = np.asarray(ann["keypoints"], np.float64).reshape(17, 3)
-            if ann["num_keypoints"] < 5 or not (truth[5, 2] and truth[12, 2]):
-                continue
-            image = read_frames(COCO / files[ann["image_id"]], [0])[0]
-            x, y, w, h = ann["bbox"]
-            x0, y0 = int(max(0, x - w / 4)), int(max(0, y - h / 4))
-            x1, y1 = int(min(image.shape[1], x + 1.25 * w)), int(min(image.shape[0], y + 1.25 * h))
-            kp = mb.estimate_image(image[y0:y1, x0:x1], layout="coco17", model=model)
-            kp[:, :2] += (x0, y0)
-            torso = np.linalg.norm(truth[5, :2] - truth[12, :2])
-            ok = (np.linalg.norm(kp[:, :2] - truth[:, :2], axis=1) < 0.2 * torso) & (kp[:, 2] > 0)
-            labelled = truth[:, 2] > 0
-            correct += ok[labelled].tolist()
-            arms += ok[5:11][labelled[5:11]].tolist()
+        correct, arms = coco_crops_pck(json.loads((COCO / "test_coco.json").read_text()),
+                                       read_image=lambda name: read_frames(COCO / name, [0])[0],
+                                       estimate=lambda crop: mb.estimate_image(crop, layout="coco17", model=model))
     finally:
         model.close()
     return float(np.mean(correct)), len(correct), float(np.mean(arms)), len(arms)

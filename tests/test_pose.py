@@ -8,7 +8,6 @@ is correct when it lies within 0.2 x the torso size (left shoulder to right hip)
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -22,6 +21,7 @@ import pytest
 from miga.io import KeypointStore, write_keypoints
 from miga.layouts import COCO17, OPENPOSE25_HANDS10, convert
 from miga.pose import shards as sh
+from miga.pose.accuracy import coco_crops_pck, correct_joints, pck
 from miga.pose.render import LEFT, MIDDLE, RIGHT, draw_skeleton, render_video
 from miga.pose.tracking import link_tracks, pick_subject, select_subject
 from miga.video import probe_video, read_frames
@@ -41,13 +41,6 @@ def mb():
 
     mediapipe_backend.import_mediapipe()
     return mediapipe_backend
-
-
-def pck(pred: np.ndarray, truth: np.ndarray, torso: np.ndarray, mask: np.ndarray) -> float:
-    """Fraction of masked joints within 0.2 x torso of the truth; pred/truth (..., J, 2+), torso (...)."""
-    dist = np.linalg.norm(pred[..., :2] - truth[..., :2], axis=-1)
-    found = pred[..., 2] > 0 if pred.shape[-1] > 2 else True
-    return float(((dist < 0.2 * torso[..., None]) & found)[mask].mean())
 
 
 # ---------------------------------------------------------------- subject choice
@@ -281,6 +274,46 @@ def test_raw_points_to_layouts_and_mirror():
         mbk.to_layout(raw, "kinect25")
 
 
+# ---------------------------------------------------------------- accuracy (PCK)
+
+
+def test_pck_counts_joints_within_a_fifth_of_the_torso_that_were_found():
+    truth = np.zeros((2, 3, 3))
+    pred = np.zeros((2, 3, 3))
+    pred[..., 2] = 1
+    pred[0, 1, 0] = 1.9  # torso 10: inside 0.2 x 10
+    pred[0, 2, 0] = 2.1  # outside
+    pred[1, 0, 2] = 0  # at the truth but not found
+    torso = np.array([10.0, 10.0])
+    assert correct_joints(pred, truth, torso).tolist() == [[True, True, False], [False, True, True]]
+    assert pck(pred, truth, torso, np.ones((2, 3), bool)) == pytest.approx(4 / 6)
+    assert pck(pred[..., :2], truth, torso, np.array([[False, False, False], [True, False, False]])) == 1.0  # no scores: all found
+
+
+def test_coco_crops_pck_maps_crop_pixels_back_and_skips_unusable_people():
+    truth = np.zeros((17, 3))
+    truth[:, 0], truth[:, 1], truth[:, 2] = np.linspace(30, 60, 17), np.linspace(40, 90, 17), 2
+    truth[0, 2] = 0  # an unlabelled joint is not scored
+    no_torso = truth.copy()
+    no_torso[12, 2] = 0
+    coco = {"images": [{"id": 1, "file_name": "a.jpg"}],
+            "annotations": [{"image_id": 1, "keypoints": truth.ravel().tolist(), "num_keypoints": 16, "bbox": [30, 40, 30, 50]},
+                            {"image_id": 1, "keypoints": no_torso.ravel().tolist(), "num_keypoints": 15, "bbox": [30, 40, 30, 50]}]}
+    x0, y0 = 22, 27  # the box padded by 25%: int(30 - 7.5), int(40 - 12.5)
+
+    def estimate(crop):
+        assert crop.shape == (int(40 + 1.25 * 50) - y0, int(30 + 1.25 * 30) - x0, 3)
+        kp = truth.copy()
+        kp[:, :2] -= (x0, y0)  # the crop's own pixels
+        kp[:, 2] = 1
+        kp[9, 0] += 50  # the left wrist far off
+        return kp
+
+    correct, arms = coco_crops_pck(coco, read_image=lambda name: np.zeros((200, 200, 3), np.uint8), estimate=estimate)
+    assert len(correct) == 16 and sum(correct) == 15  # one person (the other lacks the right hip), 16 labelled joints
+    assert len(arms) == 6 and arms.count(False) == 1
+
+
 # ---------------------------------------------------------------- MediaPipe on real recordings
 
 
@@ -349,28 +382,11 @@ def test_ntu_clip_pck_against_kinect_with_mirror(mb, realdata, tmp_path):
 
 def test_coco_person_crops_pck_reported(mb, realdata):
     """COCO val2017 people (mmpose test data): each box padded 25%, one image each (static mode)."""
-    data = json.loads((COCO / "test_coco.json").read_text())
-    files = {image["id"]: image["file_name"] for image in data["images"]}
-    settings = mb.MediapipeSettings()
-    model = settings.open(static_image_mode=True)
-    correct, arm_correct = [], []
+    model = mb.MediapipeSettings().open(static_image_mode=True)
     try:
-        for ann in data["annotations"]:
-            truth = np.asarray(ann["keypoints"], np.float64).reshape(17, 3)
-            if ann["num_keypoints"] < 5 or not (truth[5, 2] and truth[12, 2]):
-                continue
-            image = read_frames(COCO / files[ann["image_id"]], [0])[0]
-            x, y, w, h = ann["bbox"]
-            x0, y0 = int(max(0, x - w / 4)), int(max(0, y - h / 4))
-            x1, y1 = int(min(image.shape[1], x + 1.25 * w)), int(min(image.shape[0], y + 1.25 * h))
-            kp = mb.estimate_image(image[y0:y1, x0:x1], layout="coco17", model=model)
-            kp[:, 0] += x0
-            kp[:, 1] += y0
-            torso = np.linalg.norm(truth[5, :2] - truth[12, :2])
-            ok = (np.linalg.norm(kp[:, :2] - truth[:, :2], axis=1) < 0.2 * torso) & (kp[:, 2] > 0)
-            labelled = truth[:, 2] > 0
-            correct += ok[labelled].tolist()
-            arm_correct += ok[5:11][labelled[5:11]].tolist()
+        correct, arm_correct = coco_crops_pck(json.loads((COCO / "test_coco.json").read_text()),
+                                              read_image=lambda name: read_frames(COCO / name, [0])[0],
+                                              estimate=lambda crop: mb.estimate_image(crop, layout="coco17", model=model))
     finally:
         model.close()
     print(f"COCO crops PCK@0.2 torso: all joints {np.mean(correct):.3f} ({len(correct)}), "
