@@ -15,8 +15,8 @@ from miga import detection
 from miga.layouts import get_layout
 from miga.metrics import detection_metrics
 from miga.models import build_model
-from miga.training import TrainConfig
 from miga.segments import frame_scores_to_segments, nms_1d
+from miga.training import TrainConfig
 
 DETECTORS = ("anchorfree", "frame", "window")
 # `track2` params that only decoding reads: changing them re-runs predict, not training (dvc.yaml, tested).
