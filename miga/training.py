@@ -91,8 +91,10 @@ def fingerprint(*parts) -> str:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    """Same state, same bytes: saved through a file object, torch names the archive inside "archive"
+    (given a path it would use the temporary file's random name)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        torch.save(state, handle)
 
 
 def load_checkpoint(path: Path) -> dict | None:

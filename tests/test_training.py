@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from miga.training import EpochSampler, TrainConfig, fit, seed_everything
+from miga.training import EpochSampler, TrainConfig, fit, load_checkpoint, save_checkpoint, seed_everything
 
 
 class NoisyBlobs(Dataset):
@@ -70,3 +70,11 @@ def test_epoch_sampler_depends_only_on_seed_and_epoch():
     assert list(a) != list(b)
     weighted = EpochSampler(10, seed=1, weights=np.r_[np.zeros(9), 1.0])
     assert set(weighted) == {9}
+
+
+def test_the_same_state_saves_to_the_same_bytes(tmp_path):
+    state = {"model": torch.nn.Linear(3, 2).state_dict(), "history": [{"epoch": 1, "loss": 0.5}]}
+    save_checkpoint(tmp_path / "a" / "model.pt", state)
+    save_checkpoint(tmp_path / "b" / "model.pt", state)  # another temporary name on the way
+    assert (tmp_path / "a" / "model.pt").read_bytes() == (tmp_path / "b" / "model.pt").read_bytes()
+    assert load_checkpoint(tmp_path / "a" / "model.pt")["history"] == state["history"]
