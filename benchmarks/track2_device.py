@@ -30,15 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `miga` of this c
 
 
 def prepare(project: Path, out: Path, counts: dict[str, int]) -> None:
-    import os
-
     import yaml
 
-    os.chdir(project)
     from stages.track2 import Track2Data
 
-    config = yaml.safe_load(Path("params.yaml").read_text())
-    data = Track2Data(config)
+    config = yaml.safe_load((project / "params.yaml").read_text())
+    data = Track2Data(config, project=project)
     chosen = {split: data.manifest.filter(pl.col("split") == split)["sample_id"].to_list()[:n] for split, n in counts.items()}
     ids = [sid for split in chosen.values() for sid in split]
     out.mkdir(parents=True, exist_ok=True)
