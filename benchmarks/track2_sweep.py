@@ -79,11 +79,11 @@ def run_variant(config: dict, overrides: dict, checkpoint: Path, holdout: Path |
     config = copy.deepcopy(config)
     config["track2"].update(overrides)
     iou = float(config["evaluate"]["iou_threshold"])
-    started = time.perf_counter()
-    model, standardize, _, _, _ = stage.fit_detector(config, checkpoint=checkpoint, log_dir=None)
-    train_s = time.perf_counter() - started
-    detections, threshold, trials, _, test_ids = stage.tuned_detections(config, model, standardize)
     data = stage.Track2Data(config)
+    started = time.perf_counter()
+    model, standardize, _, _, _ = stage.fit_detector(config, checkpoint=checkpoint, log_dir=None, data=data)
+    train_s = time.perf_counter() - started
+    detections, threshold, trials, _, test_ids = stage.tuned_detections(config, model, standardize, data)
     in_test = pl.col("sample_id").is_in(test_ids)
     result = {"threshold": threshold, "val_f1": max((t["f1"] for t in trials), default=float("nan")), "train_s": train_s,
               "test": _score(data.segments.filter(in_test), detections.filter(in_test), data.num_classes, iou)}

@@ -60,8 +60,8 @@ def _detector(options: dict) -> str:
         raise typer.BadParameter(str(error)) from None
 
 
-def fit_detector(params_all: dict, checkpoint: Path = CHECKPOINT, log_dir: str | None = "dvclive/track2"):
-    """Train the `track2.detector` on the training split (resuming from `checkpoint`).
+def fit_detector(params_all: dict, checkpoint: Path = CHECKPOINT, log_dir: str | None = "dvclive/track2", data: Track2Data | None = None):
+    """Train the `track2.detector` on the training split of `data` (default: the project's), resuming from `checkpoint`.
 
     Returns (model, standardizer, layout, history, training features by sample id)."""
     options = section(params_all, "track2")
@@ -69,7 +69,7 @@ def fit_detector(params_all: dict, checkpoint: Path = CHECKPOINT, log_dir: str |
     config = track2.train_config(options)
     seed_everything(config.seed)
     torch.set_num_threads(int(options.get("threads", 1)))  # BENCHMARKS.md: 1 thread is as fast as 2 here
-    data = Track2Data(params_all)
+    data = data if data is not None else Track2Data(params_all)
     manifest, segments, store = data.manifest, data.segments, data.store
     features = _features(manifest, store, "train")
     if not features:
@@ -119,12 +119,12 @@ def load_detector(options: dict, num_classes: int) -> tuple[torch.nn.Module, tra
     return model, track2.Standardizer(state["mean"].numpy(), state["std"].numpy()), state.get("layout")
 
 
-def tuned_detections(config: dict, model: torch.nn.Module, standardize: track2.Standardizer):
-    """Val and test detections at the score threshold that maximises val F1 (official rule).
+def tuned_detections(config: dict, model: torch.nn.Module, standardize: track2.Standardizer, data: Track2Data | None = None):
+    """Val and test detections of `data` (default: the project's) at the score threshold that maximises val F1 (official rule).
 
     Returns (detections, threshold, val trials, val sample ids, test sample ids)."""
     options, evaluation = section(config, "track2"), section(config, "evaluate")
-    data = Track2Data(config)
+    data = data if data is not None else Track2Data(config)
     manifest, segments, store = data.manifest, data.segments, data.store
     iou = float(evaluation["iou_threshold"])
     val_features = _features(manifest, store, "val")
@@ -146,8 +146,9 @@ def predict(params: Path = PARAMS_OPTION) -> None:
     """Tune the decoding threshold on the validation split for F1, then detect on val and test."""
     config = load_params(params)
     options, evaluation = section(config, "track2"), section(config, "evaluate")
-    model, standardize, _ = load_detector(options, len(class_names(config)))
-    detections, threshold, trials, val_ids, test_ids = tuned_detections(config, model, standardize)
+    data = Track2Data(config)
+    model, standardize, _ = load_detector(options, data.num_classes)
+    detections, threshold, trials, val_ids, test_ids = tuned_detections(config, model, standardize, data)
     write_parquet(detections, DETECTIONS)
     test_detections = detections.filter(pl.col("sample_id").is_in(test_ids))
     write_track2(track2_frame(test_detections, class_base=int(evaluation["track2_class_base"])), Path("submissions/track2.csv"))
