@@ -19,6 +19,7 @@ MANIFEST_SCHEMA: dict[str, pl.DataType] = {
     "split": pl.String,
     "subject": pl.Int64,
     "video": pl.String,  # relative to the dataset root (or absolute), null when there is none
+    "video_start": pl.Int64,  # the sample-timeline frame at which that video file begins (pre-cut clips: start_frame)
     "start_frame": pl.Int64,
     "end_frame": pl.Int64,
     "label": pl.Int64,
@@ -57,6 +58,8 @@ def _frames_ordered(frame: pl.DataFrame, source: str) -> None:
 
 
 def validate_manifest(frame: pl.DataFrame, source: str = "manifest", num_classes: int | None = None) -> pl.DataFrame:
+    if "video_start" not in frame.columns:  # manifests written before pre-cut videos were read
+        frame = frame.with_columns(pl.lit(0, pl.Int64).alias("video_start"))
     frame = _conform(frame, MANIFEST_SCHEMA, source)
     _require(frame["sample_id"].null_count() == 0, source, "sample_id has nulls")
     _require(frame["sample_id"].n_unique() == frame.height, source, "sample_id is not unique")

@@ -66,6 +66,21 @@ OPENPOSE25_HANDS10 = Layout(
     "openpose25_hands10", _BODY25 + _HAND_TIPS, _limbs(_BODY25 + _HAND_TIPS, _BODY25_LIMBS + _TIP_LIMBS)
 )
 
+# OpenPose's 137 points (iMiGUE `_openpose.xlsx`): BODY_25, the 21 points of each hand, 70 face points.
+_HAND21 = ("HandRoot",) + tuple(f"{f}{p}" for f in _FINGERS for p in (("CMC", "MCP", "IP", "Tip") if f == "Thumb" else ("MCP", "PIP", "DIP", "Tip")))
+_HANDS42 = tuple(f"L{p}" for p in _HAND21) + tuple(f"R{p}" for p in _HAND21)
+_FACE70 = tuple(f"Face{i:02d}" for i in range(70))
+_HAND21_LIMBS = [("HandRoot", f"{f}{'CMC' if f == 'Thumb' else 'MCP'}") for f in _FINGERS] + [
+    (f"{f}{a}", f"{f}{b}") for f in _FINGERS
+    for a, b in (zip(("CMC", "MCP", "IP"), ("MCP", "IP", "Tip")) if f == "Thumb" else zip(("MCP", "PIP", "DIP"), ("PIP", "DIP", "Tip")))
+]
+_OPENPOSE137 = _BODY25 + _HANDS42 + _FACE70
+OPENPOSE137 = Layout(
+    "openpose137", _OPENPOSE137,
+    _limbs(_OPENPOSE137, _BODY25_LIMBS + [(f"{s}{a}", f"{s}{b}") for s in "LR" for a, b in _HAND21_LIMBS]
+           + [(f"{s}Wrist", f"{s}HandRoot") for s in "LR"]),
+)
+
 # The iMiGUE 2023 preprocessed arrays: BODY_25 {0-7, 15-18} + the 10 fingertips.
 _IMIGUE22 = tuple(_BODY25[i] for i in (0, 1, 2, 3, 4, 5, 6, 7, 15, 16, 17, 18)) + _HAND_TIPS
 IMIGUE22 = Layout(
@@ -126,12 +141,15 @@ COCO17 = Layout(
     ]),
 )
 
-LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (OPENPOSE25_HANDS10, IMIGUE22, KINECT25, KINECT20, COCO17)}
+LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (OPENPOSE25_HANDS10, OPENPOSE137, IMIGUE22, KINECT25, KINECT20, COCO17)}
 
 # Joints of a source layout that stand for each joint of a target layout (same anatomical point).
 _SAME_POINT = {
     ("openpose25_hands10", "coco17"): {n: n for n in _COCO17},
     ("openpose25_hands10", "imigue22"): {n: n for n in _IMIGUE22},
+    ("openpose137", "openpose25_hands10"): {n: n for n in _BODY25 + _HAND_TIPS},
+    ("openpose137", "imigue22"): {n: n for n in _IMIGUE22},
+    ("openpose137", "coco17"): {n: n for n in _COCO17},
     ("imigue22", "coco17"): {n: n for n in _COCO17 if n in _IMIGUE22},
     ("kinect25", "coco17"): {
         "Nose": "Head", "LShoulder": "LShoulder", "RShoulder": "RShoulder", "LElbow": "LElbow",

@@ -57,10 +57,12 @@ def extract_crops(manifest: pl.DataFrame, keypoints: dict[str, np.ndarray], *, f
                   root: Path = Path(".")) -> dict[str, np.ndarray]:
     """`{sample_id: uint8 (frames, size, size, 3)}` for every manifest row with a video (paths relative to `root`)."""
     by_video: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
-    for sample_id, video, start, end in manifest.select("sample_id", "video", "start_frame", "end_frame").iter_rows():
+    offsets = manifest["video_start"] if "video_start" in manifest.columns else pl.Series([0] * manifest.height)
+    rows = manifest.select("sample_id", "video", "start_frame", "end_frame").with_columns(offset=offsets.fill_null(0))
+    for sample_id, video, start, end, offset in rows.iter_rows():
         if video is None:
             raise ValueError(f"sample {sample_id} has no video; the RGB stream needs one")
-        by_video[video].append((sample_id, start, end))
+        by_video[video].append((sample_id, start - offset, end - offset))  # frames of the video file
     crops = {}
     for video, clips in by_video.items():
         wanted = {sid: clip_frame_indices(start, end, frames) for sid, start, end in clips}

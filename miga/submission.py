@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from miga.errors import MigaError
 from miga.contracts import DETECTIONS_SCHEMA, validate_detections
 from miga.io import atomic_path
 
@@ -247,6 +248,10 @@ def read_track2(path: str | os.PathLike, class_base: int = 1) -> pl.DataFrame:
     )
 
 
+class SubmissionError(MigaError):
+    """A submission file that does not follow the track's format or test set."""
+
+
 def _raise_if(path: str | os.PathLike, problems: list[str]) -> None:
     if problems:
-        raise ValueError(f"{path}: invalid submission ({len(problems)} problems): " + "; ".join(problems[:_MAX_LISTED]))
+        raise SubmissionError(f"{path}: invalid submission ({len(problems)} problems): " + "; ".join(problems[:_MAX_LISTED]))

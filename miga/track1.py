@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
+from miga.errors import ConfigError
 from miga.io import KeypointStore
 from miga.layouts import convert, get_layout
 from miga.models import build_model
@@ -239,7 +240,7 @@ def fuse(scores: Mapping[str, np.ndarray], fusion: str, late_weight: float) -> n
 def streams_for(fusion: str) -> tuple[str, ...]:
     """The models that `model.fusion` trains: one per stream for late fusion, one joint model for cross-attention."""
     if fusion not in FUSIONS:
-        raise ValueError(f"unknown model.fusion {fusion!r}; choose one of {FUSIONS}")
+        raise ConfigError(f"unknown model.fusion {fusion!r}; choose one of {FUSIONS}")
     return {"none": ("pose",), "late": ("pose", "rgb"), "crossattn": ("fused",)}[fusion]
 
 

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from miga import detection
+from miga.errors import ConfigError
 from miga.layouts import get_layout
 from miga.metrics import detection_metrics
 from miga.models import build_model
@@ -281,7 +282,7 @@ def window_probabilities(model: torch.nn.Module, features: np.ndarray, *, length
 def detector_of(options: Mapping) -> str:
     detector = options.get("detector", "anchorfree")
     if detector not in DETECTORS:
-        raise ValueError(f"unknown track2.detector {detector!r}; choose one of {list(DETECTORS)}")
+        raise ConfigError(f"unknown track2.detector {detector!r}; choose one of {list(DETECTORS)}")
     return detector
 
 

@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import json
 import math
-import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -113,13 +112,15 @@ def fit(
     run_id: str,
     labels: np.ndarray | None = None,
     on_epoch: Callable[[int, dict], dict] | None = None,
+    on_step: Callable[[int], None] | None = None,
     description: str = "train",
 ) -> list[dict]:
     """Train `model` for `config.epochs` epochs (SGD + cosine), resuming from `checkpoint`.
 
     `loss_fn(model, batch, device)` returns the loss. `run_id` fingerprints data + params: a
     checkpoint from another run is ignored. `on_epoch(epoch, stats)` may add validation
-    figures; the per-epoch history is returned and stored in the checkpoint.
+    figures; the per-epoch history is returned and stored in the checkpoint. `on_step(step)` is
+    called after every optimizer step, numbered from 1 across epochs.
     """
     dev = device()
     model.to(dev)
@@ -160,7 +161,8 @@ def fit(
                 optimizer.step()
                 scheduler.step()
                 losses.append(float(loss.detach()))
-                _maybe_interrupt(epoch * steps_per_epoch + len(losses))
+                if on_step is not None:
+                    on_step(epoch * steps_per_epoch + len(losses))
                 bar.set_postfix(loss=f"{losses[-1]:.3f}")
         stats = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "lr": optimizer.param_groups[0]["lr"]}
         if on_epoch is not None:
@@ -190,12 +192,6 @@ def warmup_cosine(total: int, warmup: int) -> Callable[[int], float]:
         progress = (min(step, total) - warmup) / max(1, total - warmup)
         return 0.5 * (1 + math.cos(math.pi * progress))
     return factor
-
-
-def _maybe_interrupt(step: int) -> None:
-    """Test hook: MIGA_INTERRUPT_AT_STEP=n raises KeyboardInterrupt after optimizer step n (mid-epoch)."""
-    if os.environ.get("MIGA_INTERRUPT_AT_STEP") == str(step):
-        raise KeyboardInterrupt(f"interrupted after step {step} (MIGA_INTERRUPT_AT_STEP)")
 
 
 @torch.no_grad()

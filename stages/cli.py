@@ -11,9 +11,11 @@ from miga.contracts import validate_manifest, validate_segments
 from miga.datasets import imigue, smg
 from miga.io import read_parquet, write_json
 from miga.metrics import classification_metrics, detection_metrics
-from miga.submission import check_track1, check_track2, read_track1, read_track2
+from miga.submission import SubmissionError, check_track1, check_track2, read_track1, read_track2
 from stages import ingest, online, pose, rgb, synth, track1, track2
-from stages.common import clean_errors, interim
+from miga.datasets import format_of
+from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params, section
+from stages.ingest import needs_video
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True,
@@ -47,6 +49,31 @@ def convert_utkinect(
     typer.echo(f"wrote {out}")
 
 
+data_app = typer.Typer(no_args_is_help=True, help="Dataset releases: what a root holds, before a long run.")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("check")
+@clean_errors
+def data_check(
+    dataset: str = typer.Argument(..., help="A dataset named under `datasets` in params.yaml (imigue, smg)."),
+    root: Path = typer.Option(None, help="Check this folder instead of datasets.<name>.root."),
+    params: Path = PARAMS_OPTION,
+) -> None:
+    """Edition and layout found; per split videos, clips, frames, labels, missing parts, classes. Exit 1 on what would break a stage."""
+    from miga.datasets.check import check_release
+
+    config = load_params(params)
+    entry = dict(dataset_entry(config, dataset))
+    if root is not None:
+        entry.update(root=str(root), skeleton_root=None, video_root=None)
+    report = check_release(format_of(dataset, entry), Path(entry["root"]), entry, section(config, "ingest"),
+                           require_video=needs_video(dataset, config))
+    typer.echo("\n".join(report.lines()))
+    if report.fatal:
+        raise typer.Exit(1)
+
+
 submission_app = typer.Typer(no_args_is_help=True, help="Submission files: check them against a manifest.")
 app.add_typer(submission_app, name="submission")
 
@@ -69,6 +96,8 @@ def submission_check(
     class_base: int = CLASS_BASE,
 ) -> None:
     """Validate a submission CSV: header, every test id once, classes and frames in range. Lists problems row by row."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: submission file not found")
     if track == 1:
         problems = check_track1(path, _test_manifest("imigue", manifest), imigue.NUM_CLASSES)
     elif track == 2:
@@ -80,6 +109,12 @@ def submission_check(
     if problems:
         raise typer.Exit(1)
     typer.echo(f"{path}: valid Track {track} submission")
+
+
+def _refuse_invalid(path: Path, problems: list[str]) -> None:
+    """Scoring a file with missing or out-of-range rows would credit or blame them silently: refuse it."""
+    if problems:
+        raise SubmissionError(f"{path}: not scored, {len(problems)} problems (see `miga submission check`): {problems[0]}")
 
 
 @app.command("score")
@@ -95,14 +130,19 @@ def score(
 ) -> None:
     """Score any submission CSV against ground truth (Track 1 accuracy, Track 2 F1 in both matching modes)."""
     if track == 1:
-        test = _test_manifest("imigue", manifest).drop_nulls("label")
+        test = _test_manifest("imigue", manifest)
+        _refuse_invalid(path, check_track1(path, test, imigue.NUM_CLASSES))
+        test = test.drop_nulls("label")
+        if test.is_empty():
+            raise SubmissionError(f"{manifest or interim('imigue') / 'manifest.parquet'}: the test split has no labels to score against "
+                                  "(set datasets.imigue.test_truth)")
         submitted = read_track1(path).join(test.select(pl.col("sample_id").alias("Id"), "label"), on="Id", how="right")
-        predicted = submitted["Target"].fill_null(-1).to_numpy()
-        onehot = (predicted[:, None] == range(imigue.NUM_CLASSES)).astype(float)
+        onehot = (submitted["Target"].to_numpy()[:, None] == range(imigue.NUM_CLASSES)).astype(float)
         result = classification_metrics(submitted["label"].to_numpy(), onehot)
         typer.echo(f"top-1 {result['top1']:.4f} on {test.height} clips (top-5 is meaningless for a label-only file)")
     elif track == 2:
         test = _test_manifest("smg", manifest)
+        _refuse_invalid(path, check_track2(path, test, smg.NUM_CLASSES, class_base))
         truth = validate_segments(read_parquet(segments), str(segments)).filter(pl.col("sample_id").is_in(test["sample_id"]))
         result = detection_metrics(truth, read_track2(path, class_base), num_classes=smg.NUM_CLASSES, iou_threshold=iou_threshold)
         typer.echo(f"F1 official {result['official']['f1']:.4f}, one-to-one {result['one_to_one']['f1']:.4f}")

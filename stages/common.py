@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 from pathlib import Path
 
 import typer
@@ -11,22 +12,34 @@ import yaml
 
 from miga.contracts import ContractError
 from miga.datasets import DatasetFormatError
+from miga.errors import ConfigError, MigaError
 from miga.video import VideoError
 
 PARAMS_OPTION = typer.Option(Path("params.yaml"), "--params", help="Parameters file (params.yaml).")
-EXPECTED_ERRORS = (ContractError, DatasetFormatError, VideoError, FileNotFoundError)
+EXPECTED_ERRORS = (MigaError, ContractError, DatasetFormatError, VideoError, FileNotFoundError, IsADirectoryError)
 
 
-def load_params(path: Path) -> dict:
+class Params(dict):
+    """A params.yaml section: a missing key is a ConfigError naming its full path, not a KeyError."""
+
+    def __init__(self, data: dict, path: str = "", source: Path = Path("params.yaml")):
+        super().__init__({k: Params(v, f"{path}{k}.", source) if isinstance(v, dict) else v for k, v in data.items()})
+        self._path, self._source = path, source
+
+    def __missing__(self, key):
+        raise ConfigError(f"{self._source}: missing key '{self._path}{key}'")
+
+
+def load_params(path: Path) -> Params:
     try:
         params = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: parameters file not found") from None
     except yaml.YAMLError as err:
-        raise ContractError(f"{path}: not valid YAML: {err}") from err
+        raise ContractError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from err
     if not isinstance(params, dict):
         raise ContractError(f"{path}: expected a mapping of stage sections")
-    return params
+    return Params(params, source=Path(path))
 
 
 def section(params: dict, name: str, path: Path = Path("params.yaml")) -> dict:
@@ -47,15 +60,26 @@ def interim(dataset: str) -> Path:
     return Path("data/interim") / dataset
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    typer.secho(f"warning: {message}", fg="yellow", err=True)
+
+
 def clean_errors(command):
-    """Report expected failures (bad input files) as one line naming the file, exit code 1."""
+    """Report expected failures (bad input files, bad params) as one line naming the cause, exit code 1.
+
+    Warnings print as one `warning:` line each while the command runs.
+    """
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        shown = warnings.showwarning
+        warnings.showwarning = _one_line_warning
         try:
             return command(*args, **kwargs)
         except EXPECTED_ERRORS as err:
-            typer.secho(f"error: {err}", fg="red", err=True)
+            typer.secho(f"error: {' '.join(str(err).split())}", fg="red", err=True)
             sys.exit(1)
+        finally:
+            warnings.showwarning = shown
 
     return wrapper

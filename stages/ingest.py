@@ -1,4 +1,4 @@
-"""ingest: an official dataset layout -> manifest.parquet + segments.parquet (DESIGN.md section 2)."""
+"""ingest: a dataset release, in any of its known layouts -> manifest.parquet + segments.parquet (DESIGN.md section 2)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,19 @@ from pathlib import Path
 
 import typer
 
-from miga.datasets import format_of, reader
+from miga.datasets import format_of, pose_source, reader
 from miga.io import write_parquet
 from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params, section
 
 app = typer.Typer(add_completion=False, help=__doc__)
+
+
+def needs_video(dataset: str, config: dict) -> bool:
+    """A clip without video breaks the run when its pose comes from video, or when Track 1 fuses RGB on this dataset."""
+    entry = dataset_entry(config, dataset)
+    from_video = pose_source(entry, section(config, "pose")) != "provided"
+    rgb = dataset == "imigue" and config.get("model", {}).get("fusion", "none") != "none"
+    return from_video or rgb
 
 
 @app.command()
@@ -22,12 +30,14 @@ def main(
     """Read the dataset's root (datasets.<name>.root) with its format's reader; write its manifest and segments."""
     config = load_params(params)
     entry = dataset_entry(config, dataset)
-    manifest, segments = reader(format_of(dataset, entry)).scan_release(Path(entry["root"]), section(config, "ingest"))
+    manifest, segments = reader(format_of(dataset, entry)).scan_release(
+        Path(entry["root"]), section(config, "ingest"), entry, require_video=needs_video(dataset, config))
     out = interim(dataset)
     write_parquet(manifest, out / "manifest.parquet")
     write_parquet(segments, out / "segments.parquet")
     counts = manifest.group_by("split").len().sort("split").rows()
-    typer.echo(f"ingest {dataset}: {manifest.height} samples {dict(counts)}, {segments.height} segments -> {out}")
+    videos = manifest["video"].drop_nulls().n_unique()
+    typer.echo(f"ingest {dataset}: {manifest.height} samples {dict(counts)}, {videos} videos, {segments.height} segments -> {out}")
 
 
 if __name__ == "__main__":

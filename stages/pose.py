@@ -11,7 +11,7 @@ import polars as pl
 from miga.io import KeypointStore, read_parquet, write_keypoints
 from miga.contracts import validate_manifest
 from miga.pose import get_backend, mirrored
-from miga.datasets import format_of
+from miga.datasets import format_of, pose_source
 from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params, section
 
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -26,18 +26,21 @@ def main(
     """Extract (or read) the keypoints of every sample of the dataset's manifest."""
     config = load_params(params)
     options = section(config, "pose")
-    backend = get_backend(options["backend"])
     entry = dataset_entry(config, dataset)
+    name = pose_source(entry, options)
+    backend = get_backend(name)
     manifest_path = interim(dataset) / "manifest.parquet"
     manifest = validate_manifest(read_parquet(manifest_path), str(manifest_path))
-    backend_options = dict(options.get(options["backend"]) or {})
-    if options["backend"] != "provided":
+    if name == "provided":
+        result = backend(format_of(dataset, entry), Path(entry["root"]), manifest, entry=entry)
+    else:
+        backend_options = dict(options.get(name) or {})
         backend_options.setdefault("shard_dir", str(Path("data/cache/pose") / dataset))  # finished videos survive a kill
-    result = backend(format_of(dataset, entry), Path(entry["root"]), manifest, **backend_options)
+        result = backend(format_of(dataset, entry), Path(entry["root"]), manifest, **backend_options)
     if entry.get("mirror", False):
         result = mirrored(result)
     out = interim(dataset) / "keypoints.parquet"
-    write_keypoints(result.keypoints, result.layout, out, source={"backend": options["backend"], **result.source})
+    write_keypoints(result.keypoints, result.layout, out, source={"backend": name, **result.source})
     frames = sum(array.shape[1] for _, array in result.keypoints.values())
     typer.echo(f"pose {dataset}: {len(result.keypoints)} samples, {frames} frames, layout {result.layout} -> {out}")
 
@@ -67,7 +70,8 @@ def render(
         if rows["video"][0] is None:
             raise typer.BadParameter(f"{manifest_path}: sample {sample!r} has no video")
         store = KeypointStore(interim(dataset) / "keypoints.parquet")
-        written = render_video(Path(entry["root"]) / rows["video"][0], store[sample], store.layout, out, start_frame=store.start_frame(sample))
+        first = store.start_frame(sample) - int(rows["video_start"][0])  # frame of the video file
+        written = render_video(Path(entry["root"]) / rows["video"][0], store[sample], store.layout, out, start_frame=first)
     else:
         raise typer.BadParameter("give --dataset and --sample (cached keypoints) or --video (MediaPipe)")
     typer.echo(f"render: {written}")

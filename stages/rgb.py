@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
+import polars as pl
 import typer
 
 from miga.contracts import validate_manifest
@@ -23,6 +25,11 @@ def main(params: Path = PARAMS_OPTION) -> None:
     manifest_path = interim("imigue") / "manifest.parquet"
     manifest = validate_manifest(read_parquet(manifest_path), str(manifest_path))
     store = KeypointStore(interim("imigue") / "keypoints.parquet")
+    with_video = manifest.filter(pl.col("video").is_not_null())
+    if with_video.height < manifest.height:
+        warnings.warn(f"{manifest_path}: {manifest.height - with_video.height} of {manifest.height} clips have no video: "
+                      "no RGB crops for them (model.fusion none does not need them)", stacklevel=1)
+    manifest = with_video
     keypoints = {sample_id: store[sample_id] for sample_id in manifest["sample_id"]}
     crops = extract_crops(manifest, keypoints, frames=int(options["frames"]), size=int(options["size"]), padding=float(options["padding"]),
                           root=Path(dataset_entry(config, "imigue")["root"]))

@@ -43,9 +43,9 @@ def main(params: Path = PARAMS_OPTION) -> None:
     smg_root = Path(config.get("smg_root", "data/raw/smg"))
     with _mapper(int(config.get("workers", 1))) as map_fn:
         with replacing_directory(imigue_root) as tmp:
-            imigue = generate_imigue(tmp, preset.imigue, seed, map_fn=map_fn)["splits"]
+            imigue = generate_imigue(tmp, preset.imigue, seed, map_fn=map_fn, edition=str(config.get("imigue_edition", "2023")))["splits"]
         with replacing_directory(smg_root) as tmp:
-            smg = generate_smg(tmp, preset.smg, seed, map_fn=map_fn)["splits"]
+            smg = generate_smg(tmp, preset.smg, seed, map_fn=map_fn, edition=str(config.get("smg_edition", "organisers")))["splits"]
     clips = {split: part["clips"] for split, part in imigue.items()}
     instances = {split: part["instances"] for split, part in smg.items()}
     typer.echo(f"synth: iMiGUE clips {clips} -> {imigue_root}; SMG gestures {instances} -> {smg_root}")

@@ -10,6 +10,7 @@ import torch
 import typer
 
 from miga import track1
+from miga.models import load_trained
 from miga.contracts import validate_manifest
 from miga.datasets import imigue
 from miga.io import KeypointStore, atomic_path, read_parquet, write_json, write_parquet
@@ -107,8 +108,7 @@ def predict(params: Path = PARAMS_OPTION) -> None:
     scores = {}
     for stream in track1.streams_for(fusion):
         model = track1.build_stream(stream, config["model"], _stream_inputs(config))
-        state = torch.load(MODEL_DIR / f"{stream}.pt", map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
+        load_trained(model, MODEL_DIR / f"{stream}.pt")
         data = _datasets(stream, rows, config, train=False, seed=0, store=store, crops=crops)
         scores[stream] = track1.view_averaged_probabilities(model, data)
     late_weight, trials = _late_weight(config["model"], fusion, scores, rows)

@@ -10,6 +10,7 @@ import torch
 import typer
 
 from miga import track2
+from miga.models import load_trained
 from miga.contracts import validate_detections, validate_manifest, validate_segments
 from miga.datasets import format_of, reader
 from miga.io import KeypointStore, read_parquet, write_json, write_parquet
@@ -54,10 +55,7 @@ def _features(manifest: pl.DataFrame, store: KeypointStore, split: str) -> dict[
 
 
 def _detector(options: dict) -> str:
-    try:
-        return track2.detector_of(options)
-    except ValueError as error:
-        raise typer.BadParameter(str(error)) from None
+    return track2.detector_of(options)
 
 
 def fit_detector(params_all: dict, checkpoint: Path = CHECKPOINT, log_dir: str | None = "dvclive/track2", data: Track2Data | None = None):
@@ -113,9 +111,12 @@ def load_detector(options: dict, num_classes: int) -> tuple[torch.nn.Module, tra
     """The trained detector, its feature standardizer and the keypoint layout it was trained on (CPU threads per `track2.threads`)."""
     _detector(options)
     torch.set_num_threads(int(options.get("threads", 1)))
-    state = torch.load(MODEL_DIR / "model.pt", map_location="cpu", weights_only=True)
-    model = track2.build_detector(options, int(state["in_features"]), num_classes)
-    model.load_state_dict(state["model"])
+    path = MODEL_DIR / "model.pt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: trained detector not found (run train_track2: dvc repro)")
+    in_features = int(torch.load(path, map_location="cpu", weights_only=True)["in_features"])
+    model = track2.build_detector(options, in_features, num_classes)
+    state = load_trained(model, path)
     return model, track2.Standardizer(state["mean"].numpy(), state["std"].numpy()), state.get("layout")
 
 

@@ -83,8 +83,12 @@ def test_imigue_video_gives_fps_and_size_and_bounds_labels(tmp_path):
     manifest = imigue.scan(root)
     assert manifest["width"].to_list() == [64, 64] and manifest["fps"][0] == pytest.approx(25)
     write_test_video(root / "imigue_skeleton_train/0004/0004.mp4", frames=8)
-    with pytest.raises(DatasetFormatError, match="past the video's 8 frames"):
-        imigue.scan(root)
+    with pytest.warns(UserWarning, match="1 clips end past the video's last frame"):
+        manifest = imigue.scan(root)
+    assert manifest["end_frame"].to_list() == [4, 7]  # cut at the video's last frame, not silently kept
+    write_test_video(root / "imigue_skeleton_train/0004/0004.mp4", frames=5)
+    with pytest.warns(UserWarning, match="1 start past it"):
+        assert imigue.scan(root)["sample_id"].to_list() == ["0004_0"]
 
 
 def _smg_root(tmp_path, frames=20, labels="3,2,8\n17,10,15\n", sample="Sample0036"):

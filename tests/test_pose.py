@@ -456,3 +456,40 @@ def test_backend_errors_name_the_problem(mb, tmp_path):
         result = mb.mediapipe_backend("x", tmp_path, _manifest([("s", "blank.mp4", 2, 8)]), progress=False)
     start, kp = result.keypoints["s"]
     assert start == 2 and kp.shape == (1, 7, 35, 3) and not kp.any()
+
+
+_QUIET_SCRIPT = textwrap.dedent("""
+    import os, sys
+    import numpy as np
+    from miga.pose import mediapipe_backend as mb
+
+    mb.estimate_image(np.zeros((96, 128, 3), np.uint8), settings=mb.MediapipeSettings("pose"))
+    frames, kp, meta = mb.extract_video(sys.argv[1], range(4))
+    assert kp.shape == (1, 4, 35, 3)
+    with mb.native_logs_filtered():
+        os.write(2, b"E0000 00:00:1.0 1 x.cc:1] a real error stays\\n")
+""")
+_NOISE_LINE = ("W0000", "I0000", "INFO:", "WARNING: All log messages before absl")
+
+
+def test_mediapipe_logs_are_quiet_unless_miga_verbose(tmp_path):
+    """MediaPipe's W0000 / `INFO: Created TensorFlow Lite ...` lines are dropped by default; MIGA_VERBOSE=1 keeps them."""
+    clips = sorted(p for p in VIDEOS.iterdir() if p.suffix in {".mp4", ".avi"}) if VIDEOS.is_dir() else []
+    video = clips[0] if clips else tmp_path / "clip.mp4"  # a real person exercises more calculators
+    if not clips:
+        write_test_video(video, 6, size=(96, 64))
+    from os import environ
+
+    env = {k: v for k, v in environ.items() if k not in ("MIGA_VERBOSE", "GLOG_minloglevel", "TF_CPP_MIN_LOG_LEVEL")}
+
+    def stderr(**extra):
+        run = subprocess.run([sys.executable, "-c", _QUIET_SCRIPT, str(video)], cwd=REPO, env={**env, **extra},
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        return run.stderr.splitlines()
+
+    quiet = stderr()
+    assert not [line for line in quiet if line.startswith(_NOISE_LINE)], "\n".join(quiet)
+    assert any("a real error stays" in line for line in quiet)  # other lines still get through
+    loud = stderr(MIGA_VERBOSE="1")
+    assert any(line.startswith("W0000") for line in loud) and any(line.startswith("INFO:") for line in loud)

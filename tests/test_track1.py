@@ -41,15 +41,29 @@ def test_every_variant_trains_one_step(stream, prototypes):
         assert named["prototypes"].grad.abs().sum() > 0
 
 
+def _pooled_streams(model: CrossAttentionFusion, inputs) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pooled pose and RGB tokens as they reach the fusion's final norm (before it mixes them)."""
+    seen = []
+    handle = model.norm.register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+    try:
+        with torch.no_grad():
+            model(inputs)
+    finally:
+        handle.remove()
+    return seen[0].split(model.embedding_size // 2, dim=1)
+
+
 def test_cross_attention_mixes_the_streams():
     torch.manual_seed(0)
     model = track1.build_stream("fused", MODEL, INPUTS).eval()
     assert isinstance(model, CrossAttentionFusion)
     (pose, rgb), _ = _batch("fused", 2)
-    with torch.no_grad():
-        base = model((pose, rgb))
-        assert not torch.allclose(base, model((pose, torch.randn_like(rgb))))
-        assert not torch.allclose(base, model((torch.randn_like(pose), rgb)))
+    pose_tokens, rgb_tokens = _pooled_streams(model, (pose, rgb))
+    pose_tokens_other_rgb, _ = _pooled_streams(model, (pose, torch.randn_like(rgb)))
+    _, rgb_tokens_other_pose = _pooled_streams(model, (torch.randn_like(pose), rgb))
+    # Each stream's tokens depend on the other stream's input: pooling the streams and concatenating would not.
+    assert (pose_tokens - pose_tokens_other_rgb).abs().max() > 1e-3
+    assert (rgb_tokens - rgb_tokens_other_pose).abs().max() > 1e-3
 
 
 def test_prototype_loss_is_low_at_the_own_prototype_and_high_at_a_wrong_one():
@@ -133,24 +147,30 @@ class _PairedNoise(torch.utils.data.Dataset):
         return (pose, torch.randn(3, 4, 24, 24, generator=g)), label
 
 
+def interrupt_at(step):
+    def on_step(done):
+        if done == step:
+            raise KeyboardInterrupt(f"interrupted after step {step}")
+    return on_step
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
-def test_fused_model_with_prototypes_resumes_mid_epoch_to_the_same_weights(tmp_path, monkeypatch, optimizer):
+def test_fused_model_with_prototypes_resumes_mid_epoch_to_the_same_weights(tmp_path, optimizer):
     from miga.training import TrainConfig, fit, seed_everything
 
     params = dict(MODEL, prototypes=True, dropout=0.2)
     config = TrainConfig(epochs=3, batch_size=4, lr=0.01, seed=1, optimizer=optimizer, warmup_epochs=1)
 
-    def run(checkpoint):
+    def run(checkpoint, on_step=None):
         seed_everything(0)
         model = track1.build_stream("fused", params, INPUTS)
-        history = fit(model, _PairedNoise(), config=config, loss_fn=track1.make_loss(params), checkpoint=checkpoint, run_id="r")
+        history = fit(model, _PairedNoise(), config=config, loss_fn=track1.make_loss(params), checkpoint=checkpoint, run_id="r",
+                      on_step=on_step)
         return model, history
 
     reference, history = run(tmp_path / "a.pt")
-    monkeypatch.setenv("MIGA_INTERRUPT_AT_STEP", "5")  # mid-epoch 2 (3 steps per epoch)
     with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "b.pt")
-    monkeypatch.delenv("MIGA_INTERRUPT_AT_STEP")
+        run(tmp_path / "b.pt", on_step=interrupt_at(5))  # mid-epoch 2 (3 steps per epoch)
     resumed, resumed_history = run(tmp_path / "b.pt")
     assert resumed_history == history
     for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):

@@ -47,16 +47,28 @@ def test_training_depends_on_every_track2_param_but_the_decoding_ones():
     assert trained | set(track2.DECODE_PARAMS) == keys  # a new training key must be listed in dvc.yaml
 
 
+def _positions(features: np.ndarray) -> np.ndarray:
+    """The body-normalised (x, y) of each joint: the first 25 * 2 feature columns, as (T, 25, 2)."""
+    return features[:, : 25 * 2].reshape(len(features), 25, 2)
+
+
 def test_missing_joints_are_carried_forward_and_flagged():
     kp = _stream()
-    hand = KINECT25.index("RHand")
+    hand, elbow = KINECT25.index("RHand"), KINECT25.index("LElbow")
     kp[0, 10:20, hand] = 0
+    kp[0, :5, elbow] = 0  # missing from the start: the first valid position is carried backward
     feats = track2.frame_features(kp, "kinect25")
     ok = track2.frame_features(_stream(), "kinect25")
     score_col = feats.shape[1] - 25 + hand
     assert (feats[10:20, score_col] == 0).all() and (feats[:10, score_col] == 1).all()
     assert np.isfinite(feats).all()
     assert feats.shape == ok.shape
+    seen, truth = _positions(feats), _positions(ok)
+    np.testing.assert_allclose(seen[10:20, hand], np.repeat(truth[9:10, hand], 10, axis=0), atol=1e-6)
+    np.testing.assert_allclose(seen[:5, elbow], np.repeat(truth[5:6, elbow], 5, axis=0), atol=1e-6)
+    missing = np.zeros(seen.shape[:2], bool)
+    missing[10:20, hand] = missing[:5, elbow] = True
+    np.testing.assert_allclose(seen[~missing], truth[~missing], atol=1e-6)  # every valid joint is as recorded
 
 
 def test_frame_labels_mark_segments():
@@ -89,8 +101,12 @@ def test_decode_and_tune_find_a_clean_segment():
 
 @pytest.mark.parametrize("detector", ["anchorfree", "window", "frame"])
 def test_every_detector_trains_and_decodes_from_the_track2_options(detector):
+    # The untrained anchor-free head scores below the default pre_threshold and predicts near-empty extents:
+    # with the defaults it would decode to nothing.
     options = {**yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["track2"],
-               "detector": detector, "channels": 8, "layers": 1, "levels": 3, "window": 64, "windows_per_epoch": 4, "window_length": 16}
+               "detector": detector, "channels": 8, "layers": 1, "levels": 3, "window": 64, "windows_per_epoch": 4, "window_length": 16,
+               "pre_threshold": 0.0, "min_length": 1}
+    torch.manual_seed(0)
     features = np.random.default_rng(0).normal(size=(200, 6)).astype(np.float32)
     truth = pl.DataFrame({"sample_id": ["S"], "label": [1], "start_frame": [40], "end_frame": [79]})
     dataset, loss_fn = track2.training_set(options, [features], [truth], num_classes=3, seed=0)
@@ -99,7 +115,10 @@ def test_every_detector_trains_and_decodes_from_the_track2_options(detector):
     loss.backward()
     assert torch.isfinite(loss) and any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
     detections = track2.make_decoder(model, options, {"S": features})(0.0)
-    assert set(detections["sample_id"].unique()) <= {"S"} and (detections["end_frame"] < 200).all()
+    assert len(detections) > 0 and set(detections["sample_id"].unique()) == {"S"}
+    assert detections["label"].is_between(0, 2).all() and (detections["start_frame"] >= 0).all()
+    assert (detections["start_frame"] <= detections["end_frame"]).all() and (detections["end_frame"] < 200).all()
+    assert detections["score"].is_finite().all() and (detections["score"] > 0).all()
 
 
 def test_an_unknown_detector_is_named_in_the_error():

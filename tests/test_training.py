@@ -39,27 +39,44 @@ def _loss(model, batch, dev):
 CONFIG = TrainConfig(epochs=4, batch_size=8, lr=0.1, seed=5)
 
 
-def test_interrupted_training_resumes_to_the_same_result(tmp_path, monkeypatch):
+def interrupt_at(step):
+    def on_step(done):
+        if done == step:
+            raise KeyboardInterrupt(f"interrupted after step {step}")
+    return on_step
+
+
+def _assert_same_weights(a, b):
+    for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+
+
+def test_interrupted_training_resumes_to_the_same_result(tmp_path):
     reference = _model()
     history = fit(reference, NoisyBlobs(), config=CONFIG, loss_fn=_loss, checkpoint=tmp_path / "a.pt", run_id="r")
     assert len(history) == 4 and history[-1]["loss"] < history[0]["loss"]
 
     resumed = _model()
-    monkeypatch.setenv("MIGA_INTERRUPT_AT_STEP", "23")  # mid-epoch 3 (10 steps per epoch)
-    with pytest.raises(KeyboardInterrupt):
-        fit(resumed, NoisyBlobs(), config=CONFIG, loss_fn=_loss, checkpoint=tmp_path / "b.pt", run_id="r")
-    monkeypatch.delenv("MIGA_INTERRUPT_AT_STEP")
+    with pytest.raises(KeyboardInterrupt):  # mid-epoch 3 (10 steps per epoch)
+        fit(resumed, NoisyBlobs(), config=CONFIG, loss_fn=_loss, checkpoint=tmp_path / "b.pt", run_id="r", on_step=interrupt_at(23))
+    assert load_checkpoint(tmp_path / "b.pt")["epoch"] == 1  # epochs 1 and 2 were saved, epoch 3 was not
     resumed = _model()
     resumed_history = fit(resumed, NoisyBlobs(), config=CONFIG, loss_fn=_loss, checkpoint=tmp_path / "b.pt", run_id="r")
     assert resumed_history == history
-    for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
-        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    _assert_same_weights(reference, resumed)
 
 
 def test_checkpoint_of_another_run_is_ignored(tmp_path):
-    fit(_model(), NoisyBlobs(), config=CONFIG, loss_fn=_loss, checkpoint=tmp_path / "c.pt", run_id="one")
-    history = fit(_model(), NoisyBlobs(), config=CONFIG, loss_fn=_loss, checkpoint=tmp_path / "c.pt", run_id="two")
-    assert len(history) == 4
+    other = TrainConfig(epochs=4, batch_size=8, lr=0.05, seed=6)  # another run trains to other weights
+    fit(_model(), NoisyBlobs(), config=other, loss_fn=_loss, checkpoint=tmp_path / "c.pt", run_id="one")
+    clean = _model()
+    clean_history = fit(clean, NoisyBlobs(), config=CONFIG, loss_fn=_loss, checkpoint=tmp_path / "clean.pt", run_id="two")
+
+    model = _model()
+    history = fit(model, NoisyBlobs(), config=CONFIG, loss_fn=_loss, checkpoint=tmp_path / "c.pt", run_id="two")
+    assert history == clean_history
+    _assert_same_weights(model, clean)
+    assert load_checkpoint(tmp_path / "c.pt")["run_id"] == "two"
 
 
 def test_epoch_sampler_depends_only_on_seed_and_epoch():

@@ -1,8 +1,10 @@
 """Readers for the official dataset layouts; each turns a release into the manifest/segments contracts.
 
 A dataset in params.yaml names its root and its `format` (a key of READERS; default: its own
-name). Every reader module offers `scan_release(root, options) -> (manifest, segments)`,
-`class_names(root)`, `layout_of(root)` and `provided_keypoints(root, manifest)`.
+name). Every reader module offers `scan_release(root, options, entry, *, require_video) ->
+(manifest, segments)`, `class_names(root, entry)`, `layout_of(root, entry)` and
+`provided_keypoints(root, manifest, entry)`; `entry` is the dataset's params entry (optional
+`skeleton_root`, `video_root`, `test_truth`, ...).
 """
 
 from __future__ import annotations
@@ -21,11 +23,16 @@ def reader(fmt: str) -> ModuleType:
     try:
         return READERS[fmt]
     except KeyError:
-        raise ValueError(f"unknown dataset format {fmt!r}; known: {sorted(READERS)}") from None
+        raise DatasetFormatError(f"unknown dataset format {fmt!r}; known: {sorted(READERS)}") from None
 
 
 def format_of(name: str, entry: Mapping) -> str:
     return str(entry.get("format", name))
 
 
-__all__ = ["READERS", "DatasetFormatError", "format_of", "imigue", "reader", "smg", "stream"]
+def pose_source(entry: Mapping, pose_params: Mapping) -> str:
+    """Where a dataset's keypoints come from: its own `pose`, else the project's `pose.backend`."""
+    return str(entry.get("pose") or pose_params.get("backend", "provided"))
+
+
+__all__ = ["READERS", "DatasetFormatError", "format_of", "imigue", "pose_source", "reader", "smg", "stream"]

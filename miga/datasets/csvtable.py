@@ -14,6 +14,12 @@ class DatasetFormatError(ValueError):
     """A dataset file does not have the official format; the message names file and problem."""
 
 
+def is_header(cells: list[str]) -> bool:
+    """A header row has no numeric cell at all; `3,x,5` is a data row with a bad cell, not a header."""
+    filled = [c for c in cells if c.strip()]
+    return bool(filled) and not any(_is_number(c) for c in filled)
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -47,7 +53,7 @@ def _read_fast(path: Path, columns: int | None, allow_header: bool) -> np.ndarra
     if not first.strip():
         return None
     first_cells = next(csv.reader([first]))
-    header = allow_header and not all(_is_number(c) for c in first_cells if c.strip())
+    header = allow_header and is_header(first_cells)
     width = len(first_cells)
     if columns is not None and width != columns:
         return None
@@ -69,7 +75,7 @@ def _read_strict(path: Path, columns: int | None, allow_header: bool, what: str)
     except UnicodeDecodeError as err:
         raise DatasetFormatError(f"{path}: not a text CSV file ({err})") from err
     rows = [row for row in csv.reader(io.StringIO(text)) if row and any(cell.strip() for cell in row)]
-    if rows and allow_header and not all(_is_number(c) for c in rows[0] if c.strip()):
+    if rows and allow_header and is_header(rows[0]):
         rows = rows[1:]
     if not rows:
         return np.zeros((0, columns or 0))

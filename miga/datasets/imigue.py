@@ -1,24 +1,32 @@
-"""iMiGUE (Track 1) in its official release layout (DESIGN.md section 3).
+"""iMiGUE (Track 1) in any of its release layouts (DESIGN.md section 3; `miga.datasets.imigue_tree` finds the parts).
 
-    <root>/imigue_skeleton_{train,validate,test}/{vid}/{vid}_label.csv       class,start,end (no header)
-    <root>/imigue_skeleton_{train,validate,test}/{vid}/{vid}_light_hand.csv  frame + 35 x (x, y, conf)
-    <root>/imigue_skeleton_{train,validate,test}/{vid}/{vid}.mp4             the whole interview
+    {vid}_label.csv        class,start,end rows (no header); test files may hold a placeholder class
+    {vid}_light_hand.csv   frame + 35 x (x, y, conf)             (skeleton: light_hand, the default)
+    {vid}_openpose.xlsx    137 OpenPose points x (x, y, c)        (skeleton: openpose_xlsx)
+    {vid}.mp4 / {vid}_{k}.mp4   the whole interview / one clip per label row
     <root>/video_subjects.csv (optional, header video,subject)
 
 Clips are rows of the label file; sample_id = "{vid}_{k}" with k the row index.
+The dataset's params entry (`datasets.imigue`) may set `skeleton_root` / `video_root` (parts
+unpacked elsewhere), `skeleton` (which keypoint file), `test_labels: real` (trust the test
+files' classes) and `test_truth` (a folder of `{vid}_label.csv` with the real test labels).
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from miga.contracts import SEGMENTS_SCHEMA, empty, validate_manifest
+from miga.contracts import SEGMENTS_SCHEMA, SPLITS, empty, validate_manifest
 from miga.datasets.csvtable import DatasetFormatError, read_numeric_csv, read_segment_rows
+from miga.datasets.imigue_tree import SKELETON_SOURCES, ImigueTree, find_tree
+from miga.datasets.openpose_xlsx import read_openpose_xlsx
 from miga.datasets.safe_pickle import load_name_label_pickle
-from miga.layouts import IMIGUE22, OPENPOSE25_HANDS10
+from miga.layouts import IMIGUE22, OPENPOSE25_HANDS10, OPENPOSE137
 from miga.video import probe_video
 
 DATASET = "imigue"
@@ -31,7 +39,7 @@ CLASS_NAMES = (
     "sit straight", "scratch arm", "rub hand", "cross finger", "minaret hand", "play things", "withdraw arms",
     "head up", "bite lip", "arm akimbo", "shake shoulder", "illustrative",
 )
-SPLIT_FOLDERS = {"train": "imigue_skeleton_train", "val": "imigue_skeleton_validate", "test": "imigue_skeleton_test"}
+SPLIT_FOLDERS = {"train": "imigue_skeleton_train", "val": "imigue_skeleton_validate", "test": "imigue_skeleton_test"}  # 2023 names
 NON_MG_RAW = 99
 SKELETON_COLUMNS = 1 + OPENPOSE25_HANDS10.num_joints * 3
 
@@ -47,13 +55,12 @@ def label_to_raw(label: np.ndarray) -> np.ndarray:
     return np.where(label == NUM_CLASSES - 1, NON_MG_RAW, label + 1)
 
 
-def video_dir(root: Path, split: str, video: str) -> Path:
-    return Path(root) / SPLIT_FOLDERS[split] / video
-
-
-def read_labels(path: Path) -> np.ndarray:
-    """`{vid}_label.csv` -> int64 (n, 3) rows of (0-based label, start, end)."""
+def read_labels(path: Path, *, placeholder: bool = False) -> np.ndarray:
+    """`{vid}_label.csv` -> int64 (n, 3) rows of (0-based label, start, end); label -1 where `placeholder`."""
     rows = read_segment_rows(path, what="iMiGUE label file: class,start_frame,end_frame")
+    if placeholder:
+        rows[:, 0] = -1
+        return rows
     valid = (rows[:, 0] == NON_MG_RAW) | ((rows[:, 0] >= 1) & (rows[:, 0] <= NUM_CLASSES - 1))
     if not valid.all():
         bad = int(np.flatnonzero(~valid)[0])
@@ -88,46 +95,126 @@ def read_video_subjects(root: Path) -> dict[str, int]:
     return {f"{int(v):04d}": int(s) for v, s in table}
 
 
-def scan(root: Path, *, default_fps: float = 25.0) -> pl.DataFrame:
-    """Build the manifest (one row per clip) from an iMiGUE release root."""
+def release_tree(root: Path, entry: Mapping | None = None) -> ImigueTree:
+    """The parts of the release under `root` (and the entry's `skeleton_root` / `video_root`)."""
+    entry = entry or {}
+    roots = [Path(entry.get(key) or root) for key in ("skeleton_root", "video_root")]
+    truth = entry.get("test_truth")
+    tree = find_tree(roots, exclude=[truth] if truth else [])
+    if not any(tree.label_dirs.values()):
+        raise DatasetFormatError(f"{roots[0]}: no iMiGUE label files ({{vid}}/{{vid}}_label.csv under imigue_skeleton_train/_validate/_test)")
+    return tree
+
+
+def skeleton_source(entry: Mapping | None) -> str:
+    source = str((entry or {}).get("skeleton", "light_hand"))
+    if source not in SKELETON_SOURCES:
+        raise DatasetFormatError(f"datasets.imigue.skeleton: unknown skeleton source {source!r}; known: {sorted(SKELETON_SOURCES)}")
+    return source
+
+
+def scan(root: Path, *, default_fps: float = 25.0, entry: Mapping | None = None, require_video: bool = False) -> pl.DataFrame:
+    """Build the manifest (one row per clip) from an iMiGUE release in any known layout.
+
+    Clips without a video are an error when `require_video`, a warning with counts otherwise.
+    """
     root = Path(root)
     if not root.is_dir():
         raise DatasetFormatError(f"{root}: iMiGUE root folder not found")
+    entry = entry or {}
+    tree = release_tree(root, entry)
     subjects = read_video_subjects(root)
+    truth = _test_truth(entry, tree)
+    trust_test = str(entry.get("test_labels", "placeholder")) == "real"
     rows = []
-    for split, folder in SPLIT_FOLDERS.items():
-        for vdir in sorted(p for p in (root / folder).glob("*") if p.is_dir()):
-            rows.extend(_clips_of_video(vdir, split, subjects, default_fps))
-    if not rows:
-        raise DatasetFormatError(f"{root}: no videos found under {', '.join(SPLIT_FOLDERS.values())}")
-    return validate_manifest(pl.DataFrame(rows), f"{root} (iMiGUE manifest)", NUM_CLASSES)
+    for split in SPLITS:
+        for video in tree.videos(split):
+            placeholder = split == "test" and not trust_test
+            labels = read_labels(tree.label_file(video), placeholder=placeholder)
+            if placeholder and video in truth:
+                labels = _with_truth(labels, truth[video], tree.label_file(video))
+            rows.extend(_clips_of_video(root, tree, video, split, labels, subjects.get(video, -1), default_fps))
+    _report_missing_video(rows, require_video)
+    return validate_manifest(pl.DataFrame(rows, schema_overrides={"label": pl.Int64}), f"{root} (iMiGUE manifest)", NUM_CLASSES)
 
 
-def _clips_of_video(vdir: Path, split: str, subjects: dict[str, int], default_fps: float) -> list[dict]:
-    video = vdir.name
-    label_path = vdir / f"{video}_label.csv"
-    labels = read_labels(label_path)
-    mp4 = vdir / f"{video}.mp4"
-    info = probe_video(mp4) if mp4.exists() else None
-    if info is not None and labels.size and labels[:, 2].max() >= info.num_frames:
-        bad = int(np.argmax(labels[:, 2]))
-        raise DatasetFormatError(f"{label_path}: row {bad + 1}: end frame {labels[bad, 2]} is past the video's {info.num_frames} frames ({mp4})")
-    return [
-        {
-            "sample_id": f"{video}_{k}",
-            "dataset": DATASET,
-            "split": split,
-            "subject": subjects.get(video, -1),
-            "video": str(mp4.relative_to(vdir.parent.parent)) if info else None,  # relative to the release root
-            "start_frame": int(start),
-            "end_frame": int(end),
-            "label": int(label),
-            "fps": info.fps if info else default_fps,
-            "width": info.width if info else None,
-            "height": info.height if info else None,
-        }
-        for k, (label, start, end) in enumerate(labels)
-    ]
+def _test_truth(entry: Mapping, tree: ImigueTree) -> dict[str, Path]:
+    folder = entry.get("test_truth")
+    if not folder:
+        return {}
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetFormatError(f"{folder}: datasets.imigue.test_truth folder not found")
+    files = {p.name[: -len("_label.csv")]: p for p in folder.rglob("*_label.csv")}
+    missing = [v for v in tree.videos("test") if v not in files]
+    if missing:
+        raise DatasetFormatError(f"{folder}: no test truth for {len(missing)} test videos (first: {missing[0]}_label.csv)")
+    return files
+
+
+def _with_truth(placeholder_rows: np.ndarray, truth_path: Path, label_path: Path) -> np.ndarray:
+    truth = read_labels(truth_path)
+    if truth.shape != placeholder_rows.shape or (truth[:, 1:] != placeholder_rows[:, 1:]).any():
+        raise DatasetFormatError(f"{truth_path}: its rows do not match the clips of {label_path} (same frames, same order)")
+    return truth
+
+
+def _clips_of_video(root: Path, tree: ImigueTree, video: str, split: str, labels: np.ndarray, subject: int,
+                    default_fps: float) -> list[dict]:
+    whole = tree.whole_videos.get(video)
+    info = probe_video(whole) if whole else None
+    rows = []
+    for k, (label, start, end) in enumerate(labels):
+        path, video_start, clip_info = whole, 0, info
+        if path is None and (video, k) in tree.clip_videos:
+            path, video_start = tree.clip_videos[(video, k)], int(start)
+            clip_info = probe_video(path)
+        rows.append({
+            "sample_id": f"{video}_{k}", "dataset": DATASET, "split": split, "subject": subject,
+            "video": _relative(path, root) if path else None, "video_start": video_start,
+            "start_frame": int(start), "end_frame": int(end), "label": None if label < 0 else int(label),
+            "fps": clip_info.fps if clip_info else default_fps,
+            "width": clip_info.width if clip_info else None, "height": clip_info.height if clip_info else None,
+            "_video_frames": clip_info.num_frames if clip_info else None,
+        })
+    return _clip_to_video(rows, tree.label_file(video))
+
+
+def _clip_to_video(rows: list[dict], label_path: Path) -> list[dict]:
+    """Label rows may run past the video's last frame (a known quirk): cut them there, drop rows that start past it."""
+    kept, cut, dropped = [], 0, 0
+    for row in rows:
+        frames = row.pop("_video_frames")
+        if frames is not None:
+            last = row["video_start"] + frames - 1
+            if row["start_frame"] > last:
+                dropped += 1
+                continue
+            if row["end_frame"] > last:
+                row["end_frame"], cut = last, cut + 1
+        kept.append(row)
+    if cut or dropped:
+        warnings.warn(f"{label_path}: {cut} clips end past the video's last frame (cut there), {dropped} start past it (dropped)",
+                      stacklevel=4)
+    return kept
+
+
+def _report_missing_video(rows: list[dict], require_video: bool) -> None:
+    missing = [r["sample_id"] for r in rows if r["video"] is None]
+    if not missing:
+        return
+    message = f"{len(missing)} of {len(rows)} iMiGUE clips have no video (first: {missing[0]})"
+    if require_video:
+        raise DatasetFormatError(f"{message}; the configured pose backend or RGB fusion needs one "
+                                 "(set datasets.imigue.video_root to the folder holding the videos)")
+    warnings.warn(f"{message}; fps defaults to ingest.imigue_default_fps", stacklevel=3)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path.resolve())
 
 
 def read_2023_arrays(data_path: Path, label_path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -152,25 +239,29 @@ def read_2023_arrays(data_path: Path, label_path: Path) -> tuple[list[str], np.n
     return names, labels, np.ascontiguousarray(np.asarray(data).transpose(0, 4, 2, 3, 1), dtype=np.float32)
 
 
-def scan_release(root: Path, options: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
-    return scan(root, default_fps=float(options.get("imigue_default_fps", 25.0))), empty(SEGMENTS_SCHEMA)
+def scan_release(root: Path, options: dict, entry: Mapping | None = None, *, require_video: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
+    manifest = scan(root, default_fps=float(options.get("imigue_default_fps", 25.0)), entry=entry, require_video=require_video)
+    return manifest, empty(SEGMENTS_SCHEMA)
 
 
-def class_names(root: Path | None = None) -> list[str]:
+def class_names(root: Path | None = None, entry: Mapping | None = None) -> list[str]:
     return list(CLASS_NAMES)
 
 
-def layout_of(root: Path | None = None) -> str:
-    return LAYOUT
+def layout_of(root: Path | None = None, entry: Mapping | None = None) -> str:
+    return OPENPOSE137.name if skeleton_source(entry) == "openpose_xlsx" else LAYOUT
 
 
-def provided_keypoints(root: Path, manifest: pl.DataFrame) -> dict[str, tuple[int, np.ndarray]]:
-    """Cut each clip's keypoints `(1, T, 35, 3)` from its video's provided skeleton file."""
+def provided_keypoints(root: Path, manifest: pl.DataFrame, entry: Mapping | None = None) -> dict[str, tuple[int, np.ndarray]]:
+    """Cut each clip's keypoints `(1, T, V, 3)` from its interview's provided skeleton file (`skeleton` source)."""
+    source = skeleton_source(entry)
+    tree = release_tree(Path(root), entry)
     out: dict[str, tuple[int, np.ndarray]] = {}
     clips = manifest.with_columns(pl.col("sample_id").str.split("_").list.first().alias("_video"))
-    for (split, video), group in clips.group_by(["split", "_video"], maintain_order=True):
-        path = video_dir(root, split, video) / f"{video}_light_hand.csv"
-        skeleton = read_skeleton(path, num_frames=int(group["end_frame"].max()) + 1)
+    for (video,), group in clips.group_by(["_video"], maintain_order=True):
+        num_frames = int(group["end_frame"].max()) + 1
+        path = tree.skeleton_file(video, source)
+        skeleton = read_openpose_xlsx(path, num_frames) if source == "openpose_xlsx" else read_skeleton(path, num_frames)
         for sample_id, start, end in group.select("sample_id", "start_frame", "end_frame").iter_rows():
             out[sample_id] = (start, skeleton[None, start: end + 1])
     return out

@@ -1,16 +1,19 @@
-"""SMG (Track 2) in its official release layout (DESIGN.md section 3).
+"""SMG (Track 2) in its release layouts (DESIGN.md section 3; `miga.datasets.smg_tree` finds the parts).
 
-    <root>/SampleXXXX/SampleXXXX_skeleton.csv     per frame: 25 Kinect joints x 11 values (275 columns)
-    <root>/SampleXXXX/SampleXXXX_data.csv         numFrames,fps,maxDepth
-    <root>/SampleXXXX/SampleXXXX_finelabels.csv   class,start,end (1-based classes 1..17, no header)
-    <root>/SampleXXXX/SampleXXXX_color.mp4
+    SampleXXXX_skeleton.csv     per frame: 25 Kinect joints x 11 values (275 columns)
+    SampleXXXX_data.csv         numFrames,fps,maxDepth (optional: else the skeleton's rows and the video's fps)
+    SampleXXXX_finelabels.csv   class,start,end (1-based classes 1..17, no header); required in train / val
+    SampleXXXX_color.mp4
 
-The split is by sample number (real 2024 release: 1-30 train, 31-35 validate, 36-40 test).
+The split is the one the folders name (Kaggle trees), else by sample number (`ingest.smg_splits`;
+real 2024 release: 1-30 train, 31-35 validate, 36-40 test). `datasets.smg.test_truth` may name a
+folder of `SampleXXXX_finelabels.csv` holding the test labels kept apart from the release.
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -19,6 +22,7 @@ import polars as pl
 
 from miga.contracts import validate_manifest, validate_segments
 from miga.datasets.csvtable import DatasetFormatError, read_numeric_csv, read_segment_rows
+from miga.datasets.smg_tree import SmgSample, SmgTree, find_tree
 from miga.layouts import KINECT25
 from miga.video import probe_video
 
@@ -94,36 +98,45 @@ def read_labels(path: Path, num_frames: int | None = None) -> np.ndarray:
     return rows
 
 
-def sample_dirs(root: Path) -> list[Path]:
+def release_tree(root: Path, entry: Mapping | None = None) -> SmgTree:
+    entry = entry or {}
+    roots = [Path(entry.get(key) or root) for key in ("skeleton_root", "video_root")]
+    truth = entry.get("test_truth")
+    return find_tree(roots, exclude=[truth] if truth else [])
+
+
+def scan(root: Path, splits: Mapping[str, Sequence[int]], *, entry: Mapping | None = None, require_video: bool = False,
+         default_fps: float = 30.0) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Build (manifest with one row per sequence, ground-truth segments) from an SMG release in any known layout."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetFormatError(f"{root}: SMG root folder not found")
-    dirs = sorted(p for p in root.iterdir() if p.is_dir() and _SAMPLE.match(p.name))
-    if not dirs:
-        raise DatasetFormatError(f"{root}: no SampleXXXX folders found")
-    return dirs
-
-
-def scan(root: Path, splits: Mapping[str, Sequence[int]]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Build (manifest with one row per sequence, ground-truth segments) from an SMG release root."""
-    manifest_rows, segment_rows = [], []
-    for sdir in sample_dirs(root):
-        sample_id = sdir.name
-        num_frames, fps, _ = read_data_file(sdir / f"{sample_id}_data.csv")
-        mp4 = sdir / f"{sample_id}_color.mp4"
-        info = probe_video(mp4) if mp4.exists() else None
-        labels_path = sdir / f"{sample_id}_finelabels.csv"
-        labels = read_labels(labels_path, num_frames) if labels_path.exists() else None
+    entry = entry or {}
+    tree = release_tree(root, entry)
+    truth = _truth_files(entry)
+    manifest_rows, segment_rows, unlabelled = [], [], []
+    for sample in sorted(tree.samples.values(), key=lambda s: sample_number(s.sample_id)):
+        split = split_of_sample(sample, splits)
+        num_frames, fps, info = length_and_rate(sample, default_fps)
+        labels_path = sample.parts.get("labels") or truth.get(sample.sample_id)
+        if labels_path is None and split != "test":
+            raise DatasetFormatError(f"{sample.sample_id}: no {sample.sample_id}_finelabels.csv in the {split} split "
+                                     f"(found: {sorted(str(p) for p in sample.parts.values())})")
+        if labels_path is None:
+            unlabelled.append(sample.sample_id)
+        else:
+            segment_rows.extend(
+                {"sample_id": sample.sample_id, "label": int(c), "start_frame": int(s), "end_frame": int(e)}
+                for c, s, e in read_labels(labels_path, num_frames)
+            )
+        video = sample.parts.get("video")
         manifest_rows.append({
-            "sample_id": sample_id, "dataset": DATASET, "split": split_of(sample_number(sample_id), splits),
-            "subject": sample_number(sample_id), "video": str(mp4.relative_to(root)) if info else None,
+            "sample_id": sample.sample_id, "dataset": DATASET, "split": split, "subject": sample_number(sample.sample_id),
+            "video": _relative(video, root) if info else None, "video_start": 0,
             "start_frame": 0, "end_frame": num_frames - 1, "label": None, "fps": fps,
             "width": info.width if info else None, "height": info.height if info else None,
         })
-        if labels is not None:
-            segment_rows.extend(
-                {"sample_id": sample_id, "label": int(c), "start_frame": int(s), "end_frame": int(e)} for c, s, e in labels
-            )
+    _report(manifest_rows, unlabelled, require_video)
     manifest = validate_manifest(pl.DataFrame(manifest_rows, schema_overrides={"label": pl.Int64}), f"{root} (SMG manifest)")
     segments = validate_segments(
         pl.DataFrame(segment_rows, schema={"sample_id": pl.String, "label": pl.Int64, "start_frame": pl.Int64, "end_frame": pl.Int64}),
@@ -132,23 +145,80 @@ def scan(root: Path, splits: Mapping[str, Sequence[int]]) -> tuple[pl.DataFrame,
     return manifest, segments
 
 
-def scan_release(root: Path, options: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
-    return scan(root, options.get("smg_splits", {}))
+def split_of_sample(sample: SmgSample, splits: Mapping[str, Sequence[int]]) -> str:
+    if len(sample.folder_splits) > 1:
+        raise DatasetFormatError(f"{sample.sample_id}: its parts lie in folders of different splits: {sorted(sample.parts.values())}")
+    if sample.folder_splits:
+        return next(iter(sample.folder_splits))
+    return split_of(sample_number(sample.sample_id), splits)
 
 
-def class_names(root: Path | None = None) -> list[str]:
+def length_and_rate(sample: SmgSample, default_fps: float):
+    video = sample.parts.get("video")
+    info = probe_video(video) if video else None
+    if "data" in sample.parts:
+        num_frames, fps, _ = read_data_file(sample.parts["data"])
+        return num_frames, fps, info
+    if "skeleton" in sample.parts:
+        num_frames = len(read_skeleton(sample.parts["skeleton"]))
+    elif info:
+        num_frames = info.num_frames
+    else:
+        raise DatasetFormatError(f"{sample.sample_id}: neither a skeleton, a _data.csv nor a video to tell its length")
+    if num_frames < 1:
+        raise DatasetFormatError(f"{sample.parts.get('skeleton', video)}: empty sequence")
+    return num_frames, info.fps if info else default_fps, info
+
+
+def _truth_files(entry: Mapping) -> dict[str, Path]:
+    folder = entry.get("test_truth")
+    if not folder:
+        return {}
+    if not Path(folder).is_dir():
+        raise DatasetFormatError(f"{folder}: datasets.smg.test_truth folder not found")
+    return {p.name[: -len("_finelabels.csv")]: p for p in Path(folder).rglob("Sample*_finelabels.csv")}
+
+
+def _report(rows: list[dict], unlabelled: list[str], require_video: bool) -> None:
+    missing = [r["sample_id"] for r in rows if r["video"] is None]
+    if missing and require_video:
+        raise DatasetFormatError(f"{len(missing)} of {len(rows)} SMG sequences have no video (first: {missing[0]}); "
+                                 "the configured pose backend needs one (set datasets.smg.video_root)")
+    if missing:
+        warnings.warn(f"{len(missing)} of {len(rows)} SMG sequences have no video (first: {missing[0]})", stacklevel=3)
+    if unlabelled:
+        warnings.warn(f"{len(unlabelled)} SMG test sequences have no finelabels (unlabelled test split; "
+                      "set datasets.smg.test_truth to score it)", stacklevel=3)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
+def scan_release(root: Path, options: dict, entry: Mapping | None = None, *, require_video: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
+    return scan(root, options.get("smg_splits", {}), entry=entry, require_video=require_video,
+                default_fps=float(options.get("smg_default_fps", 30.0)))
+
+
+def class_names(root: Path | None = None, entry: Mapping | None = None) -> list[str]:
     return list(CLASS_NAMES)
 
 
-def layout_of(root: Path | None = None) -> str:
+def layout_of(root: Path | None = None, entry: Mapping | None = None) -> str:
     return LAYOUT
 
 
-def provided_keypoints(root: Path, manifest: pl.DataFrame) -> dict[str, tuple[int, np.ndarray]]:
+def provided_keypoints(root: Path, manifest: pl.DataFrame, entry: Mapping | None = None) -> dict[str, tuple[int, np.ndarray]]:
     """Colour-frame keypoints `(1, T, 25, 3)` of each sequence, T = the manifest's frame count."""
+    tree = release_tree(Path(root), entry)
     out = {}
     for sample_id, end in manifest.select("sample_id", "end_frame").iter_rows():
-        path = Path(root) / sample_id / f"{sample_id}_skeleton.csv"
+        if sample_id not in tree.samples or "skeleton" not in tree.samples[sample_id].parts:
+            raise DatasetFormatError(f"{root}: no {sample_id}_skeleton.csv for the provided pose backend")
+        path = tree.samples[sample_id].parts["skeleton"]
         keypoints = colour_keypoints(read_skeleton(path))
         num_frames = end + 1
         if keypoints.shape[1] < num_frames:  # missing trailing rows: untracked

@@ -36,7 +36,7 @@ def read_meta(root: Path) -> dict:
     return meta
 
 
-def class_names(root: Path) -> list[str]:
+def class_names(root: Path, entry: Mapping | None = None) -> list[str]:
     return list(read_meta(root)["classes"])
 
 
@@ -74,15 +74,17 @@ def scan(root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     return manifest, segments
 
 
-def scan_release(root: Path, options: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
+def scan_release(root: Path, options: dict, entry: Mapping | None = None, *, require_video: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
+    if require_video:
+        raise DatasetFormatError(f"{root}: a stream dataset has no videos; its pose must be `provided` (datasets.<name>.pose)")
     return scan(root)
 
 
-def layout_of(root: Path) -> str:
+def layout_of(root: Path, entry: Mapping | None = None) -> str:
     return read_meta(root)["layout"]
 
 
-def provided_keypoints(root: Path, manifest: pl.DataFrame) -> dict[str, tuple[int, np.ndarray]]:
+def provided_keypoints(root: Path, manifest: pl.DataFrame, entry: Mapping | None = None) -> dict[str, tuple[int, np.ndarray]]:
     layout = layout_of(root)
     return {sid: (0, read_sequence(Path(root) / f"{sid}.csv", layout)) for sid in manifest["sample_id"]}
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
+import torch
 import torch.nn as nn
 
+from miga.errors import ConfigError
 from miga.models.detector import create_temporal_detector, create_window_classifier
 from miga.models.slowonly import create_slowonly
 from miga.models.temporal import create_temporal_convnet
@@ -29,9 +32,23 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
+def load_trained(model: nn.Module, path, map_location: str = "cpu") -> dict:
+    """Load a saved `{"model": state_dict, ...}` (weights_only) into `model`; ConfigError when the shapes do not
+    match (the model file was trained with other params.yaml settings). Returns the whole saved dict."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: trained model not found (run its train stage: dvc repro)")
+    state = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"{path}: the saved model does not match params.yaml ({first}); retrain it (dvc repro)") from None
+    return state
+
+
 def build_model(name: str, **kwargs) -> nn.Module:
     try:
         builder = MODELS[name]
     except KeyError:
-        raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}") from None
+        raise ConfigError(f"unknown model {name!r}; known: {sorted(MODELS)}") from None
     return builder(**kwargs)

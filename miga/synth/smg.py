@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from miga.io import write_json
+from miga.synth.editions import arrange_smg
 from miga.synth.files import write_numeric_csv, write_rows
 from miga.synth.frequencies import SMG_TEST_COUNTS, sample_classes
 from miga.synth.gestures import SMG_PROGRAMS
@@ -119,7 +120,8 @@ def summarize(plans: list[SequencePlan]) -> dict:
     return out
 
 
-def generate_smg(root: str | Path, config: SmgConfig | str = "default", seed: int = 0, *, map_fn=map) -> dict:
+def generate_smg(root: str | Path, config: SmgConfig | str = "default", seed: int = 0, *, map_fn=map,
+                 edition: str = "organisers") -> dict:
     """Write a synthetic SMG release under `root`; returns (and writes) a summary per split.
 
     `config` is an SmgConfig or a preset name. `map_fn` runs the per-sequence work (e.g. a
@@ -130,7 +132,8 @@ def generate_smg(root: str | Path, config: SmgConfig | str = "default", seed: in
     plans = plan_smg(config, seed)
     for _ in map_fn(_SequenceJob(root, config, seed), plans):
         pass
-    summary = {"dataset": "smg", "seed": seed, "splits": summarize(plans)}
+    arrange_smg(root, edition, {plan.name: plan.split for plan in plans})
+    summary = {"dataset": "smg", "seed": seed, "edition": edition, "splits": summarize(plans)}
     write_json(summary, root / "synth_summary.json")
     return summary
 

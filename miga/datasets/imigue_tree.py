@@ -1,0 +1,149 @@
+"""Where the parts of an iMiGUE release lie, in whichever edition's layout it was unpacked.
+
+Every edition keeps one folder per interview (`{vid}` = four digits); they differ in where
+those folders sit and whether labels, skeletons and video share them (DESIGN.md section 3):
+
+    2023 Codalab   imigue_skeleton_{train,validate,test}/{vid}/{vid}_label.csv, _light_hand.csv, {vid}.mp4
+    2024           imigue_data_phase1/datasets/imigue_skeleton_{train,validate}/{vid}/...
+    2025 Kaggle    the 2024 skeleton trees + imigue_data_phase2/imigue_skeleton_test/{vid}/,
+                   videos apart: imigue_rgb_phase1/{train_data,validation_data}/{vid}/{vid}.mp4,
+                   imigue_rgb_phase2/[test_data/]{vid}/{vid}.mp4
+    full release   videos in iMiGUE_RGB_Phase1/imigue_rgb_{train,validate}, iMiGUE_RGB_Phase2/imigue_rgb_test
+    pre-cut clips  {vid}/{vid}_{k}.mp4, one video per label row, instead of the whole interview
+
+So the tree is walked once: a `{vid}` folder holding `{vid}_label.csv` is a label folder whose
+split its parent folder names (train / validate / test); every `{vid}.mp4` and `{vid}_{k}.mp4`
+anywhere is a video of that interview. Nothing depends on the exact nesting.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from miga.datasets.csvtable import DatasetFormatError
+
+_VID = re.compile(r"^\d{3,5}$")
+_CLIP = re.compile(r"^(\d{3,5})_(\d+)$")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
+SKELETON_SOURCES = {"light_hand": "_light_hand.csv", "openpose_xlsx": "_openpose.xlsx"}
+MAX_DEPTH = 6  # below the given root; the deepest known layout needs 4
+
+
+def split_of_folder(name: str) -> str | None:
+    """The split a folder's name says (`imigue_skeleton_validate` -> val), or None."""
+    lowered = name.lower()
+    for split, words in (("train", ("train",)), ("val", ("validat", "valid", "_val")), ("test", ("test",))):
+        if any(word in lowered for word in words):
+            return split
+    return None
+
+
+@dataclass
+class ImigueTree:
+    """The parts found: label folders by split, videos by interview, and what was odd."""
+
+    label_dirs: dict[str, dict[str, Path]] = field(default_factory=lambda: {"train": {}, "val": {}, "test": {}})
+    whole_videos: dict[str, Path] = field(default_factory=dict)
+    clip_videos: dict[tuple[str, int], Path] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def split_of(self, video: str) -> str:
+        return next(split for split, dirs in self.label_dirs.items() if video in dirs)
+
+    def videos(self, split: str) -> list[str]:
+        return sorted(self.label_dirs[split])
+
+    def label_file(self, video: str) -> Path:
+        return self.label_dirs[self.split_of(video)][video] / f"{video}_label.csv"
+
+    def skeleton_file(self, video: str, source: str = "light_hand") -> Path:
+        return self.label_dirs[self.split_of(video)][video] / f"{video}{SKELETON_SOURCES[source]}"
+
+    @property
+    def edition(self) -> str:
+        return describe_edition(self)
+
+
+def find_tree(roots: Iterable[Path], *, exclude: Iterable[Path] = ()) -> ImigueTree:
+    """Walk the roots (the release root, or separate skeleton / video roots) for the parts of a release."""
+    tree = ImigueTree()
+    excluded = {Path(p).resolve() for p in exclude}
+    seen: set[Path] = set()
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            raise DatasetFormatError(f"{root}: iMiGUE folder not found")
+        if root.resolve() in seen:
+            continue
+        seen.add(root.resolve())
+        for folder, subdirs, files in _walk(root, excluded):
+            _take_folder(tree, Path(folder), subdirs, files)
+    return tree
+
+
+def _walk(root: Path, excluded: set[Path]):
+    base_depth = len(root.parts)
+    for folder, subdirs, files in os.walk(root):
+        here = Path(folder)
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith(".") and (here / d).resolve() not in excluded)
+        if len(here.parts) - base_depth >= MAX_DEPTH or (here != root and _VID.match(here.name)):
+            subdirs[:] = []  # an interview folder holds files only
+        yield folder, subdirs, sorted(files)
+
+
+def _take_folder(tree: ImigueTree, folder: Path, subdirs: list[str], files: list[str]) -> None:
+    for name in files:
+        stem, suffix = os.path.splitext(name)
+        if suffix.lower() not in VIDEO_SUFFIXES:
+            continue
+        if _VID.match(stem):
+            _add_unique(tree.whole_videos, f"{int(stem):04d}", folder / name, "video")
+        elif match := _CLIP.match(stem):
+            key = (f"{int(match.group(1)):04d}", int(match.group(2)))
+            _add_unique(tree.clip_videos, key, folder / name, "clip video")
+    if _VID.match(folder.name) and f"{folder.name}_label.csv" in files:
+        split = split_of_folder(folder.parent.name)
+        if split is None:
+            raise DatasetFormatError(
+                f"{folder}: a label folder whose parent ({folder.parent.name}) names no split "
+                "(expected imigue_skeleton_train / _validate / _test)"
+            )
+        video = folder.name
+        for other_split, dirs in tree.label_dirs.items():
+            if video in dirs:
+                raise DatasetFormatError(f"{folder}: interview {video} has label files twice (also {dirs[video]})")
+        tree.label_dirs[split][video] = folder
+
+
+def _add_unique(index: dict, key, path: Path, what: str) -> None:
+    if key in index and index[key] != path:
+        raise DatasetFormatError(f"{path}: {what} {key} found twice (also {index[key]}); set datasets.imigue.video_root")
+    index[key] = path
+
+
+def describe_edition(tree: ImigueTree) -> str:
+    """A readable name for the layout found (for reports; the readers do not depend on it)."""
+    label_paths = [str(p) for dirs in tree.label_dirs.values() for p in dirs.values()]
+    video_paths = [str(p) for p in list(tree.whole_videos.values()) + list(tree.clip_videos.values())]
+    if any("iMiGUE_RGB_Phase" in p for p in video_paths):
+        name = "full release (iMiGUE_RGB_Phase1/2 video trees)"
+    elif any("imigue_rgb_phase" in p for p in video_paths):
+        name = "2025 Kaggle (separate skeleton and RGB trees)"
+    elif any("imigue_data_phase1" in p for p in label_paths):
+        name = "2024 (imigue_data_phase1)"
+    elif label_paths and all(_beside_labels(tree, v) for v in tree.whole_videos):
+        name = "2023 Codalab (videos beside the skeletons)"
+    else:
+        name = "iMiGUE layout (custom nesting)"
+    if tree.clip_videos:
+        name += ", pre-cut clip videos"
+    return name
+
+
+def _beside_labels(tree: ImigueTree, video: str) -> bool:
+    folders = {d.get(video) for d in tree.label_dirs.values()} - {None}
+    return tree.whole_videos[video].parent in folders
