@@ -23,8 +23,9 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from miga import track1
+from miga.track1 import recipe as track1
 from miga.layouts import OPENPOSE25_HANDS10
+from miga.params import merged
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,10 +50,6 @@ class FakeStore:
         return self.clips[sample_id]
 
 
-def merge(base: dict, override: dict) -> dict:
-    for key, value in override.items():
-        base[key] = merge(dict(base.get(key) or {}), value) if isinstance(value, dict) else value
-    return base
 
 
 def rss_mib(pids: list[int]) -> float:
@@ -77,7 +74,7 @@ def main() -> None:
     args = parser.parse_args()
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     if args.overrides:
-        params = merge(params, yaml.safe_load(args.overrides.read_text()))
+        params = merged(params, yaml.safe_load(args.overrides.read_text()))
     batch = args.batch or int(params["train"]["batch_size"])
     torch.set_num_threads(os.cpu_count() or 1)
 

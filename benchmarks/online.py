@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `miga` and `stages` of this checkout
@@ -38,13 +39,13 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from miga.io import read_parquet
-    from miga.metrics import detection_metrics
-    from miga.online import emitted_table, run_stream
-    from stages.common import load_params
-    from stages.online import build_online
-    from stages.track2 import DETECTIONS, Track2Data
+    from miga.evaluation.metrics import detection_metrics
+    from miga.track2.online import emitted_table, run_stream
+    from miga.project import TRACK2_DETECTIONS as DETECTIONS
+    from miga.track2.online import build_online
+    from miga.track2.project import Track2Data
 
-    config = load_params(Path("params.yaml"))
+    config = yaml.safe_load(Path("params.yaml").read_text())
     data = Track2Data(config)
     ids = data.manifest.filter(pl.col("split") == args.split)["sample_id"].to_list()
     streamed, frames, seconds, delays = [], 0, 0.0, []

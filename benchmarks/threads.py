@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 STEP = r"""
 import sys, time, torch, yaml
-from miga import track1
+from miga.track1 import recipe as track1
 from miga.models import build_model
 torch.set_num_threads(int(sys.argv[1]))
 params = yaml.safe_load(open(sys.argv[2]))

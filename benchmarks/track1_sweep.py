@@ -17,7 +17,6 @@ top-1 (test views averaged as in `predict`) and the training throughput in clips
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import sys
@@ -29,15 +28,11 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from miga.params import merged
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _merge(base: dict, overrides: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in overrides.items():
-        out[key] = _merge(out.get(key, {}), value) if isinstance(value, dict) else value
-    return out
 
 
 def prepare(out: Path, params: Path) -> None:
@@ -97,7 +92,7 @@ def _train_one(npz: str, config: dict, threads: int) -> dict:
             sys.modules["polars"] = _Stub("polars")
 
     torch.set_num_threads(threads)
-    from miga import track1
+    from miga.track1 import recipe as track1
     from miga.training import TrainConfig, fit, seed_everything
 
     data = np.load(npz)
@@ -154,7 +149,7 @@ def run(npz: Path, configs: Path, params: Path, jobs: int, threads: int, crops: 
     extra = {"name", "stream"}
     sweep = [{"name": c["name"], "stream": c.get("stream", "pose"), "crops": str(crops) if crops else None,
               "scores_dir": str(scores_dir) if scores_dir else None,
-              "params": _merge(base, {k: v for k, v in c.items() if k not in extra})}
+              "params": merged(base, {k: v for k, v in c.items() if k not in extra})}
              for c in json.loads(configs.read_text())]
     if scores_dir:
         scores_dir.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `miga` of this c
 def prepare(project: Path, out: Path, counts: dict[str, int]) -> None:
     import yaml
 
-    from stages.track2 import Track2Data
+    from miga.track2.project import Track2Data
 
     config = yaml.safe_load((project / "params.yaml").read_text())
     data = Track2Data(config, project=project)
@@ -50,8 +50,8 @@ def prepare(project: Path, out: Path, counts: dict[str, int]) -> None:
 def run(folder: Path, epochs: int | None, seed: int | None, detector: str | None = None) -> dict:
     import torch
 
-    from miga import track2
-    from miga.metrics import detection_metrics
+    from miga.track2 import recipe as track2
+    from miga.evaluation.metrics import detection_metrics
     from miga.training import device, fingerprint, fit, seed_everything
 
     meta = json.loads((folder / "meta.json").read_text())

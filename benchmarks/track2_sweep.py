@@ -50,7 +50,7 @@ def build_holdout(folder: Path, config: dict, seed: int, sequences: int) -> None
     from miga.synth import generate_smg, get_preset
     from miga.synth.files import replacing_directory
 
-    base = get_preset("default").smg
+    base = get_preset("benchmark").smg
     smg = type(base)(**{**base.__dict__, "samples": {"train": (HOLDOUT_FIRST_SAMPLE, sequences), "val": (0, 0), "test": (0, 0)}})
     folder.mkdir(parents=True, exist_ok=True)
     with replacing_directory(folder / "data/raw/smg") as tmp:
@@ -65,7 +65,7 @@ def build_holdout(folder: Path, config: dict, seed: int, sequences: int) -> None
 
 
 def _score(truth: pl.DataFrame, detections: pl.DataFrame, num_classes: int, iou: float) -> dict:
-    from miga.metrics import detection_metrics
+    from miga.evaluation.metrics import detection_metrics
 
     result = detection_metrics(truth, detections, num_classes=num_classes, iou_threshold=iou)
     return {mode: {k: result[mode][k] for k in ("f1", "precision", "recall")} for mode in ("official", "one_to_one")}
@@ -73,15 +73,15 @@ def _score(truth: pl.DataFrame, detections: pl.DataFrame, num_classes: int, iou:
 
 def run_variant(config: dict, overrides: dict, checkpoint: Path, holdout: Path | None = None) -> dict:
     """Train one variant, tune its threshold on val; scores on test (and on the holdout pool)."""
-    from miga import track2
-    from stages import track2 as stage
+    from miga.track2 import project as stage
+    from miga.track2 import recipe as track2
 
     config = copy.deepcopy(config)
     config["track2"].update(overrides)
     iou = float(config["evaluate"]["iou_threshold"])
     data = stage.Track2Data(config)
     started = time.perf_counter()
-    model, standardize, _, _, _ = stage.fit_detector(config, checkpoint=checkpoint, log_dir=None, data=data)
+    model, standardize, _, _, _ = stage.fit_detector(config, data, checkpoint=checkpoint)
     train_s = time.perf_counter() - started
     detections, threshold, trials, _, test_ids = stage.tuned_detections(config, model, standardize, data)
     in_test = pl.col("sample_id").is_in(test_ids)

@@ -10,8 +10,8 @@ import typer
 from miga.contracts import validate_manifest, validate_segments
 from miga.datasets import imigue, smg
 from miga.io import read_parquet, write_json
-from miga.metrics import classification_metrics, detection_metrics
-from miga.submission import SubmissionError, check_track1, check_track2, read_track1, read_track2
+from miga.evaluation.metrics import classification_metrics, detection_metrics
+from miga.evaluation.submission import SubmissionError, check_track1, check_track2, read_track1, read_track2
 from stages import ingest, online, pose, rgb, synth, track1, track2
 from miga.datasets import format_of
 from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params, section

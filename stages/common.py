@@ -13,6 +13,7 @@ import yaml
 from miga.contracts import ContractError
 from miga.datasets import DatasetFormatError
 from miga.errors import ConfigError, MigaError
+from miga.project import interim  # noqa: F401  (the stages' one name for data/interim/<dataset>)
 from miga.video import VideoError
 
 PARAMS_OPTION = typer.Option(Path("params.yaml"), "--params", help="Parameters file (params.yaml).")
@@ -54,10 +55,6 @@ def dataset_entry(params: dict, name: str) -> dict:
     if name not in datasets:
         raise ContractError(f"params: no dataset {name!r} under 'datasets' (have: {sorted(datasets)})")
     return datasets[name]
-
-
-def interim(dataset: str) -> Path:
-    return Path("data/interim") / dataset
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

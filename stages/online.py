@@ -11,15 +11,12 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from miga import track2
 from miga.datasets import smg, stream
 from miga.layouts import convert
-from miga.online import OnlineDetector, emitted_table
+from miga.track2.online import build_online, emitted_table
 from miga.video import VIDEO_SUFFIXES
 from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, load_params, section
-from stages.track2 import MODEL_DIR, class_names, load_detector
 
-TUNING = Path("metrics/track2_tuning.json")
 
 
 def keypoint_frames(source: Path, layout: str, *, mirror: bool = False) -> Iterator[np.ndarray]:
@@ -38,20 +35,6 @@ def keypoint_frames(source: Path, layout: str, *, mirror: bool = False) -> Itera
     else:
         raise typer.BadParameter(f"{source}: expected a skeleton CSV (SMG _skeleton.csv or stream format) or a video")
     yield from keypoints[0]
-
-
-def build_online(config: dict, *, window: int, hop: int, guard: int) -> tuple[OnlineDetector, str]:
-    options = section(config, "track2")
-    model, standardize, layout = load_detector(options, len(class_names(config)))
-    if layout is None:
-        raise typer.BadParameter(f"{MODEL_DIR / 'model.pt'} does not record its keypoint layout: retrain Track 2")
-    threshold = json.loads(TUNING.read_text())["threshold"] if TUNING.exists() else float(np.median(options["thresholds"]))
-
-    def detect(keypoints: np.ndarray):
-        features = standardize(track2.frame_features(keypoints, layout))
-        return track2.make_decoder(model, options, {"window": features})(threshold)
-
-    return OnlineDetector(detect, window=window, hop=hop, guard=guard), layout
 
 
 @clean_errors

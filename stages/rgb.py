@@ -10,7 +10,7 @@ import typer
 
 from miga.contracts import validate_manifest
 from miga.io import KeypointStore, read_parquet
-from miga.rgb import extract_crops, save_crops
+from miga.track1.rgb import extract_crops, save_crops
 from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params, section
 
 app = typer.Typer(add_completion=False, help=__doc__)

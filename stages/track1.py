@@ -9,14 +9,14 @@ import polars as pl
 import torch
 import typer
 
-from miga import track1
+from miga.track1 import recipe as track1
 from miga.models import load_trained
 from miga.contracts import validate_manifest
 from miga.datasets import imigue
 from miga.io import KeypointStore, atomic_path, read_parquet, write_json, write_parquet
-from miga.metrics import classification_metrics, head_classes_from_counts
-from miga.rgb import load_crops
-from miga.submission import track1_frame, write_track1
+from miga.evaluation.metrics import classification_metrics, head_classes_from_counts
+from miga.track1.rgb import load_crops
+from miga.evaluation.submission import track1_frame, write_track1
 from miga.training import TrainConfig, fingerprint, fit, save_checkpoint, seed_everything
 from stages.common import PARAMS_OPTION, clean_errors, interim, load_params, section
 from stages.live import EpochLogger

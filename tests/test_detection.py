@@ -3,8 +3,8 @@ import polars as pl
 import pytest
 import torch
 
-from miga import detection
-from miga.segments import soft_nms_1d
+from miga.track2 import detection
+from miga.track2.segments import soft_nms_1d
 
 PYRAMID = detection.Pyramid((1, 2, 4, 8))
 

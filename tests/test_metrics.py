@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 
 from miga.contracts import DETECTIONS_SCHEMA, SEGMENTS_SCHEMA
-from miga.metrics import (
+from miga.evaluation.metrics import (
     classification_metrics,
     confusion_matrix,
     detection_metrics,

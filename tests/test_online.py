@@ -5,8 +5,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from miga.online import OnlineDetector, emitted_table, run_stream
-from miga.segments import _detections
+from miga.track2.online import OnlineDetector, emitted_table, run_stream
+from miga.track2.segments import _detections
 
 
 def _raised_hand_detector(keypoints: np.ndarray) -> pl.DataFrame:
@@ -54,8 +54,9 @@ def test_bad_settings_are_rejected():
 def test_trained_detector_streaming_agrees_with_offline():
     import torch
 
-    from miga import detection, track2
-    from miga.metrics import detection_metrics
+    from miga.track2 import detection
+    from miga.track2 import recipe as track2
+    from miga.evaluation.metrics import detection_metrics
     from miga.models import build_model
     from miga.training import TrainConfig, fit, seed_everything
 

@@ -13,7 +13,7 @@ import pytest
 from miga.datasets import DatasetFormatError, imigue, smg
 from miga.datasets.openpose_xlsx import read_openpose_xlsx, write_openpose_xlsx
 from miga.layouts import OPENPOSE137, convert
-from miga.rgb import extract_crops
+from miga.track1.rgb import extract_crops
 from miga.synth import generate_imigue, generate_smg
 from miga.synth.editions import IMIGUE_EDITIONS, IMIGUE_TRUTH, SMG_EDITIONS, SMG_TRUTH
 

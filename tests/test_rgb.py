@@ -3,7 +3,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from miga.rgb import clip_frame_indices, crop_and_resize, extract_crops, load_crops, save_crops, square_box
+from miga.track1.rgb import clip_frame_indices, crop_and_resize, extract_crops, load_crops, save_crops, square_box
 from tests.conftest import write_test_video
 
 

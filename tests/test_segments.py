@@ -3,7 +3,7 @@ import polars as pl
 import pytest
 
 from miga.contracts import DETECTIONS_SCHEMA
-from miga.segments import frame_scores_to_segments, moving_average, nms_1d, temporal_iou
+from miga.track2.segments import frame_scores_to_segments, moving_average, nms_1d, temporal_iou
 
 
 def curve(*pieces, num_columns=3):

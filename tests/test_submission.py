@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 
 from miga.contracts import DETECTIONS_SCHEMA, MANIFEST_SCHEMA
-from miga.submission import (
+from miga.evaluation.submission import (
     check_track1,
     check_track2,
     read_track1,

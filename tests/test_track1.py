@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from miga import track1
+from miga.track1 import recipe as track1
 from miga.heatmap import rasterize
 from miga.layouts import get_layout
 from miga.models.fusion import CrossAttentionFusion, PrototypeClassifier
-from miga.transforms import PoseClipConfig, flip_volume
+from miga.track1.transforms import PoseClipConfig, flip_volume
 
 MODEL = dict(stage_blocks=[1, 1], dropout=0.0, pose_base_channels=8, rgb_base_channels=8, fusion_dim=16, fusion_heads=2,
              fusion_layers=1, prototype_scale=10.0, prototype_margin=0.2)

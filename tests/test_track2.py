@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from miga import track2
+from miga.track2 import recipe as track2
 from miga.layouts import KINECT25
 
 

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 
 from miga.heatmap import rasterize
 from miga.layouts import COCO17, IMIGUE22
-from miga.transforms import (
+from miga.track1.transforms import (
     PoseClipConfig, PoseClipPipeline, compact, crop_to_box, flip, person_box, random_resized_crop, resize,
     short_edge_size, uniform_sample_indices,
 )

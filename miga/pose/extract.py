@@ -47,33 +47,6 @@ def points_to_openpose(raw: np.ndarray, table: Mapping[str, int | tuple[int, int
     return out
 
 
-def iter_frames(path: Path, wanted: np.ndarray):
-    """Yield (frame index, rgb24 array) for the sorted frame indices `wanted`, decoding in order."""
-    import av
-
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as err:
-        raise VideoError(f"{path}: cannot open video: {err}") from err
-    try:
-        if not container.streams.video:
-            raise VideoError(f"{path}: no video stream")
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        position = 0
-        try:
-            for number, frame in enumerate(container.decode(stream)):
-                if position >= len(wanted):
-                    break
-                if number == wanted[position]:
-                    yield number, frame.to_ndarray(format="rgb24")
-                    position += 1
-        except av.error.FFmpegError as err:
-            raise VideoError(f"{path}: video does not decode: {err}") from err
-    finally:
-        container.close()
-
-
 def video_frames(raw_root: Path, manifest: pl.DataFrame, what: str = "a video pose backend") -> tuple[dict[Path, np.ndarray], list[tuple[str, Path, int, int, int]]]:
     """(frames each video must decode, [(sample_id, video, first, last frame in the video, video_start)])."""
     needed = {"sample_id", "video", "start_frame", "end_frame"}

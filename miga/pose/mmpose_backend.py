@@ -34,7 +34,8 @@ import polars as pl
 
 from miga.errors import ConfigError, MissingExtraError
 from miga.layouts import COCO17, OPENPOSE25_HANDS10, convert, get_layout
-from miga.pose.extract import extract_manifest, iter_frames, points_to_openpose
+from miga.pose.extract import extract_manifest, points_to_openpose
+from miga.video import iter_frames
 
 INSTALL = "bash scripts/install-mmpose.sh"
 LAYOUTS = ("openpose25_hands10", "coco17", "imigue22")

@@ -16,7 +16,7 @@ import numpy as np
 
 from miga.io import atomic_path
 from miga.layouts import get_layout
-from miga.video import VideoError
+from miga.video import VideoError, encode_mp4, iter_frames, probe_video
 
 LEFT, RIGHT, MIDDLE = (255, 140, 0), (30, 144, 255), (50, 205, 50)
 
@@ -96,58 +96,26 @@ def render_video(
     Frames are scaled down to at most `max_width` pixels wide (None: original size) before
     drawing; the file is written atomically.
     """
-    import av
-
     video, out = Path(video), Path(out)
     keypoints = np.asarray(keypoints, dtype=np.float32)
     if keypoints.ndim != 4:
         raise ValueError(f"keypoints must be (M, T, V, 3), got {keypoints.shape}")
     frames = keypoints.shape[1]
-    try:
-        source = av.open(str(video))
-    except (av.error.FFmpegError, OSError) as err:
-        raise VideoError(f"{video}: cannot open video: {err}") from err
-    written = 0
-    try:
-        if not source.streams.video:
-            raise VideoError(f"{video}: no video stream")
-        stream = source.streams.video[0]
-        width, height = stream.codec_context.width, stream.codec_context.height
-        factor = min(1.0, max_width / width) if max_width else 1.0
-        out_w, out_h = max(2, int(round(width * factor / 2)) * 2), max(2, int(round(height * factor / 2)) * 2)
-        rate = fps or float(stream.average_rate or stream.guessed_rate or 25)
-        scaled = keypoints.copy()
-        scaled[..., 0] *= out_w / width
-        scaled[..., 1] *= out_h / height
-        with atomic_path(out, suffix=".mp4") as tmp:
-            with av.open(str(tmp), "w", format="mp4") as sink:
-                encoder = sink.add_stream(codec, rate=_fraction(rate))
-                encoder.width, encoder.height, encoder.pix_fmt = out_w, out_h, "yuv420p"
-                for number, frame in enumerate(source.decode(stream)):
-                    if number < start_frame:
-                        continue
-                    t = number - start_frame
-                    if t >= frames:
-                        break
-                    image = frame.reformat(width=out_w, height=out_h, format="rgb24").to_ndarray()
-                    image = draw_skeleton(image, scaled[:, t], layout, min_score=min_score,
-                                          radius=max(2.0, 3 * out_w / 640), thickness=max(1.5, 2 * out_w / 640))
-                    for packet in encoder.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                        sink.mux(packet)
-                    written += 1
-                for packet in encoder.encode():
-                    sink.mux(packet)
-            if written < frames:
-                raise VideoError(f"{video}: frames {start_frame}..{start_frame + frames - 1} requested, "
-                                 f"but the video ends after {start_frame + written} frames")
-    except av.error.FFmpegError as err:
-        raise VideoError(f"{video}: video does not decode: {err}") from err
-    finally:
-        source.close()
+    info = probe_video(video)
+    factor = min(1.0, max_width / info.width) if max_width else 1.0
+    size = max(2, int(round(info.width * factor / 2)) * 2), max(2, int(round(info.height * factor / 2)) * 2)
+    scaled = keypoints.copy()
+    scaled[..., 0] *= size[0] / info.width
+    scaled[..., 1] *= size[1] / info.height
+    style = {"min_score": min_score, "radius": max(2.0, 3 * size[0] / 640), "thickness": max(1.5, 2 * size[0] / 640)}
+
+    def drawn():
+        for number, image in iter_frames(video, np.arange(start_frame, start_frame + frames), size=size):
+            yield draw_skeleton(image, scaled[:, number - start_frame], layout, **style)
+
+    with atomic_path(out, suffix=".mp4") as tmp:
+        written = encode_mp4(tmp, drawn(), fps or info.fps, size, codec=codec)
+        if written < frames:
+            raise VideoError(f"{video}: frames {start_frame}..{start_frame + frames - 1} requested, "
+                             f"but the video ends after {start_frame + written} frames")
     return out
-
-
-def _fraction(rate: float):
-    from fractions import Fraction
-
-    return Fraction(rate).limit_denominator(1001)

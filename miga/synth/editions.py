@@ -17,8 +17,7 @@ import numpy as np
 
 from miga.datasets.csvtable import read_numeric_csv
 from miga.synth.files import write_rows
-from miga.synth.render import encode_mp4
-from miga.video import probe_video, read_frames
+from miga.video import encode_mp4, probe_video, read_frames
 
 IMIGUE_EDITIONS = ("2023", "2024", "2025", "2025_precut", "full")
 SMG_EDITIONS = ("organisers", "kaggle2024")

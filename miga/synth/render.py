@@ -9,13 +9,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 from numba import njit
 
+from miga.video import encode_mp4
 from miga.io import atomic_path
 from miga.synth.body import HEAD_RADIUS, Body, Subject
 from miga.synth.sensors import Camera
@@ -183,27 +182,6 @@ def render_frames(out, backdrop, kinds, points, radii, depth, colours, grain, fi
             for c in range(3):
                 q = 3 * pixel + c
                 flat_out[q] = np.uint8(min(max(flat_image[q] + x, 0.0), 255.0))
-
-
-def encode_mp4(path: Path, frames: Iterable[np.ndarray], fps: float, size: tuple[int, int], *, crf: int = 23) -> int:
-    """H.264 (libx264, yuv420p, preset ultrafast) mp4 of RGB frames; returns the frame count.
-
-    One encoder thread: x264's output then depends only on the input, not on the machine's cores.
-    """
-    width, height = size
-    count = 0
-    with av.open(str(path), "w", format="mp4") as container:
-        rate = Fraction(fps).limit_denominator(1001)
-        stream = container.add_stream("libx264", rate=rate, options={"crf": str(crf), "preset": "ultrafast"})
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.thread_count = 1
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-            count += 1
-        for packet in stream.encode():
-            container.mux(packet)
-    return count
 
 
 def render_video(path: Path, body: Body, camera: Camera, subject: Subject, fps: float, rng: np.random.Generator, *, noise=3.0) -> int:

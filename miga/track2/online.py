@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from miga.segments import temporal_iou
+from miga.errors import ConfigError
+from miga.project import TRACK2_MODEL
+from miga.track2.segments import temporal_iou
 
 # window keypoints (1, W, V, 3) -> detections table with frames relative to the window
 DetectFn = Callable[[np.ndarray], pl.DataFrame]
@@ -109,8 +111,26 @@ def run_stream(detector: OnlineDetector, frames: Iterable[np.ndarray]) -> Iterat
 
 
 def emitted_table(sample_id: str, emitted: Iterable[Emitted]) -> pl.DataFrame:
-    from miga.segments import _detections
+    from miga.track2.segments import _detections
 
     rows = list(emitted)
     return _detections(sample_id, [e.label for e in rows], [e.start_frame for e in rows], [e.end_frame for e in rows],
                        [e.score for e in rows]).sort(["start_frame", "end_frame", "label"])
+
+
+def build_online(config: dict, *, window: int, hop: int, guard: int) -> tuple[OnlineDetector, str]:
+    """The project's trained Track 2 detector as an OnlineDetector at its val-tuned threshold, and its keypoint layout."""
+    from miga.track2 import recipe as track2
+    from miga.track2.project import class_names, load_detector, tuned_threshold
+
+    options = config["track2"]
+    model, standardize, layout = load_detector(options, len(class_names(config)))
+    if layout is None:
+        raise ConfigError(f"{TRACK2_MODEL} does not record its keypoint layout: retrain Track 2")
+    threshold = tuned_threshold(options)
+
+    def detect(keypoints: np.ndarray):
+        features = standardize(track2.frame_features(keypoints, layout))
+        return track2.make_decoder(model, options, {"window": features})(threshold)
+
+    return OnlineDetector(detect, window=window, hop=hop, guard=guard), layout

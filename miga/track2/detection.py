@@ -17,7 +17,7 @@ import polars as pl
 import torch
 import torch.nn.functional as F
 
-from miga.segments import _detections, soft_nms_1d
+from miga.track2.segments import _detections, soft_nms_1d
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from miga import detection
+from miga.track2 import detection
 from miga.errors import ConfigError
 from miga.layouts import get_layout
-from miga.metrics import detection_metrics
+from miga.evaluation.metrics import detection_metrics
 from miga.models import build_model
-from miga.segments import frame_scores_to_segments, nms_1d
+from miga.track2.segments import frame_scores_to_segments, nms_1d
 from miga.training import TrainConfig
 
 DETECTORS = ("anchorfree", "frame", "window")

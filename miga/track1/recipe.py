@@ -15,7 +15,7 @@ from miga.io import KeypointStore
 from miga.layouts import convert, get_layout
 from miga.models import build_model
 from miga.models.fusion import CrossAttentionFusion, PrototypeClassifier
-from miga.transforms import PoseClipConfig, PoseClipPipeline, flip_volume
+from miga.track1.transforms import PoseClipConfig, PoseClipPipeline, flip_volume
 
 FUSIONS = ("none", "late", "crossattn")
 
