@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from miga.datasets.csvtable import DatasetFormatError
+from miga.datasets.tree import walk_release
 
 _VID = re.compile(r"^\d{3,5}$")
 _CLIP = re.compile(r"^(\d{3,5})_(\d+)$")
@@ -71,31 +72,12 @@ class ImigueTree:
 def find_tree(roots: Iterable[Path], *, exclude: Iterable[Path] = ()) -> ImigueTree:
     """Walk the roots (the release root, or separate skeleton / video roots) for the parts of a release."""
     tree = ImigueTree()
-    excluded = {Path(p).resolve() for p in exclude}
-    seen: set[Path] = set()
-    for root in roots:
-        root = Path(root)
-        if not root.is_dir():
-            raise DatasetFormatError(f"{root}: iMiGUE folder not found")
-        if root.resolve() in seen:
-            continue
-        seen.add(root.resolve())
-        for folder, subdirs, files in _walk(root, excluded):
-            _take_folder(tree, Path(folder), subdirs, files)
+    for folder, files in walk_release(roots, leaf=_VID, exclude=exclude, max_depth=MAX_DEPTH, what="iMiGUE"):
+        _take_folder(tree, folder, files)
     return tree
 
 
-def _walk(root: Path, excluded: set[Path]):
-    base_depth = len(root.parts)
-    for folder, subdirs, files in os.walk(root):
-        here = Path(folder)
-        subdirs[:] = sorted(d for d in subdirs if not d.startswith(".") and (here / d).resolve() not in excluded)
-        if len(here.parts) - base_depth >= MAX_DEPTH or (here != root and _VID.match(here.name)):
-            subdirs[:] = []  # an interview folder holds files only
-        yield folder, subdirs, sorted(files)
-
-
-def _take_folder(tree: ImigueTree, folder: Path, subdirs: list[str], files: list[str]) -> None:
+def _take_folder(tree: ImigueTree, folder: Path, files: list[str]) -> None:
     for name in files:
         stem, suffix = os.path.splitext(name)
         if suffix.lower() not in VIDEO_SUFFIXES:

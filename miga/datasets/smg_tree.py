@@ -12,7 +12,6 @@ found twice is an error naming both places.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from miga.datasets.csvtable import DatasetFormatError
 from miga.datasets.imigue_tree import split_of_folder
+from miga.datasets.tree import walk_release
 
 SAMPLE = re.compile(r"^Sample(\d+)$")
 PARTS = {"skeleton": "_skeleton.csv", "data": "_data.csv", "labels": "_finelabels.csv", "video": "_color.mp4"}
@@ -49,26 +49,12 @@ class SmgTree:
 
 def find_tree(roots: Iterable[Path], *, exclude: Iterable[Path] = ()) -> SmgTree:
     tree = SmgTree()
-    excluded = {Path(p).resolve() for p in exclude}
-    seen: set[Path] = set()
-    for root in roots:
-        root = Path(root)
-        if not root.is_dir():
-            raise DatasetFormatError(f"{root}: SMG folder not found")
-        if root.resolve() in seen:
-            continue
-        seen.add(root.resolve())
-        base = len(root.parts)
-        for folder, subdirs, files in os.walk(root):
-            here = Path(folder)
-            subdirs[:] = sorted(d for d in subdirs if not d.startswith(".") and (here / d).resolve() not in excluded)
-            if SAMPLE.match(here.name):
-                subdirs[:] = []
-                _take_sample(tree, here, set(files))
-            elif len(here.parts) - base >= MAX_DEPTH:
-                subdirs[:] = []
+    roots = list(roots)
+    for folder, files in walk_release(roots, leaf=SAMPLE, exclude=exclude, max_depth=MAX_DEPTH, what="SMG"):
+        if SAMPLE.match(folder.name):
+            _take_sample(tree, folder, set(files))
     if not tree.samples:
-        raise DatasetFormatError(f"{next(iter(roots), '.')}: no SampleXXXX folders found")
+        raise DatasetFormatError(f"{roots[0] if roots else '.'}: no SampleXXXX folders found")
     return tree
 
 
