@@ -9,6 +9,7 @@ import polars as pl
 import torch
 import typer
 
+from miga.baselines import clip_baselines_on
 from miga.track1 import recipe as track1
 from miga.models import load_trained
 from miga.contracts import validate_manifest
@@ -169,12 +170,22 @@ def evaluate(params: Path = PARAMS_OPTION) -> None:
     counts = np.bincount(train_labels, minlength=imigue.NUM_CLASSES)
     result.update({"split": split, "majority_class_rate": float((labels == counts.argmax()).mean())})
     result["streams"] = _stream_metrics(scores, labels)
+    result["baselines"] = _baselines(manifest, split)
     write_json({"per_class": result.pop("per_class"), "head_classes": result.pop("head_classes")}, Path("metrics/track1_per_class.json"))
     write_json(result, Path("metrics/track1.json"))
     _write_confusion(labels, probs.argmax(1), Path("plots/track1/confusion.csv"))
     typer.echo(f"track1 {split}: top-1 {result['top1']:.4f}, top-5 {result['top5']:.4f}, mean class {result['mean_class_accuracy']:.4f} "
                f"(majority class rate {result['majority_class_rate']:.4f}); streams: "
-               + ", ".join(f"{name} {m['top1']:.4f}" for name, m in result["streams"].items()))
+               + ", ".join(f"{name} {m['top1']:.4f}" for name, m in result["streams"].items())
+               + "; baselines: " + ", ".join(f"{name} {v:.4f}" for name, v in result["baselines"].items()))
+
+
+def _baselines(manifest: pl.DataFrame, split: str) -> dict[str, float]:
+    """Top-1 of pooled-joint-statistics baselines (logistic regression, 1-NN, 5-NN) on the same keypoints and split."""
+    store = KeypointStore(interim("imigue") / "keypoints.parquet")
+    labelled = lambda name: dict(_split(manifest, name).select("sample_id", "label").iter_rows())  # noqa: E731
+    train, evaluated = labelled("train"), labelled(split)
+    return clip_baselines_on({sid: store[sid] for sid in {**train, **evaluated}}, store.layout, train, evaluated)
 
 
 @app.command()

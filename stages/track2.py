@@ -7,7 +7,8 @@ from pathlib import Path
 import polars as pl
 import typer
 
-from miga.contracts import validate_detections
+from miga.baselines import window_baseline_on
+from miga.contracts import DETECTIONS_SCHEMA, validate_detections
 from miga.evaluation.metrics import detection_metrics
 from miga.evaluation.submission import track2_frame, write_track2
 from miga.io import read_parquet, write_json, write_parquet
@@ -70,12 +71,31 @@ def evaluate(params: Path = PARAMS_OPTION) -> None:
         num_classes=data.num_classes, iou_threshold=float(evaluation["iou_threshold"]),
     )
     result.update({"split": split, "num_sequences": len(ids)})
+    result["baselines"] = {"window_logreg": _window_baseline(config, data, ids)}
     write_json({mode: result[mode].pop("per_class") for mode in ("official", "one_to_one")}, Path("metrics/track2_per_class.json"))
     write_json(result, Path("metrics/track2.json"))
     _timelines(data, detections, ids, Path("plots/track2"))
     official, strict = result["official"], result["one_to_one"]
+    bar = result["baselines"]["window_logreg"]["official"]["f1"]
     typer.echo(f"track2 {split}: F1 {official['f1']:.4f} (P {official['precision']:.3f}, R {official['recall']:.3f}); "
-               f"one-to-one F1 {strict['f1']:.4f}")
+               f"one-to-one F1 {strict['f1']:.4f}; window-logreg baseline F1 {bar:.4f}")
+
+
+def _window_baseline(config: dict, data: Track2Data, ids: list[str]) -> dict:
+    """The sliding-window logistic regression on pooled joint statistics, on the same keypoints and split: the bar."""
+    options, iou = config["track2"], float(config["evaluate"]["iou_threshold"])
+    splits = {name: data.manifest.filter(pl.col("split") == name)["sample_id"].to_list() for name in ("train", "val")}
+    splits["evaluated"] = [sid for sid in ids if sid not in splits["train"]]
+    segments = {sid: [(s, e, c) for c, s, e in group.select("label", "start_frame", "end_frame").iter_rows()]
+                for (sid,), group in data.segments.group_by(["sample_id"])}
+    keypoints = {sid: data.store[sid] for part in splits.values() for sid in part}
+    found, settings = window_baseline_on(keypoints, data.store.layout, segments, splits, window=int(options["window_length"]),
+                                         stride=int(options["window_stride"]), seed=int(options["seed"]), iou=iou)
+    rows = [(sid, label, start, end, score) for sid in splits["evaluated"] for start, end, label, score in found.get(sid, [])]
+    detections = pl.DataFrame(rows, schema=DETECTIONS_SCHEMA, orient="row")
+    scored = detection_metrics(data.segments.filter(pl.col("sample_id").is_in(ids)), detections,
+                               num_classes=data.num_classes, iou_threshold=iou)
+    return {mode: {k: scored[mode][k] for k in ("precision", "recall", "f1")} for mode in ("official", "one_to_one")} | settings
 
 
 def _timelines(data: Track2Data, detections: pl.DataFrame, ids: list[str], folder: Path) -> None:

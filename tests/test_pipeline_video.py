@@ -28,7 +28,8 @@ import yaml
 from miga.datasets.imigue import SPLIT_FOLDERS, label_to_raw
 from miga.pose.mediapipe_backend import import_mediapipe
 from tests.conftest import REALDATA
-from tests.test_pipeline import REPO, _merge, _run, init_project
+from miga.params import merged
+from tests.test_pipeline import REPO, _run, init_project
 
 VIDEOS = REALDATA / "video"
 # split, video number, real recording; every recording is cut into clips of CLIP frames
@@ -87,8 +88,8 @@ def project(tmp_path_factory):
     if not VIDEOS.is_dir() or not all((VIDEOS / recording).is_file() for *_, recording in RELEASE):
         pytest.skip(f"real recordings not available at {VIDEOS} (set MIGA_REALDATA): mediapipe pipeline test skipped")
     import_mediapipe()  # a default dependency: an error, not a skip, when missing
-    params = _merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY)
-    params["datasets"]["imigue"]["root"] = "release"
+    params = merged(yaml.safe_load((REPO / "params.yaml").read_text()), TINY)
+    params["datasets"]["imigue"].update(root="release", test_labels="real", test_truth=None)  # own recordings: real test labels
     root = init_project(tmp_path_factory.mktemp("video_project"), params, ignore="/release/\n")
     clips = build_release(root / "release")
     _run([sys.executable, "-m", "dvc", "repro", "ingest@imigue"], root)

@@ -1,0 +1,525 @@
+"""Strong simple baselines: pooled skeleton statistics + logistic regression / k-NN.
+
+Track 1 (clip classification):
+
+- `pooled_features(keypoints, layout)`: one clip `(M, T, V, 3)` (x, y, score; score 0 = missing;
+  person 0 is used) -> a fixed-length vector per layout. The skeleton is body-normalised frame by
+  frame (centred on the neck / shoulder midpoint, else the mean of the confident joints) and scaled
+  by one clip-level body size (median shoulder width, else torso length, else the spread of the
+  confident joints, else 1), so the features do not change when the whole skeleton is moved or
+  scaled. Missing joints carry their last confident value (the first one before it is seen; 0, the
+  centre, if never seen). Pooled over time: mean, std, min, max of the normalised coordinates, the
+  means of `parts` equal temporal parts (the order of the motion), the mean absolute velocity, the
+  fraction of frames each joint was seen, hand-to-face / hand-to-body / hand-to-hand distances
+  (mean, std, min) where the layout has wrists (hands, fingertips) and a nose or head, and the
+  body centre's own motion in body sizes (per-part mean relative to the clip mean, std, mean
+  absolute velocity: walking, sitting down).
+- `fit_clip_baselines(features, labels, seed=...)`: standardised logistic regression and k-NN.
+- `clip_baseline_metrics(models, features, labels, train_labels)`: top-1 per baseline and the
+  majority-class rate.
+
+Track 2 (detection in continuous sequences):
+
+- `window_features(keypoints, layout, window=..., stride=...)`: pooled statistics of sliding windows
+  (the sequence is normalised once, then each window is pooled).
+- `fit_window_baseline(...)`: a logistic regression on windows that lie inside ground-truth
+  segments (labelled with their class) plus background windows (no overlap with any segment) as an
+  extra class `BACKGROUND`.
+- `window_baseline_detections(...)`: classify each window, merge consecutive windows of the same
+  class into segments `(start, end, label, score)` with score >= threshold.
+- `tune_threshold(...)`: the score threshold with the best F1 on validation sequences.
+- `track2_f1(predictions, truth)`: the Track 2 rule: a ground-truth instance is found when a
+  prediction has its class and temporal IoU `(min(ends) - max(starts)) / (max(ends) - min(starts))`
+  above 0.3; precision = found / predictions, recall = found / ground truth.
+
+Everything is deterministic for a given `seed`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from miga.layouts import Layout, get_layout
+
+BACKGROUND = -1  # the extra class of the window baseline
+_EPS = 1e-6
+
+# Joint names by role, in order of preference; a layout uses those it has.
+_NECK = ("Neck", "SpineShoulder")
+_SHOULDERS = ("LShoulder", "RShoulder")
+_HIPS = ("LHip", "RHip")
+_PELVIS = ("MidHip", "SpineBase")
+_HEAD = ("Nose", "Head")
+_HANDS = {
+    "L": ("LWrist", "LHand", "LIndexTip", "LHandTip", "LHandRoot"),
+    "R": ("RWrist", "RHand", "RIndexTip", "RHandTip", "RHandRoot"),
+}
+
+
+# ---------------------------------------------------------------- normalisation
+
+
+def _as_clip(keypoints: np.ndarray, layout: Layout) -> np.ndarray:
+    """`(M, T, V, 3)` or `(T, V, 3)` -> person 0 as float64 `(T, V, 3)`, non-finite values missing."""
+    kp = np.asarray(keypoints, dtype=np.float64)
+    if kp.ndim == 4:
+        if kp.shape[0] == 0:
+            kp = np.zeros((0,) + kp.shape[2:])
+        else:
+            kp = kp[0]
+    if kp.ndim != 3 or kp.shape[-1] < 3 or kp.shape[1] != layout.num_joints:
+        raise ValueError(f"keypoints must be (M, T, V, 3) or (T, V, 3) with V = {layout.num_joints} ({layout.name}), got {np.shape(keypoints)}")
+    kp = kp[..., :3].copy()
+    bad = ~np.isfinite(kp).all(axis=-1)
+    kp[bad] = 0.0
+    return kp
+
+
+def _carry(xy: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """Fill unseen frames of each joint with its last seen value (the first seen one before it; 0 if never)."""
+    t_len = xy.shape[0]
+    if t_len == 0:
+        return xy
+    index = np.where(seen, np.arange(t_len)[:, None], -1)
+    last = np.maximum.accumulate(index, axis=0)  # (T, V): last seen frame, -1 before the first
+    first = np.where(seen.any(axis=0), np.argmax(seen, axis=0), 0)
+    last = np.where(last < 0, first[None, :], last)
+    out = np.take_along_axis(xy, last[..., None].repeat(2, axis=-1), axis=0)
+    out[:, ~seen.any(axis=0)] = 0.0
+    return out
+
+
+def _first(layout: Layout, names: Sequence[str]) -> int | None:
+    for name in names:
+        if name in layout.joints:
+            return layout.index(name)
+    return None
+
+
+def _pair(layout: Layout, names: Sequence[str]) -> tuple[int, int] | None:
+    if all(n in layout.joints for n in names):
+        return layout.index(names[0]), layout.index(names[1])
+    return None
+
+
+def _centres(xy: np.ndarray, seen: np.ndarray, layout: Layout) -> np.ndarray:
+    """Per-frame body centre `(T, 2)`: neck, else shoulder midpoint, else mean of the seen joints
+    (frames where none of these is seen take the previous frame's centre)."""
+    t_len = xy.shape[0]
+    centre = np.zeros((t_len, 2))
+    have = np.zeros(t_len, bool)
+    neck = _first(layout, _NECK)
+    if neck is not None:
+        centre[seen[:, neck]] = xy[seen[:, neck], neck]
+        have |= seen[:, neck]
+    shoulders = _pair(layout, _SHOULDERS)
+    if shoulders is not None:
+        both = seen[:, shoulders[0]] & seen[:, shoulders[1]] & ~have
+        centre[both] = (xy[both, shoulders[0]] + xy[both, shoulders[1]]) / 2
+        have |= both
+    count = seen.sum(axis=1)
+    rest = ~have & (count > 0)
+    if rest.any():
+        sums = (xy * seen[..., None]).sum(axis=1)
+        centre[rest] = sums[rest] / count[rest, None]
+        have |= rest
+    filled = _carry(centre[:, None, :], have[:, None])[:, 0]
+    return filled
+
+
+def _body_size(xy: np.ndarray, seen: np.ndarray, centre: np.ndarray, layout: Layout) -> float:
+    """One clip-level body size: median shoulder width, else torso length, else joint spread, else 1."""
+    shoulders = _pair(layout, _SHOULDERS)
+    if shoulders is not None:
+        both = seen[:, shoulders[0]] & seen[:, shoulders[1]]
+        if both.any():
+            width = np.median(np.linalg.norm(xy[both, shoulders[0]] - xy[both, shoulders[1]], axis=-1))
+            if width > _EPS:
+                return float(width)
+    top = _first(layout, _NECK)
+    bottom = _first(layout, _PELVIS)
+    hips = _pair(layout, _HIPS)
+    lengths = []
+    for t in np.flatnonzero(seen.any(axis=1)):
+        upper = xy[t, top] if top is not None and seen[t, top] else (
+            (xy[t, shoulders[0]] + xy[t, shoulders[1]]) / 2 if shoulders is not None and seen[t, list(shoulders)].all() else None)
+        lower = xy[t, bottom] if bottom is not None and seen[t, bottom] else (
+            (xy[t, hips[0]] + xy[t, hips[1]]) / 2 if hips is not None and seen[t, list(hips)].all() else None)
+        if upper is not None and lower is not None:
+            lengths.append(np.linalg.norm(upper - lower))
+    if lengths and np.median(lengths) > _EPS:
+        return float(np.median(lengths))
+    if seen.any():
+        spread = np.linalg.norm(xy - centre[:, None, :], axis=-1)[seen]
+        if spread.size and np.sqrt(np.mean(spread**2)) > _EPS:
+            return float(np.sqrt(np.mean(spread**2)))
+    return 1.0
+
+
+def normalise(keypoints: np.ndarray, layout: str, *, min_score: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Body-normalised, gap-filled coordinates `(T, V, 2)`, the seen mask `(T, V)` and the body
+    centre's path `(T, 2)` in body sizes (relative to its mean) of person 0.
+
+    A joint is seen where its score is above `min_score` (score 0 = missing).
+    """
+    spec = get_layout(layout)
+    kp = _as_clip(keypoints, spec)
+    seen = kp[..., 2] > min_score
+    xy = kp[..., :2]
+    centre = _centres(xy, seen, spec)
+    size = _body_size(xy, seen, centre, spec)
+    filled = _carry(xy, seen)
+    never = ~seen.any(axis=0)
+    norm = (filled - centre[:, None, :]) / size
+    norm[:, never] = 0.0
+    path = centre / size
+    if len(path):
+        path = path - path.mean(axis=0)
+    return norm, seen, path
+
+
+# ---------------------------------------------------------------- pooling
+
+
+@dataclass(frozen=True)
+class _Pairs:
+    """Index pairs whose distances are pooled (hand-face, hand-body, hand-hand)."""
+
+    pairs: tuple[tuple[int, int], ...]
+    names: tuple[str, ...]
+
+
+def _distance_pairs(spec: Layout) -> _Pairs:
+    pairs, names = [], []
+    head = _first(spec, _HEAD)
+    body = [i for i in (_first(spec, _NECK), _first(spec, _PELVIS)) if i is not None]
+    hands = {side: [spec.index(n) for n in names_ if n in spec.joints] for side, names_ in _HANDS.items()}
+    for side in "LR":
+        for h in hands[side]:
+            for other, what in ([(head, "head")] if head is not None else []) + [(b, "body") for b in body]:
+                pairs.append((h, other))
+                names.append(f"{spec.joints[h]}-{spec.joints[other]}")
+    for hl, hr in zip(hands["L"], hands["R"]):
+        pairs.append((hl, hr))
+        names.append(f"{spec.joints[hl]}-{spec.joints[hr]}")
+    return _Pairs(tuple(pairs), tuple(names))
+
+
+def feature_length(layout: str, *, parts: int = 3) -> int:
+    """Length of `pooled_features` for `layout`."""
+    spec = get_layout(layout)
+    v = spec.num_joints
+    return v * 2 * (4 + parts + 1) + v + 3 * len(_distance_pairs(spec).pairs) + 2 * (parts + 2)
+
+
+def _pool(norm: np.ndarray, seen: np.ndarray, path: np.ndarray, spec: Layout, parts: int) -> np.ndarray:
+    t_len, v = norm.shape[:2]
+    if t_len == 0:
+        return np.zeros(feature_length(spec.name, parts=parts), np.float32)
+    flat = norm.reshape(t_len, v * 2)
+    stats = [flat.mean(axis=0), flat.std(axis=0), flat.min(axis=0), flat.max(axis=0)]
+    path = path - path.mean(axis=0)  # the body's own motion, whatever window of it this is
+    bounds = np.linspace(0, t_len, parts + 1)
+    part_paths = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        lo = min(int(np.floor(a)), t_len - 1)
+        hi = max(int(np.floor(b)), lo + 1)
+        stats.append(flat[lo:hi].mean(axis=0))
+        part_paths.append(path[lo:hi].mean(axis=0))
+    stats.append(np.abs(np.diff(flat, axis=0)).mean(axis=0) if t_len > 1 else np.zeros(v * 2))
+    stats.append(seen.mean(axis=0))
+    pairs = _distance_pairs(spec).pairs
+    if pairs:
+        a = np.array([p[0] for p in pairs])
+        b = np.array([p[1] for p in pairs])
+        dist = np.linalg.norm(norm[:, a] - norm[:, b], axis=-1)  # (T, P)
+        stats += [dist.mean(axis=0), dist.std(axis=0), dist.min(axis=0)]
+    stats += part_paths + [path.std(axis=0), np.abs(np.diff(path, axis=0)).mean(axis=0) if t_len > 1 else np.zeros(2)]
+    return np.concatenate(stats).astype(np.float32)
+
+
+def pooled_features(keypoints: np.ndarray, layout: str, *, parts: int = 3, min_score: float = 0.0) -> np.ndarray:
+    """One clip `(M, T, V, 3)` -> pooled statistics, float32 of `feature_length(layout)` (see the module doc)."""
+    norm, seen, path = normalise(keypoints, layout, min_score=min_score)
+    return _pool(norm, seen, path, get_layout(layout), parts)
+
+
+# ---------------------------------------------------------------- Track 1
+
+
+def fit_clip_baselines(train_features: np.ndarray, train_labels: np.ndarray, *, seed: int = 0, C: float = 1.0,
+                       ks: Sequence[int] = (1, 5)) -> dict[str, Pipeline]:
+    """Standardised logistic regression (`logreg`) and k-NN (`{k}nn`) fitted on the training clips."""
+    x = np.asarray(train_features, dtype=np.float64)
+    y = np.asarray(train_labels)
+    if x.ndim != 2 or len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"need (N, D) features and N labels, got {x.shape} and {y.shape}")
+    models: dict[str, Pipeline] = {}
+    if len(np.unique(y)) > 1:
+        models["logreg"] = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=C, random_state=seed)).fit(x, y)
+    for k in ks:
+        models[f"{k}nn"] = make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=min(k, len(x)))).fit(x, y)
+    return models
+
+
+def majority_class_rate(labels: np.ndarray, train_labels: np.ndarray | None = None) -> float:
+    """Top-1 of always answering the most frequent training class (the evaluated split's own if no training labels)."""
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        return float("nan")
+    reference = labels if train_labels is None else np.asarray(train_labels)
+    values, counts = np.unique(reference, return_counts=True)
+    return float(np.mean(labels == values[np.argmax(counts)]))
+
+
+def clip_baseline_metrics(models: Mapping[str, Pipeline], features: np.ndarray, labels: np.ndarray,
+                          train_labels: np.ndarray | None = None) -> dict[str, float]:
+    """Top-1 of each baseline on a split, plus `majority_class_rate` and the number of clips `n`."""
+    x = np.asarray(features, dtype=np.float64)
+    y = np.asarray(labels)
+    out = {name: float(np.mean(model.predict(x) == y)) if len(y) else float("nan") for name, model in models.items()}
+    out["majority_class_rate"] = majority_class_rate(y, train_labels)
+    out["n"] = int(len(y))
+    return out
+
+
+# ---------------------------------------------------------------- Track 2
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Sliding windows of one sequence: frames [starts[i], ends[i]] (inclusive) and their features."""
+
+    starts: np.ndarray
+    ends: np.ndarray
+    features: np.ndarray
+    length: int
+
+
+def window_features(keypoints: np.ndarray, layout: str, *, window: int, stride: int, parts: int = 3,
+                    min_score: float = 0.0) -> Windows:
+    """Pooled statistics of each window [s, s + window) for s = 0, stride, ...; one window if the sequence is shorter."""
+    if window < 1 or stride < 1:
+        raise ValueError(f"window and stride must be >= 1, got {window}, {stride}")
+    spec = get_layout(layout)
+    norm, seen, path = normalise(keypoints, layout, min_score=min_score)
+    t_len = norm.shape[0]
+    starts = np.arange(0, max(t_len - window, 0) + 1, stride) if t_len else np.zeros(0, np.int64)
+    if t_len and t_len > window and starts[-1] + window < t_len:  # cover the tail
+        starts = np.append(starts, t_len - window)
+    ends = np.minimum(starts + window, t_len) - 1
+    feats = np.stack([_pool(norm[s: e + 1], seen[s: e + 1], path[s: e + 1], spec, parts) for s, e in zip(starts, ends)]) if len(starts) \
+        else np.zeros((0, feature_length(layout, parts=parts)), np.float32)
+    return Windows(starts.astype(np.int64), ends.astype(np.int64), feats, t_len)
+
+
+def window_labels(windows: Windows, segments: Sequence[tuple[int, int, int]], *, min_inside: float = 0.5) -> np.ndarray:
+    """Training label of each window: the class of a segment holding >= `min_inside` of the window
+    (the largest share), `BACKGROUND` where it overlaps no segment, and -2 (ambiguous: not used) otherwise."""
+    labels = np.full(len(windows.starts), BACKGROUND, np.int64)
+    best = np.zeros(len(windows.starts))
+    touched = np.zeros(len(windows.starts), bool)
+    size = windows.ends - windows.starts + 1
+    for start, end, label in segments:
+        inter = np.minimum(windows.ends, end) - np.maximum(windows.starts, start) + 1
+        share = np.clip(inter, 0, None) / size
+        touched |= inter > 0
+        take = (share >= min_inside) & (share > best)
+        labels[take] = label
+        best[take] = share[take]
+    labels[touched & (best < min_inside)] = -2
+    return labels
+
+
+@dataclass
+class WindowBaseline:
+    """The window classifier and its decoding settings: class probabilities are averaged over
+    `smooth` neighbouring windows, and merged segments shorter than `min_windows` windows are dropped."""
+
+    model: Pipeline
+    window: int
+    stride: int
+    threshold: float = 0.5
+    smooth: int = 1
+    min_windows: int = 1
+
+
+def fit_window_baseline(train_windows: Mapping[str, Windows], train_segments: Mapping[str, Sequence[tuple[int, int, int]]], *,
+                        window: int, stride: int, seed: int = 0, C: float = 1.0, min_inside: float = 0.5,
+                        background_weight: float = 1.0) -> WindowBaseline:
+    """Logistic regression on the training windows (classes + `BACKGROUND`); `background_weight`
+    scales the background windows' sample weight."""
+    xs, ys = [], []
+    for key, win in train_windows.items():
+        labels = window_labels(win, train_segments.get(key, ()), min_inside=min_inside)
+        keep = labels != -2
+        xs.append(win.features[keep])
+        ys.append(labels[keep])
+    x = np.concatenate(xs).astype(np.float64)
+    y = np.concatenate(ys)
+    if len(np.unique(y)) < 2:
+        raise ValueError("the window baseline needs at least two classes among the training windows")
+    weight = np.where(y == BACKGROUND, background_weight, 1.0)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=C, random_state=seed))
+    model.fit(x, y, logisticregression__sample_weight=weight)
+    return WindowBaseline(model, window, stride)
+
+
+def _merge(win: Windows, classes: np.ndarray, scores: np.ndarray, stride: int, threshold: float,
+           min_windows: int = 1) -> list[tuple[int, int, int, float]]:
+    """Consecutive foreground windows of one class -> (start, end, label, mean score); each window stands
+    for the `stride` frames around its centre (the first and last windows reach the sequence's ends)."""
+    n = len(win.starts)
+    if n == 0:
+        return []
+    centres = (win.starts + win.ends) / 2
+    own_start = np.maximum(np.floor(centres - stride / 2), 0).astype(np.int64)
+    own_end = np.minimum(np.ceil(centres + stride / 2) - 1, win.length - 1).astype(np.int64)
+    own_start[0], own_end[-1] = 0, win.length - 1
+    own_end = np.maximum(own_end, own_start)
+    fg = (classes != BACKGROUND) & (scores >= threshold)
+    out = []
+    i = 0
+    while i < n:
+        if not fg[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < n and fg[j + 1] and classes[j + 1] == classes[i]:
+            j += 1
+        if j - i + 1 >= min_windows:
+            out.append((int(own_start[i]), int(own_end[j]), int(classes[i]), float(scores[i: j + 1].mean())))
+        i = j + 1
+    return out
+
+
+def _smooth(proba: np.ndarray, width: int) -> np.ndarray:
+    """Moving average over `width` neighbouring windows (centred; shorter at the ends)."""
+    if width <= 1 or len(proba) < 2:
+        return proba
+    kernel = np.ones(width)
+    pad = width // 2
+    sums = np.stack([np.convolve(proba[:, c], kernel, mode="full")[pad: pad + len(proba)] for c in range(proba.shape[1])], axis=1)
+    counts = np.convolve(np.ones(len(proba)), kernel, mode="full")[pad: pad + len(proba)]
+    return sums / counts[:, None]
+
+
+def window_class_probabilities(baseline: WindowBaseline, win: Windows) -> np.ndarray:
+    """Class probabilities `(windows, classes)` (order: `baseline.model.classes_`), before smoothing."""
+    if len(win.starts) == 0:
+        return np.zeros((0, len(baseline.model.classes_)))
+    return baseline.model.predict_proba(win.features.astype(np.float64))
+
+
+def _best(proba: np.ndarray, classes: np.ndarray, smooth: int) -> tuple[np.ndarray, np.ndarray]:
+    if len(proba) == 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    proba = _smooth(proba, smooth)
+    best = proba.argmax(axis=1)
+    return classes[best].astype(np.int64), proba[np.arange(len(best)), best]
+
+
+def window_probabilities(baseline: WindowBaseline, win: Windows) -> tuple[np.ndarray, np.ndarray]:
+    """(best class, its smoothed probability) per window."""
+    if len(win.starts) == 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    proba = _smooth(window_class_probabilities(baseline, win), baseline.smooth)
+    classes = baseline.model.classes_
+    best = proba.argmax(axis=1)
+    return classes[best].astype(np.int64), proba[np.arange(len(best)), best]
+
+
+def window_baseline_detections(features_per_sequence: Mapping[str, Windows], baseline: WindowBaseline, *,
+                               threshold: float | None = None) -> dict[str, list[tuple[int, int, int, float]]]:
+    """Detections `(start, end, label, score)` per sequence (threshold: the baseline's unless given)."""
+    threshold = baseline.threshold if threshold is None else threshold
+    out = {}
+    for key, win in features_per_sequence.items():
+        classes, scores = window_probabilities(baseline, win)
+        out[key] = _merge(win, classes, scores, baseline.stride, threshold, baseline.min_windows)
+    return out
+
+
+def temporal_iou(a: tuple[int, int], b: tuple[int, int]) -> float:
+    """`(min(ends) - max(starts)) / (max(ends) - min(starts))` (the Track 2 rule, frames as given)."""
+    inter = min(a[1], b[1]) - max(a[0], b[0])
+    union = max(a[1], b[1]) - min(a[0], b[0])
+    if union <= 0:
+        return 1.0 if tuple(a[:2]) == tuple(b[:2]) else 0.0
+    return inter / union
+
+
+def track2_f1(predictions: Mapping[str, Sequence[tuple]], truth: Mapping[str, Sequence[tuple]], *, iou: float = 0.3) -> dict[str, float]:
+    """Track 2 F1: a ground-truth `(start, end, label)` is found when a prediction `(start, end, label, ...)`
+    of the same sequence has its class and IoU > `iou`; precision = found / predictions, recall = found / truth."""
+    found = 0
+    n_true = sum(len(v) for v in truth.values())
+    n_pred = sum(len(v) for v in predictions.values())
+    for key, gts in truth.items():
+        preds = predictions.get(key, ())
+        for gt in gts:
+            if any(int(p[2]) == int(gt[2]) and temporal_iou((p[0], p[1]), (gt[0], gt[1])) > iou for p in preds):
+                found += 1
+    precision = found / n_pred if n_pred else 0.0
+    recall = found / n_true if n_true else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "found": found, "predictions": n_pred, "truth": n_true}
+
+
+def tune_threshold(baseline: WindowBaseline, val_windows: Mapping[str, Windows], val_segments: Mapping[str, Sequence[tuple]], *,
+                   thresholds: Sequence[float] = tuple(np.round(np.arange(0.0, 1.0, 0.05), 2)),
+                   smooths: Sequence[int] = (1,), min_windows: Sequence[int] = (1,), iou: float = 0.3) -> tuple[float, float]:
+    """(score threshold with the best val F1, that F1), over the grid thresholds x smooths x min_windows
+    (the first best in that order: lowest threshold, least smoothing, shortest minimum); the chosen
+    settings are stored on `baseline`."""
+    raw = {key: window_class_probabilities(baseline, win) for key, win in val_windows.items()}
+    best = (float(thresholds[0]), int(smooths[0]), int(min_windows[0]), -1.0)
+    for smooth in smooths:
+        cached = {key: _best(p, baseline.model.classes_, int(smooth)) for key, p in raw.items()}
+        for t in thresholds:
+            for m in min_windows:
+                preds = {key: _merge(val_windows[key], c, s, baseline.stride, float(t), int(m)) for key, (c, s) in cached.items()}
+                f1 = track2_f1(preds, val_segments, iou=iou)["f1"]
+                if f1 > best[3] + 1e-12:
+                    best = (float(t), int(smooth), int(m), f1)
+    baseline.threshold, baseline.smooth, baseline.min_windows = best[:3]
+    return best[0], best[3]
+
+
+# ---------------------------------------------------------------- reports next to the models
+
+
+def clip_baselines_on(keypoints: Mapping[str, np.ndarray], layout: str, train: Mapping[str, int],
+                      evaluated: Mapping[str, int], *, seed: int = 0) -> dict[str, float]:
+    """Top-1 of the clip baselines fitted on `train` ({sample_id: label}) and scored on `evaluated`."""
+    features = {sid: pooled_features(keypoints[sid], layout) for sid in {**train, **evaluated}}
+    models = fit_clip_baselines(np.stack([features[s] for s in train]), np.fromiter(train.values(), np.int64), seed=seed)
+    scores = clip_baseline_metrics(models, np.stack([features[s] for s in evaluated]), np.fromiter(evaluated.values(), np.int64))
+    return {name: value for name, value in scores.items() if name in models}
+
+
+def window_baseline_on(keypoints: Mapping[str, np.ndarray], layout: str, segments: Mapping[str, Sequence[tuple[int, int, int]]],
+                       splits: Mapping[str, Sequence[str]], *, window: int, stride: int, seed: int = 0,
+                       smooths: Sequence[int] = (1, 5, 9), min_windows: Sequence[int] = (1, 2, 4, 8),
+                       iou: float = 0.3) -> tuple[dict[str, list[tuple[int, int, int, float]]], dict]:
+    """Fit the window baseline on `splits['train']`, tune its decoding on `splits['val']` (F1), detect on every
+    other listed sequence. Returns ({sample_id: [(start, end, label, score)]}, the chosen settings)."""
+    windows = {sid: window_features(keypoints[sid], layout, window=window, stride=stride) for ids in splits.values() for sid in ids}
+    train = {sid: windows[sid] for sid in splits["train"]}
+    baseline = fit_window_baseline(train, {sid: segments.get(sid, ()) for sid in train}, window=window, stride=stride, seed=seed)
+    val = {sid: windows[sid] for sid in splits.get("val", ())}
+    val_f1 = float("nan")
+    if val:
+        _, val_f1 = tune_threshold(baseline, val, {sid: segments.get(sid, ()) for sid in val}, smooths=smooths,
+                                   min_windows=min_windows, iou=iou)
+    evaluated = {sid: w for sid, w in windows.items() if sid not in train}
+    settings = {"window": window, "stride": stride, "threshold": baseline.threshold, "smooth": baseline.smooth,
+                "min_windows": baseline.min_windows, "val_f1": val_f1}
+    return window_baseline_detections(evaluated, baseline), settings
