@@ -109,11 +109,9 @@ def _train_one(npz: str, config: dict, threads: int) -> dict:
 
     def clips(split, is_train):
         mask = splits == split
-        split_ids, split_labels = list(ids[mask]), labels[mask]
-        pose = lambda: track1.PoseClips(store, split_ids, split_labels, layout=heatmap["layout"],  # noqa: E731
-                                        pipeline=track1.pose_pipeline(heatmap), train=is_train, seed=options.seed)
-        rgb = lambda: track1.RgbClips([crops[i] for i in split_ids], split_labels, train=is_train, seed=options.seed)  # noqa: E731
-        return {"pose": pose, "rgb": rgb, "fused": lambda: track1.PairedClips(pose(), rgb())}[stream](), split_labels
+        data = track1.clip_dataset(stream, list(ids[mask]), labels[mask], heatmap, train=is_train, seed=options.seed,
+                                   store=store, crops=crops)
+        return data, labels[mask]
 
     seed_everything(options.seed)
     model = track1.build_stream(stream, model_params, track1.StreamInputs(track1.pose_channels(heatmap), 32))

@@ -40,13 +40,8 @@ def _split(manifest: pl.DataFrame, *splits: str) -> pl.DataFrame:
 
 
 def _datasets(stream: str, rows: pl.DataFrame, config: dict, *, train: bool, seed: int, store=None, crops=None):
-    ids = rows["sample_id"].to_list()
-    labels = rows["label"].fill_null(-1).to_numpy()
-    heatmap = config["heatmap"]
-    pose = lambda: track1.PoseClips(store, ids, labels, layout=heatmap["layout"], pipeline=track1.pose_pipeline(heatmap),  # noqa: E731
-                                    train=train, seed=seed)
-    rgb = lambda: track1.RgbClips([crops[i] for i in ids], labels, train=train, seed=seed)  # noqa: E731
-    return {"pose": pose, "rgb": rgb, "fused": lambda: track1.PairedClips(pose(), rgb())}[stream]()
+    return track1.clip_dataset(stream, rows["sample_id"].to_list(), rows["label"].fill_null(-1).to_numpy(), config["heatmap"],
+                               train=train, seed=seed, store=store, crops=crops)
 
 
 def _needs_rgb(fusion: str) -> bool:

@@ -135,6 +135,15 @@ class PairedClips(Dataset):
         return (heatmaps, rgb_views[orientation]), label
 
 
+def clip_dataset(stream: str, ids: list[str], labels: np.ndarray, heatmap: Mapping, *, train: bool, seed: int,
+                 store=None, crops: Mapping[str, np.ndarray] | None = None) -> Dataset:
+    """The clips a stream reads: pose heatmaps from `store` (keypoints by sample id), RGB `crops`, or both (`fused`)."""
+    pose = lambda: PoseClips(store, ids, labels, layout=heatmap["layout"], pipeline=pose_pipeline(heatmap),  # noqa: E731
+                             train=train, seed=seed)
+    rgb = lambda: RgbClips([crops[i] for i in ids], labels, train=train, seed=seed)  # noqa: E731
+    return {"pose": pose, "rgb": rgb, "fused": lambda: PairedClips(pose(), rgb())}[stream]()
+
+
 def build_stream(stream: str, model: Mapping, inputs: StreamInputs) -> torch.nn.Module:
     """`pose`, `rgb` or `fused` (both backbones joined by cross-attention), with prototypes if asked."""
     common = dict(num_classes=inputs.num_classes, stage_blocks=tuple(model["stage_blocks"]), dropout=float(model["dropout"]))
