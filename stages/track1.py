@@ -10,6 +10,7 @@ import torch
 import typer
 
 from miga.baselines import clip_baselines_on
+from miga.errors import ConfigError
 from miga.track1 import recipe as track1
 from miga.models import load_trained
 from miga.contracts import validate_manifest
@@ -109,7 +110,8 @@ def predict(params: Path = PARAMS_OPTION) -> None:
         scores[stream] = track1.view_averaged_probabilities(model, data)
     late_weight, trials = _late_weight(config["model"], fusion, scores, rows)
     fused = track1.fuse(scores, fusion, late_weight)
-    write_json({"fusion": fusion, "late_weight": late_weight, "val_trials": trials}, FUSION_TUNING)
+    choice = track1.late_choice(late_weight) if fusion == "late" else None
+    write_json({"fusion": fusion, "late_weight": late_weight, "choice": choice, "val_trials": trials}, FUSION_TUNING)
     table = rows.select("sample_id", "split", "label").with_columns(
         pl.Series("scores", fused.astype(np.float32).tolist(), dtype=pl.List(pl.Float32)),
         *(pl.Series(f"scores_{s}", v.astype(np.float32).tolist(), dtype=pl.List(pl.Float32)) for s, v in scores.items()),
@@ -132,7 +134,7 @@ def _late_weight(model_params: dict, fusion: str, scores: dict[str, np.ndarray],
     except (TypeError, ValueError):
         weight = float("nan")
     if not 0 <= weight <= 1:
-        raise typer.BadParameter(f"model.late_weight must be a number in [0, 1] or 'val', not {setting!r}")
+        raise ConfigError(f"model.late_weight must be a number in [0, 1] or 'val', not {setting!r}")
     return (weight if fusion == "late" else None), []
 
 
@@ -141,8 +143,8 @@ def _tuned_late_weight(scores: dict[str, np.ndarray], rows: pl.DataFrame) -> tup
     try:
         weight, trials = track1.tune_late_weight(scores["pose"][val], scores["rgb"][val], rows["label"].to_numpy()[val])
     except ValueError as error:
-        raise typer.BadParameter(f"model.late_weight: val: {error}") from None
-    typer.echo(f"track1: late-fusion pose weight {weight} (tuned on {int(val.sum())} val clips)")
+        raise ConfigError(f"model.late_weight: val: {error}") from None
+    typer.echo(f"track1: late-fusion pose weight {weight}: {track1.late_choice(weight)} (tuned on {int(val.sum())} val clips)")
     return weight, trials
 
 
@@ -155,9 +157,9 @@ def evaluate(params: Path = PARAMS_OPTION) -> None:
     split = evaluation["split"]
     scores = read_parquet(SCORES).filter(pl.col("split") == split)
     if scores.is_empty():
-        raise typer.BadParameter(f"no {split} clips in {SCORES}")
+        raise ConfigError(f"no {split} clips in {SCORES}")
     if scores["label"].null_count():
-        raise typer.BadParameter(f"the {split} split has no labels (a real test split?): evaluate on val instead")
+        raise ConfigError(f"the {split} split has no labels (a real test split?): evaluate on val instead")
     labels = scores["label"].to_numpy()
     probs = np.array(scores["scores"].to_list())
     train_labels = _split(manifest, "train")["label"].to_numpy()
@@ -191,20 +193,20 @@ def ensemble(params: Path = PARAMS_OPTION, out: Path = typer.Option(Path("submis
     config = load_params(params)
     members = section(config, "ensemble").get("members") or []
     if not members:
-        raise typer.BadParameter("ensemble.members is empty: list {file, column (default scores), weight} entries in params.yaml")
+        raise ConfigError("ensemble.members is empty: list {file, column (default scores), weight} entries in params.yaml")
     tables, scores = {}, {}
     for index, member in enumerate(members):
         path, column = Path(member["file"]), member.get("column", "scores")
         table = read_parquet(path)
         if column not in table.columns:
-            raise typer.BadParameter(f"{path}: no column {column!r} (has {table.columns})")
+            raise ConfigError(f"{path}: no column {column!r} (has {table.columns})")
         name = f"{index}:{path.name}:{column}"
         tables[name] = table.sort("sample_id")
         scores[name] = np.array(tables[name][column].to_list())
     first = next(iter(tables.values()))
     for name, table in tables.items():
         if table["sample_id"].to_list() != first["sample_id"].to_list():
-            raise typer.BadParameter(f"ensemble member {name} scores other samples than {next(iter(tables))}")
+            raise ConfigError(f"ensemble member {name} scores other samples than {next(iter(tables))}")
     weights = {f"{i}:{Path(m['file']).name}:{m.get('column', 'scores')}": float(m.get("weight", 1.0)) for i, m in enumerate(members)}
     fused = track1.ensemble(scores, weights)
     evaluation = section(config, "evaluate")

@@ -109,6 +109,19 @@ def test_late_fusion_is_a_weighted_geometric_mean():
     np.testing.assert_allclose(track1.fuse({"pose": pose, "rgb": rgb}, "late", 0.5), fused)
 
 
+def test_tuned_late_fusion_never_loses_to_its_best_stream_on_val():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 4, 40)
+    good = np.full((40, 4), 0.1)
+    good[np.arange(40), labels] = 0.7  # pose always right
+    noise = rng.dirichlet(np.ones(4), 40)  # rgb pure noise, confident enough to spoil any mixture
+    noise = noise ** 4 / (noise ** 4).sum(1, keepdims=True)
+    weight, trials = track1.tune_late_weight(good, noise, labels)
+    fused = track1.late_fusion(good, noise, weight).argmax(1)
+    assert (fused == labels).mean() >= (good.argmax(1) == labels).mean() == 1.0
+    assert weight == 1.0 and track1.late_choice(weight) == "pose only"
+
+
 def test_late_weight_tuned_on_labelled_clips():
     # clip 0: pose right, rgb confidently wrong; clip 1: pose unsure and wrong, rgb right.
     pose = np.array([[0.6, 0.4], [0.45, 0.55]])

@@ -214,7 +214,8 @@ def view_averaged_probabilities(model: torch.nn.Module, dataset: Dataset, batch_
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-LATE_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(1, 10))  # tried on val when model.late_weight is "val"
+LATE_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(0, 11))  # tried on val when model.late_weight is "val"; 0 and 1 = one stream alone,
+# so the tuned fusion is never worse on val than its best stream
 
 
 def late_fusion(pose: np.ndarray, rgb: np.ndarray, pose_weight: float) -> np.ndarray:
@@ -234,6 +235,11 @@ def tune_late_weight(pose: np.ndarray, rgb: np.ndarray, labels: np.ndarray, weig
     trials = [{"pose_weight": float(w), "top1": float((late_fusion(pose, rgb, w).argmax(1) == labels).mean())} for w in weights]
     best = max(trials, key=lambda t: (t["top1"], t["pose_weight"]))
     return best["pose_weight"], trials
+
+
+def late_choice(pose_weight: float) -> str:
+    """What a late-fusion pose weight amounts to: `pose only` (1), `rgb only` (0) or `fused`."""
+    return {1.0: "pose only", 0.0: "rgb only"}.get(float(pose_weight), "fused")
 
 
 def fuse(scores: Mapping[str, np.ndarray], fusion: str, late_weight: float) -> np.ndarray:
