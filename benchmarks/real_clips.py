@@ -38,12 +38,16 @@ def _biisc_videos(root: Path = BIISC) -> list[Path]:
 
 
 def _extract_one(video: str, out: str) -> tuple[str, float, int]:
-    from miga.pose.mediapipe_backend import extract_video
+    """MediaPipe Holistic's raw 75 points per frame (33 pose, 21 + 21 hand landmarks): any layout is made from them."""
+    from miga.pose.mediapipe_backend import MediapipeExtractor, MediapipeSettings
+    from miga.video import probe_video
 
     start = time.perf_counter()
-    frames, keypoints, meta = extract_video(video, layout="openpose25_hands10")
+    frames = np.arange(probe_video(video).num_frames)
+    arrays, meta = MediapipeExtractor(MediapipeSettings())(Path(video), frames, lambda n: None)
+    frames = arrays["frames"]
     tmp = out + ".tmp.npz"
-    np.savez_compressed(tmp, frames=frames, keypoints=keypoints, meta=json.dumps(meta))
+    np.savez_compressed(tmp, frames=frames, raw=arrays["raw"], meta=json.dumps(meta))
     os.replace(tmp, out)
     return video, time.perf_counter() - start, len(frames)
 
@@ -64,8 +68,8 @@ def extract_biisc(cache: Path = CACHE, workers: int = 1) -> Path:
     for v in _biisc_videos():
         data = np.load(per_clip / (v.stem + ".npz"))
         names.append(v.stem)
-        arrays[v.stem] = data["keypoints"]
-    np.savez_compressed(combined, names=np.array(names), **{f"kp_{n}": a for n, a in arrays.items()})
+        arrays[v.stem] = data["raw"]
+    np.savez_compressed(combined, names=np.array(names), **{f"raw_{n}": a for n, a in arrays.items()})
     return combined
 
 

@@ -58,8 +58,8 @@ _HIPS = ("LHip", "RHip")
 _PELVIS = ("MidHip", "SpineBase")
 _HEAD = ("Nose", "Head")
 _HANDS = {
-    "L": ("LWrist", "LHand", "LIndexTip", "LHandTip", "LHandRoot"),
-    "R": ("RWrist", "RHand", "RIndexTip", "RHandTip", "RHandRoot"),
+    "L": ("LWrist", "LHand", "LIndexTip", "LHandTip", "LHandRoot", "LIndex"),
+    "R": ("RWrist", "RHand", "RIndexTip", "RHandTip", "RHandRoot", "RIndex"),
 }
 
 

@@ -81,6 +81,41 @@ OPENPOSE137 = Layout(
            + [(f"{s}Wrist", f"{s}HandRoot") for s in "LR"]),
 )
 
+# BODY_25 and the 21 points of each hand (OpenPose's body + hands, the first 67 of openpose137;
+# MediaPipe Holistic's full hands): touching the face, scratching, biting nails are finger motions.
+_OPENPOSE67 = _BODY25 + _HANDS42
+OPENPOSE25_HANDS42 = Layout(
+    "openpose25_hands42", _OPENPOSE67,
+    _limbs(_OPENPOSE67, _BODY25_LIMBS + [(f"{s}{a}", f"{s}{b}") for s in "LR" for a, b in _HAND21_LIMBS]
+           + [(f"{s}Wrist", f"{s}HandRoot") for s in "LR"]),
+)
+
+# MediaPipe Pose's upper body (landmarks 0-24, its order): the face points (eyes, ears, mouth
+# corners) and its own hand points (pinky, index, thumb knuckles), which it predicts in every frame
+# where it sees the person, unlike Holistic's hand landmarks (often lost on small, far people).
+_MEDIAPIPE_UPPER25 = (
+    "Nose", "LEyeInner", "LEye", "LEyeOuter", "REyeInner", "REye", "REyeOuter", "LEar", "REar", "LMouth", "RMouth",
+    "LShoulder", "RShoulder", "LElbow", "RElbow", "LWrist", "RWrist", "LPinky", "RPinky", "LIndex", "RIndex",
+    "LThumb", "RThumb", "LHip", "RHip",
+)
+_MEDIAPIPE_UPPER25_LIMBS = [
+    ("Nose", "LEyeInner"), ("LEyeInner", "LEye"), ("LEye", "LEyeOuter"), ("LEyeOuter", "LEar"),
+    ("Nose", "REyeInner"), ("REyeInner", "REye"), ("REye", "REyeOuter"), ("REyeOuter", "REar"),
+    ("Nose", "LMouth"), ("Nose", "RMouth"), ("LMouth", "RMouth"),
+    ("LShoulder", "Nose"), ("RShoulder", "Nose"), ("LShoulder", "RShoulder"),
+    *[(f"{s}{a}", f"{s}{b}") for s in "LR" for a, b in (("Shoulder", "Elbow"), ("Elbow", "Wrist"), ("Wrist", "Pinky"),
+                                                       ("Wrist", "Index"), ("Pinky", "Index"), ("Wrist", "Thumb"),
+                                                       ("Shoulder", "Hip"))],
+    ("LHip", "RHip"),
+]
+MEDIAPIPE_UPPER25 = Layout("mediapipe_upper25", _MEDIAPIPE_UPPER25, _limbs(_MEDIAPIPE_UPPER25, _MEDIAPIPE_UPPER25_LIMBS))
+_MEDIAPIPE_UPPER67 = _MEDIAPIPE_UPPER25 + _HANDS42
+MEDIAPIPE_UPPER67 = Layout(
+    "mediapipe_upper67", _MEDIAPIPE_UPPER67,
+    _limbs(_MEDIAPIPE_UPPER67, _MEDIAPIPE_UPPER25_LIMBS + [(f"{s}{a}", f"{s}{b}") for s in "LR" for a, b in _HAND21_LIMBS]
+           + [(f"{s}Wrist", f"{s}HandRoot") for s in "LR"]),
+)
+
 # The iMiGUE 2023 preprocessed arrays: BODY_25 {0-7, 15-18} + the 10 fingertips.
 _IMIGUE22 = tuple(_BODY25[i] for i in (0, 1, 2, 3, 4, 5, 6, 7, 15, 16, 17, 18)) + _HAND_TIPS
 IMIGUE22 = Layout(
@@ -141,7 +176,7 @@ COCO17 = Layout(
     ]),
 )
 
-LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (OPENPOSE25_HANDS10, OPENPOSE137, IMIGUE22, KINECT25, KINECT20, COCO17)}
+LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (OPENPOSE25_HANDS10, OPENPOSE25_HANDS42, MEDIAPIPE_UPPER25, MEDIAPIPE_UPPER67, OPENPOSE137, IMIGUE22, KINECT25, KINECT20, COCO17)}
 
 # Joints of a source layout that stand for each joint of a target layout (same anatomical point).
 _SAME_POINT = {
@@ -149,6 +184,14 @@ _SAME_POINT = {
     ("openpose25_hands10", "imigue22"): {n: n for n in _IMIGUE22},
     ("openpose137", "openpose25_hands10"): {n: n for n in _BODY25 + _HAND_TIPS},
     ("openpose137", "imigue22"): {n: n for n in _IMIGUE22},
+    ("openpose137", "openpose25_hands42"): {n: n for n in _OPENPOSE67},
+    ("openpose25_hands42", "openpose25_hands10"): {n: n for n in _BODY25 + _HAND_TIPS},
+    ("openpose25_hands42", "imigue22"): {n: n for n in _IMIGUE22},
+    ("openpose25_hands42", "coco17"): {n: n for n in _COCO17},
+    ("mediapipe_upper67", "mediapipe_upper25"): {n: n for n in _MEDIAPIPE_UPPER25},
+    **{(mp, target): {n: n for n in names if n in _MEDIAPIPE_UPPER25} | {f"{s}{f}Tip": f"{s}{f}" for s in "LR" for f in ("Index", "Thumb", "Pinky")}
+       for mp in ("mediapipe_upper25", "mediapipe_upper67") for target, names in (("imigue22", _IMIGUE22), ("openpose25_hands10", _BODY25))},
+    **{(mp, "coco17"): {n: n for n in _COCO17 if n in _MEDIAPIPE_UPPER25} for mp in ("mediapipe_upper25", "mediapipe_upper67")},
     ("openpose137", "coco17"): {n: n for n in _COCO17},
     ("imigue22", "coco17"): {n: n for n in _COCO17 if n in _IMIGUE22},
     ("kinect25", "coco17"): {

@@ -80,3 +80,10 @@ def clean_errors(command):
             warnings.showwarning = shown
 
     return wrapper
+
+
+def track1_uses_rgb(config: dict) -> bool:
+    """Does Track 1 read RGB: cross-attention fusion, or `rgb` among the streams late fusion (or `none`: the first) trains?"""
+    model = config.get("model", {})
+    fusion, streams = model.get("fusion", "none"), list(model.get("streams", ["pose", "rgb"]))
+    return fusion == "crossattn" or "rgb" in (streams if fusion == "late" else streams[:1])

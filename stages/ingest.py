@@ -8,7 +8,7 @@ import typer
 
 from miga.datasets import format_of, pose_source, reader
 from miga.io import write_parquet
-from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params, section
+from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params, section, track1_uses_rgb
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
@@ -17,7 +17,7 @@ def needs_video(dataset: str, config: dict) -> bool:
     """A clip without video breaks the run when its pose comes from video, or when Track 1 fuses RGB on this dataset."""
     entry = dataset_entry(config, dataset)
     from_video = pose_source(entry, section(config, "pose")) != "provided"
-    rgb = dataset == "imigue" and config.get("model", {}).get("fusion", "none") != "none"
+    rgb = dataset == "imigue" and track1_uses_rgb(config)
     return from_video or rgb
 
 

@@ -20,7 +20,7 @@ from miga.evaluation.metrics import classification_metrics, head_classes_from_co
 from miga.track1.rgb import load_crops
 from miga.evaluation.submission import track1_frame, write_track1
 from miga.training import TrainConfig, fingerprint, fit, save_checkpoint, seed_everything
-from stages.common import PARAMS_OPTION, clean_errors, interim, load_params, section
+from stages.common import PARAMS_OPTION, clean_errors, interim, load_params, section, track1_uses_rgb
 from stages.live import EpochLogger
 
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -42,38 +42,49 @@ def _split(manifest: pl.DataFrame, *splits: str) -> pl.DataFrame:
 
 def _datasets(stream: str, rows: pl.DataFrame, config: dict, *, train: bool, seed: int, store=None, crops=None):
     return track1.clip_dataset(stream, rows["sample_id"].to_list(), rows["label"].fill_null(-1).to_numpy(), config["heatmap"],
-                               train=train, seed=seed, store=store, crops=crops)
+                               train=train, seed=seed, store=store, crops=crops, skeleton=config["skeleton"])
 
 
-def _needs_rgb(fusion: str) -> bool:
-    return any("rgb" in track1.inputs_for(stream) for stream in track1.streams_for(fusion))
+def _streams(config: dict) -> tuple[str, ...]:
+    return track1.streams_for(config["model"]["fusion"], tuple(config["model"]["streams"]))
 
 
-def _stream_inputs(config: dict) -> track1.StreamInputs:
-    return track1.StreamInputs(track1.pose_channels(config["heatmap"]), imigue.NUM_CLASSES)
+def _needs_rgb(config: dict) -> bool:
+    return track1_uses_rgb(config)
+
+
+def _stream_inputs(config: dict, store: KeypointStore) -> track1.StreamInputs:
+    return track1.StreamInputs(track1.pose_channels(config["heatmap"]), imigue.NUM_CLASSES, store.layout)
+
+
+def _stream_params(stream: str, config: dict) -> list:
+    """The params sections a stream's input depends on (its run fingerprint)."""
+    if stream in track1.SKELETON_STREAMS:
+        return [config["skeleton"]]
+    return [config["heatmap"] if name == "pose" else config["rgb"] for name in track1.inputs_for(stream)]
 
 
 @app.command()
 @clean_errors
 def train(params: Path = PARAMS_OPTION) -> None:
-    """Train what model.fusion needs (pose; pose and RGB; or the joint cross-attention model), validating every epoch."""
+    """Train what model.fusion needs (each of model.streams, or the joint cross-attention model), validating every epoch."""
     config = load_params(params)
     options = TrainConfig.from_params(section(config, "train"))
     manifest = _manifest()
     rows, val_rows = _split(manifest, "train"), _split(manifest, "val")
     store = KeypointStore(interim("imigue") / "keypoints.parquet")
-    crops = load_crops(RGB_CROPS) if _needs_rgb(config["model"]["fusion"]) else None
+    crops = load_crops(RGB_CROPS) if _needs_rgb(config) else None
     MODEL_DIR.mkdir(parents=True, exist_ok=True)
     with EpochLogger("dvclive/track1") as logger:
-        for stream in track1.streams_for(config["model"]["fusion"]):
+        for stream in _streams(config):
             _train_stream(stream, config, options, rows, val_rows, store, crops, logger)
-    typer.echo(f"track1: trained {', '.join(track1.streams_for(config['model']['fusion']))} on {rows.height} clips -> {MODEL_DIR}")
+    typer.echo(f"track1: trained {', '.join(_streams(config))} on {rows.height} clips -> {MODEL_DIR}")
 
 
 def _train_stream(stream: str, config: dict, options: TrainConfig, rows: pl.DataFrame, val_rows: pl.DataFrame,
                   store: KeypointStore, crops, logger: EpochLogger) -> None:
     seed_everything(options.seed)
-    model = track1.build_stream(stream, config["model"], _stream_inputs(config))
+    model = track1.build_stream(stream, config["model"], _stream_inputs(config, store), config["skeleton"])
     data = _datasets(stream, rows, config, train=True, seed=options.seed, store=store, crops=crops)
     val_data = _datasets(stream, val_rows, config, train=False, seed=options.seed, store=store, crops=crops)
     val_labels = val_rows["label"].to_numpy()
@@ -84,8 +95,7 @@ def _train_stream(stream: str, config: dict, options: TrainConfig, rows: pl.Data
         probs = track1.view_averaged_probabilities(model, val_data)
         return {"val_top1": float((probs.argmax(1) == val_labels).mean())}
 
-    inputs = [config["heatmap"] if name == "pose" else config["rgb"] for name in track1.inputs_for(stream)]
-    run_id = fingerprint(stream, inputs, config["model"], section(config, "train"), rows["sample_id"].to_list())
+    run_id = fingerprint(stream, _stream_params(stream, config), config["model"], section(config, "train"), rows["sample_id"].to_list())
     history = fit(model, data, config=options, loss_fn=track1.make_loss(config["model"]), checkpoint=CHECKPOINTS / f"{stream}.pt",
                   run_id=run_id, labels=rows["label"].to_numpy(), on_epoch=validate, description=f"track1 {stream}")
     logger.log_history(history, prefix=f"{stream}/")
@@ -101,17 +111,19 @@ def predict(params: Path = PARAMS_OPTION) -> None:
     manifest = _manifest()
     rows = _split(manifest, "val", "test")
     store = KeypointStore(interim("imigue") / "keypoints.parquet")
-    crops = load_crops(RGB_CROPS) if _needs_rgb(fusion) else None
+    crops = load_crops(RGB_CROPS) if _needs_rgb(config) else None
     scores = {}
-    for stream in track1.streams_for(fusion):
-        model = track1.build_stream(stream, config["model"], _stream_inputs(config))
+    for stream in _streams(config):
+        model = track1.build_stream(stream, config["model"], _stream_inputs(config, store), config["skeleton"])
         load_trained(model, MODEL_DIR / f"{stream}.pt")
         data = _datasets(stream, rows, config, train=False, seed=0, store=store, crops=crops)
         scores[stream] = track1.view_averaged_probabilities(model, data)
-    late_weight, trials = _late_weight(config["model"], fusion, scores, rows)
-    fused = track1.fuse(scores, fusion, late_weight)
-    choice = track1.late_choice(late_weight) if fusion == "late" else None
-    write_json({"fusion": fusion, "late_weight": late_weight, "choice": choice, "val_trials": trials}, FUSION_TUNING)
+    weights, trials = _stream_weights(config["model"], fusion, scores, rows)
+    fused = track1.fuse(scores, fusion, weights)
+    choice = track1.fusion_choice(weights) if fusion == "late" else None
+    write_json({"fusion": fusion, "streams": list(scores), "weights": weights, "choice": choice,
+                "val_top1": {s: _val_top1(v, rows) for s, v in scores.items()} | ({"fused": _val_top1(fused, rows)} if fusion == "late" else {}),
+                "val_trials": trials}, FUSION_TUNING)
     table = rows.select("sample_id", "split", "label").with_columns(
         pl.Series("scores", fused.astype(np.float32).tolist(), dtype=pl.List(pl.Float32)),
         *(pl.Series(f"scores_{s}", v.astype(np.float32).tolist(), dtype=pl.List(pl.Float32)) for s, v in scores.items()),
@@ -123,29 +135,38 @@ def predict(params: Path = PARAMS_OPTION) -> None:
     typer.echo(f"track1: scored {table.height} clips with fusion={fusion}; {test.height} test rows -> submissions/track1.csv")
 
 
-def _late_weight(model_params: dict, fusion: str, scores: dict[str, np.ndarray], rows: pl.DataFrame) -> tuple[float | None, list]:
-    """The pose weight of late fusion: `model.late_weight` as a number, or, when it is "val", the one
-    with the best val top-1 (with its trials). None when `fusion` is not late."""
-    setting = model_params["late_weight"]
+def _stream_weights(model_params: dict, fusion: str, scores: dict[str, np.ndarray], rows: pl.DataFrame) -> tuple[dict | None, list]:
+    """Late fusion's stream weights: `model.stream_weights` as {stream: weight}, or, when it is "val", the grid
+    point with the best val top-1 (with its trials). None when `fusion` is not late."""
+    setting = model_params["stream_weights"]
+    if fusion != "late":
+        return None, []
     if setting == "val":
-        return _tuned_late_weight(scores, rows) if fusion == "late" else (None, [])
-    try:
-        weight = float(setting)
-    except (TypeError, ValueError):
-        weight = float("nan")
-    if not 0 <= weight <= 1:
-        raise ConfigError(f"model.late_weight must be a number in [0, 1] or 'val', not {setting!r}")
-    return (weight if fusion == "late" else None), []
+        return _tuned_stream_weights(scores, rows)
+    if not isinstance(setting, dict) or set(setting) != set(scores) or not all(
+            isinstance(w, (int, float)) and w >= 0 for w in setting.values()) or not sum(setting.values()) > 0:
+        raise ConfigError(f"model.stream_weights must be 'val' or a non-negative weight for each of {list(scores)}, not {setting!r}")
+    total = float(sum(setting.values()))
+    return {s: float(setting[s]) / total for s in scores}, []
 
 
-def _tuned_late_weight(scores: dict[str, np.ndarray], rows: pl.DataFrame) -> tuple[float, list]:
-    val = (rows["split"] == "val").to_numpy() & rows["label"].is_not_null().to_numpy()
+def _val_rows(rows: pl.DataFrame) -> np.ndarray:
+    return (rows["split"] == "val").to_numpy() & rows["label"].is_not_null().to_numpy()
+
+
+def _val_top1(probs: np.ndarray, rows: pl.DataFrame) -> float | None:
+    val = _val_rows(rows)
+    return float((probs[val].argmax(1) == rows["label"].to_numpy()[val]).mean()) if val.any() else None
+
+
+def _tuned_stream_weights(scores: dict[str, np.ndarray], rows: pl.DataFrame) -> tuple[dict, list]:
+    val = _val_rows(rows)
     try:
-        weight, trials = track1.tune_late_weight(scores["pose"][val], scores["rgb"][val], rows["label"].to_numpy()[val])
+        weights, trials = track1.tune_stream_weights({s: v[val] for s, v in scores.items()}, rows["label"].to_numpy()[val])
     except ValueError as error:
-        raise ConfigError(f"model.late_weight: val: {error}") from None
-    typer.echo(f"track1: late-fusion pose weight {weight}: {track1.late_choice(weight)} (tuned on {int(val.sum())} val clips)")
-    return weight, trials
+        raise ConfigError(f"model.stream_weights: val: {error}") from None
+    typer.echo(f"track1: stream weights {weights}: {track1.fusion_choice(weights)} (tuned on {int(val.sum())} val clips)")
+    return weights, trials
 
 
 @app.command()

@@ -120,7 +120,8 @@ def test_second_repro_reruns_nothing_and_fusion_reruns_only_track1(project):
     late = json.loads((project / "metrics/track1.json").read_text())
     assert set(late["streams"]) == {"pose", "rgb"}  # each stream's own accuracy next to the fused one
     fusion = json.loads((project / "metrics/track1_fusion.json").read_text())
-    assert fusion["late_weight"] in [t["pose_weight"] for t in fusion["val_trials"]]  # late_weight: val (params.yaml)
+    assert fusion["weights"] in [t["weights"] for t in fusion["val_trials"]]  # stream_weights: val (params.yaml)
+    assert fusion["val_top1"]["fused"] >= max(fusion["val_top1"][s] for s in ("pose", "rgb"))
     assert all(0 <= m["top1"] <= m["top5"] <= 1 for m in late["streams"].values())
 
 

@@ -1,5 +1,7 @@
 import numpy as np
 import pytest
+
+from miga.errors import ConfigError
 import torch
 
 from miga.track1 import recipe as track1
@@ -101,39 +103,60 @@ def test_ensemble_weights_and_errors():
 def test_late_fusion_is_a_weighted_geometric_mean():
     pose = np.array([[0.7, 0.2, 0.1], [0.4, 0.5, 0.1]])
     rgb = np.array([[0.1, 0.8, 0.1], [0.9, 0.05, 0.05]])
-    fused = track1.late_fusion(pose, rgb, 0.5)
+    scores = {"pose": pose, "rgb": rgb}
+    fused = track1.weighted_fusion(scores, {"pose": 0.5, "rgb": 0.5})
     expected = np.sqrt(pose * rgb)
     np.testing.assert_allclose(fused, expected / expected.sum(1, keepdims=True))
-    np.testing.assert_allclose(track1.late_fusion(pose, rgb, 1.0), pose / pose.sum(1, keepdims=True))
-    assert np.isfinite(track1.late_fusion(pose, np.zeros_like(rgb), 0.5)).all()  # a zero probability does not give NaN
-    np.testing.assert_allclose(track1.fuse({"pose": pose, "rgb": rgb}, "late", 0.5), fused)
+    np.testing.assert_allclose(track1.weighted_fusion(scores, {"pose": 1.0, "rgb": 0.0}), pose / pose.sum(1, keepdims=True))
+    np.testing.assert_allclose(track1.weighted_fusion(scores, {"pose": 2.0, "rgb": 2.0}), fused)  # weights are normalised
+    assert np.isfinite(track1.weighted_fusion({"pose": pose, "rgb": np.zeros_like(rgb)}, {"pose": 0.5, "rgb": 0.5})).all()
+    np.testing.assert_allclose(track1.fuse(scores, "late", {"pose": 0.5, "rgb": 0.5}), fused)
 
 
-def test_tuned_late_fusion_never_loses_to_its_best_stream_on_val():
+def test_weight_grid_covers_every_single_stream_and_sums_to_one():
+    grid = track1.weight_grid(["a", "b", "c"], steps=4)
+    assert len(grid) == 15  # compositions of 4 into 3 parts
+    assert all(abs(sum(w.values()) - 1) < 1e-9 for w in grid)
+    for name in "abc":
+        assert {n: float(n == name) for n in "abc"} in grid
+
+
+def test_tuned_fusion_never_loses_to_its_best_stream_on_val():
     rng = np.random.default_rng(3)
     labels = rng.integers(0, 4, 40)
     good = np.full((40, 4), 0.1)
-    good[np.arange(40), labels] = 0.7  # pose always right
-    noise = rng.dirichlet(np.ones(4), 40)  # rgb pure noise, confident enough to spoil any mixture
-    noise = noise ** 4 / (noise ** 4).sum(1, keepdims=True)
-    weight, trials = track1.tune_late_weight(good, noise, labels)
-    fused = track1.late_fusion(good, noise, weight).argmax(1)
-    assert (fused == labels).mean() >= (good.argmax(1) == labels).mean() == 1.0
-    assert weight == 1.0 and track1.late_choice(weight) == "pose only"
+    good[np.arange(40), labels] = 0.7  # this stream always right
+    noise = [rng.dirichlet(np.ones(4), 40) ** 4 for _ in range(2)]  # two pure-noise streams, confident enough to spoil a mixture
+    noise = [n / n.sum(1, keepdims=True) for n in noise]
+    scores = {"rgb": noise[0], "joint": good, "bone": noise[1]}
+    weights, trials = track1.tune_stream_weights(scores, labels)
+    fused = track1.weighted_fusion(scores, weights).argmax(1)
+    assert (fused == labels).mean() == 1.0
+    assert weights == {"rgb": 0.0, "joint": 1.0, "bone": 0.0} and track1.fusion_choice(weights) == "joint only"
 
 
-def test_late_weight_tuned_on_labelled_clips():
+def test_stream_weights_tuned_on_labelled_clips_prefer_the_lower_log_loss_on_ties():
     # clip 0: pose right, rgb confidently wrong; clip 1: pose unsure and wrong, rgb right.
     pose = np.array([[0.6, 0.4], [0.45, 0.55]])
     rgb = np.array([[0.2, 0.8], [0.9, 0.1]])
     labels = np.array([0, 0])
-    weight, trials = track1.tune_late_weight(pose, rgb, labels)
-    assert [t["pose_weight"] for t in trials] == list(track1.LATE_WEIGHTS)
-    best = max(t["top1"] for t in trials)
-    assert best == 1.0 and weight == max(t["pose_weight"] for t in trials if t["top1"] == best)
-    assert [t["top1"] for t in track1.tune_late_weight(pose, rgb, labels, weights=(0.1, 1.0))[1]] == [0.5, 0.5]  # rgb or pose alone
+    weights, trials = track1.tune_stream_weights({"pose": pose, "rgb": rgb}, labels)
+    assert [t["weights"]["pose"] for t in trials] == [1.0, 0.75, 0.5, 0.25, 0.0]
+    best = [t for t in trials if t["top1"] == max(x["top1"] for x in trials)]
+    assert len(best) == 5  # every weighting gets one of the two clips right here: the log loss decides
+    assert weights == min(best, key=lambda t: t["log_loss"])["weights"] == {"pose": 0.75, "rgb": 0.25}
+    assert track1.fusion_choice(weights) == "fused"
     with pytest.raises(ValueError, match="labelled"):
-        track1.tune_late_weight(pose[:0], rgb[:0], labels[:0])
+        track1.tune_stream_weights({"pose": pose[:0], "rgb": rgb[:0]}, labels[:0])
+
+
+def test_streams_for_reads_model_streams():
+    assert track1.streams_for("late", ("joint", "bone", "pose")) == ("joint", "bone", "pose")
+    assert track1.streams_for("none", ("bone", "rgb")) == ("bone",)
+    assert track1.streams_for("crossattn", ("joint",)) == ("fused",)
+    for bad in (("joint", "joint"), ("face",), ()):
+        with pytest.raises(ConfigError, match="model.streams"):
+            track1.streams_for("late", bad)
 
 
 def test_unknown_fusion_is_a_clear_error():

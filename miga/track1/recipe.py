@@ -1,4 +1,13 @@
-"""Track 1: clip classification from pose heatmaps (rasterized on the fly) and RGB crops, with fusion."""
+"""Track 1: clip classification from several streams, fused.
+
+Streams (`model.streams`): `pose` (PoseConv3D-style SlowOnly over joint heatmaps rasterized on
+the fly), `rgb` (SlowOnly over person-centred frame crops), and the skeleton-sequence streams
+`joint`, `bone`, `joint_motion`, `bone_motion` (ST-GCN++ over body-normalised keypoints,
+`miga.track1.skeleton`). Late fusion is a weighted geometric mean of the streams' class
+probabilities with weights tuned on val (`tune_stream_weights`: the grid includes every single
+stream, so the fusion is never worse on val than its best stream); `crossattn` instead trains one
+joint model over heatmaps and RGB (`fused`).
+"""
 
 from __future__ import annotations
 
@@ -15,17 +24,21 @@ from miga.io import KeypointStore
 from miga.layouts import convert, get_layout
 from miga.models import build_model
 from miga.models.fusion import CrossAttentionFusion, PrototypeClassifier
+from miga.track1.skeleton import FEATURES as SKELETON_STREAMS
+from miga.track1.skeleton import SkeletonClipConfig, SkeletonClips
 from miga.track1.transforms import PoseClipConfig, PoseClipPipeline, flip_volume
 
 FUSIONS = ("none", "late", "crossattn")
+STREAMS = ("pose", "rgb") + SKELETON_STREAMS
 
 
 @dataclass(frozen=True)
 class StreamInputs:
-    """What a stream needs to build its model: channels and classes."""
+    """What a stream needs to build its model: heatmap channels, classes, the keypoints' layout."""
 
     in_channels: int
     num_classes: int
+    keypoint_layout: str | None = None
 
 
 def pose_pipeline(heatmap: Mapping) -> PoseClipPipeline:
@@ -136,20 +149,29 @@ class PairedClips(Dataset):
 
 
 def clip_dataset(stream: str, ids: list[str], labels: np.ndarray, heatmap: Mapping, *, train: bool, seed: int,
-                 store=None, crops: Mapping[str, np.ndarray] | None = None) -> Dataset:
-    """The clips a stream reads: pose heatmaps from `store` (keypoints by sample id), RGB `crops`, or both (`fused`)."""
+                 store=None, crops: Mapping[str, np.ndarray] | None = None, skeleton: Mapping | None = None) -> Dataset:
+    """The clips a stream reads: pose heatmaps from `store` (keypoints by sample id), RGB `crops`, both (`fused`),
+    or one skeleton feature of the keypoints (`skeleton`: the `skeleton` params)."""
+    if stream in SKELETON_STREAMS:
+        return SkeletonClips([store[i] for i in ids], store.layout, labels, config=SkeletonClipConfig.from_params(skeleton or {}),
+                             feature=stream, train=train, seed=seed)
     pose = lambda: PoseClips(store, ids, labels, layout=heatmap["layout"], pipeline=pose_pipeline(heatmap),  # noqa: E731
                              train=train, seed=seed)
     rgb = lambda: RgbClips([crops[i] for i in ids], labels, train=train, seed=seed)  # noqa: E731
     return {"pose": pose, "rgb": rgb, "fused": lambda: PairedClips(pose(), rgb())}[stream]()
 
 
-def build_stream(stream: str, model: Mapping, inputs: StreamInputs) -> torch.nn.Module:
-    """`pose`, `rgb` or `fused` (both backbones joined by cross-attention), with prototypes if asked."""
+def build_stream(stream: str, model: Mapping, inputs: StreamInputs, skeleton: Mapping | None = None) -> torch.nn.Module:
+    """`pose`, `rgb`, a skeleton stream (`joint`, `bone`, ...) or `fused` (heatmap and RGB backbones joined by
+    cross-attention), with prototypes if asked."""
     common = dict(num_classes=inputs.num_classes, stage_blocks=tuple(model["stage_blocks"]), dropout=float(model["dropout"]))
     pose = lambda: build_model("pose_slowonly", in_channels=inputs.in_channels, base_channels=int(model["pose_base_channels"]), **common)  # noqa: E731
     rgb = lambda: build_model("rgb_slowonly", base_channels=int(model["rgb_base_channels"]), **common)  # noqa: E731
-    if stream == "pose":
+    if stream in SKELETON_STREAMS:
+        network = build_model("stgcn", layout=SkeletonClipConfig.from_params(skeleton or {}).layout_for(inputs.keypoint_layout), num_classes=inputs.num_classes,
+                              base_channels=int(model.get("gcn_channels", 32)), num_blocks=int(model.get("gcn_blocks", 6)),
+                              inflate_at=tuple(model.get("gcn_inflate_at", (2, 4))), dropout=float(model["dropout"]))
+    elif stream == "pose":
         network = pose()
     elif stream == "rgb":
         network = rgb()
@@ -158,7 +180,7 @@ def build_stream(stream: str, model: Mapping, inputs: StreamInputs) -> torch.nn.
                                        heads=int(model.get("fusion_heads", 4)), layers=int(model.get("fusion_layers", 1)),
                                        dropout=float(model["dropout"]))
     else:
-        raise ValueError(f"unknown stream {stream!r}")
+        raise ConfigError(f"unknown stream {stream!r}; choose from {STREAMS}")
     if model.get("prototypes", False):
         network = PrototypeClassifier(network, inputs.num_classes, scale=float(model.get("prototype_scale", 10.0)),
                                       margin=float(model.get("prototype_margin", 0.2)))
@@ -214,53 +236,80 @@ def view_averaged_probabilities(model: torch.nn.Module, dataset: Dataset, batch_
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-LATE_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(0, 11))  # tried on val when model.late_weight is "val"; 0 and 1 = one stream alone,
-# so the tuned fusion is never worse on val than its best stream
-
-
-def late_fusion(pose: np.ndarray, rgb: np.ndarray, pose_weight: float) -> np.ndarray:
-    """Weighted geometric mean of the two streams' class probabilities (N, K), renormalised.
+def weighted_fusion(scores: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
+    """Weighted geometric mean of the streams' class probabilities (N, K), renormalised; weights sum to 1.
 
     On the synthetic default the validation split preferred it to the weighted arithmetic mean
     (BENCHMARKS.md, "Fusion on the larger synthetic split")."""
-    log = pose_weight * np.log(np.clip(pose, 1e-12, None)) + (1 - pose_weight) * np.log(np.clip(rgb, 1e-12, None))
+    names = [n for n, w in weights.items() if w > 0]
+    if not names:
+        raise ValueError("stream weights must have a positive entry")
+    total = sum(weights[n] for n in names)
+    log = sum(weights[n] / total * np.log(np.clip(scores[n], 1e-12, None)) for n in names)
     fused = np.exp(log - log.max(axis=1, keepdims=True))
     return fused / fused.sum(axis=1, keepdims=True)
 
 
-def tune_late_weight(pose: np.ndarray, rgb: np.ndarray, labels: np.ndarray, weights=LATE_WEIGHTS) -> tuple[float, list[dict]]:
-    """The pose weight (from `weights`) with the best top-1 on labelled clips; ties go to the larger pose weight."""
+def weight_grid(names: Sequence[str], steps: int = 4) -> list[dict[str, float]]:
+    """Every weighting of `names` in multiples of 1/steps summing to 1 (each stream alone included)."""
+    def splits(n: int, left: int):
+        if n == 1:
+            yield (left,)
+            return
+        for first in range(left, -1, -1):
+            for rest in splits(n - 1, left - first):
+                yield (first,) + rest
+    return [{name: c / steps for name, c in zip(names, combo)} for combo in splits(len(names), steps)]
+
+
+def tune_stream_weights(scores: Mapping[str, np.ndarray], labels: np.ndarray, *, steps: int = 4) -> tuple[dict[str, float], list[dict]]:
+    """The stream weights (from `weight_grid`) with the best top-1 on labelled clips, ties broken by the lower log loss.
+
+    The grid holds every stream alone, so the choice is never worse on these clips than the best single stream."""
     if len(labels) == 0:
-        raise ValueError("tuning the late-fusion weight needs labelled validation clips")
-    trials = [{"pose_weight": float(w), "top1": float((late_fusion(pose, rgb, w).argmax(1) == labels).mean())} for w in weights]
-    best = max(trials, key=lambda t: (t["top1"], t["pose_weight"]))
-    return best["pose_weight"], trials
+        raise ValueError("tuning the stream weights needs labelled validation clips")
+    names = list(scores)
+    trials = []
+    for weights in weight_grid(names, steps if len(names) > 1 else 1):
+        fused = weighted_fusion(scores, weights)
+        trials.append({"weights": weights, "top1": float((fused.argmax(1) == labels).mean()),
+                       "log_loss": float(-np.log(np.clip(fused[np.arange(len(labels)), labels], 1e-12, None)).mean())})
+    best = max(trials, key=lambda t: (t["top1"], -t["log_loss"]))
+    return best["weights"], trials
 
 
-def late_choice(pose_weight: float) -> str:
-    """What a late-fusion pose weight amounts to: `pose only` (1), `rgb only` (0) or `fused`."""
-    return {1.0: "pose only", 0.0: "rgb only"}.get(float(pose_weight), "fused")
+def fusion_choice(weights: Mapping[str, float]) -> str:
+    """What stream weights amount to: `<stream> only` or `fused`."""
+    used = [n for n, w in weights.items() if w > 0]
+    return f"{used[0]} only" if len(used) == 1 else "fused"
 
 
-def fuse(scores: Mapping[str, np.ndarray], fusion: str, late_weight: float) -> np.ndarray:
+def fuse(scores: Mapping[str, np.ndarray], fusion: str, weights: Mapping[str, float] | None) -> np.ndarray:
     if fusion == "none":
-        return scores["pose"]
+        return next(iter(scores.values()))
     if fusion == "late":
-        return late_fusion(scores["pose"], scores["rgb"], late_weight)
+        return weighted_fusion(scores, weights)
     if fusion == "crossattn":
         return scores["fused"]
     raise ValueError(f"unknown fusion {fusion!r}; choose one of {FUSIONS}")
 
 
-def streams_for(fusion: str) -> tuple[str, ...]:
-    """The models that `model.fusion` trains: one per stream for late fusion, one joint model for cross-attention."""
+def streams_for(fusion: str, streams: Sequence[str] = ("pose", "rgb")) -> tuple[str, ...]:
+    """The models `model.fusion` trains: each of `model.streams` for late fusion, the first alone for `none`,
+    one joint model for cross-attention."""
     if fusion not in FUSIONS:
         raise ConfigError(f"unknown model.fusion {fusion!r}; choose one of {FUSIONS}")
-    return {"none": ("pose",), "late": ("pose", "rgb"), "crossattn": ("fused",)}[fusion]
+    unknown = [s for s in streams if s not in STREAMS]
+    if unknown or not streams or len(set(streams)) != len(streams):
+        raise ConfigError(f"model.streams must list distinct streams from {STREAMS}, got {list(streams)}")
+    return {"none": tuple(streams[:1]), "late": tuple(streams), "crossattn": ("fused",)}[fusion]
 
 
 def inputs_for(stream: str) -> tuple[str, ...]:
-    return ("pose", "rgb") if stream == "fused" else (stream,)
+    """What a stream reads: `pose` (keypoints), `rgb` (crops), or both."""
+    if stream == "fused":
+        return ("pose", "rgb")
+    return ("rgb",) if stream == "rgb" else ("pose",)
 
 
 def ensemble(scores: Mapping[str, np.ndarray], weights: Mapping[str, float]) -> np.ndarray:
