@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from dvclive import Live
 
 
@@ -13,12 +15,14 @@ class EpochLogger:
         self.live: Live | None = None
 
     def __enter__(self) -> "EpochLogger":
-        self.live = Live(dir=self.directory, dvcyaml=None, save_dvc_exp=False, report=None)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun rank 0 alone writes the curves
+            self.live = Live(dir=self.directory, dvcyaml=None, save_dvc_exp=False, report=None)
         return self
 
     def log_history(self, history: list[dict], prefix: str = "") -> None:
         """One step per epoch; `prefix` puts each model's curves in its own folder (pose/loss.tsv, rgb/loss.tsv)."""
-        assert self.live is not None
+        if self.live is None:
+            return
         for step, stats in enumerate(history):
             self.live.step = step
             for name, value in stats.items():

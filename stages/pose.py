@@ -11,6 +11,7 @@ import polars as pl
 from miga.io import KeypointStore, read_parquet, write_keypoints
 from miga.contracts import validate_manifest
 from miga.pose import get_backend, mirrored
+from miga.pose.ray_executor import executor_of
 from miga.datasets import format_of, pose_source
 from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params, section
 
@@ -29,6 +30,7 @@ def main(
     entry = dataset_entry(config, dataset)
     name = pose_source(entry, options)
     backend = get_backend(name)
+    executor = executor_of(options)  # None: local processes (pose.<backend>.workers); pose.executor: ray -> a RayExecutor
     manifest_path = interim(dataset) / "manifest.parquet"
     manifest = validate_manifest(read_parquet(manifest_path), str(manifest_path))
     if name == "provided":
@@ -36,7 +38,7 @@ def main(
     else:
         backend_options = dict(options.get(name) or {})
         backend_options.setdefault("shard_dir", str(Path("data/cache/pose") / dataset))  # finished videos survive a kill
-        result = backend(format_of(dataset, entry), Path(entry["root"]), manifest, **backend_options)
+        result = backend(format_of(dataset, entry), Path(entry["root"]), manifest, executor=executor, **backend_options)
     if entry.get("mirror", False):
         result = mirrored(result)
     out = interim(dataset) / "keypoints.parquet"

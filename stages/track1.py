@@ -19,7 +19,7 @@ from miga.io import KeypointStore, atomic_path, read_parquet, write_json, write_
 from miga.evaluation.metrics import classification_metrics, head_classes_from_counts
 from miga.track1.rgb import load_crops
 from miga.evaluation.submission import track1_frame, write_track1
-from miga.training import TrainConfig, fingerprint, fit, save_checkpoint, seed_everything
+from miga.training import TrainConfig, fingerprint, fit, relaunch, run_params, save_checkpoint, seed_everything
 from stages.common import PARAMS_OPTION, clean_errors, interim, load_params, section, track1_uses_rgb
 from stages.live import EpochLogger
 
@@ -69,6 +69,8 @@ def _stream_params(stream: str, config: dict) -> list:
 def train(params: Path = PARAMS_OPTION) -> None:
     """Train what model.fusion needs (each of model.streams, or the joint cross-attention model), validating every epoch."""
     config = load_params(params)
+    if relaunch(section(config, "train"), ["-m", "stages.track1", "train", "--params", str(params)]):
+        return  # train.launcher: torchrun ran this command in train.nproc processes
     options = TrainConfig.from_params(section(config, "train"))
     manifest = _manifest()
     rows, val_rows = _split(manifest, "train"), _split(manifest, "val")
@@ -95,7 +97,7 @@ def _train_stream(stream: str, config: dict, options: TrainConfig, rows: pl.Data
         probs = track1.view_averaged_probabilities(model, val_data)
         return {"val_top1": float((probs.argmax(1) == val_labels).mean())}
 
-    run_id = fingerprint(stream, _stream_params(stream, config), config["model"], section(config, "train"), rows["sample_id"].to_list())
+    run_id = fingerprint(stream, _stream_params(stream, config), config["model"], run_params(section(config, "train")), rows["sample_id"].to_list())
     history = fit(model, data, config=options, loss_fn=track1.make_loss(config["model"]), checkpoint=CHECKPOINTS / f"{stream}.pt",
                   run_id=run_id, labels=rows["label"].to_numpy(), on_epoch=validate, description=f"track1 {stream}")
     logger.log_history(history, prefix=f"{stream}/")

@@ -16,7 +16,7 @@ from miga.plots import timeline
 from miga.project import TRACK2_DETECTIONS, TRACK2_MODEL, TRACK2_TUNING
 from miga.track2 import recipe as track2
 from miga.track2.project import Track2Data, detector_state, fit_detector, load_detector, tuned_detections
-from miga.training import save_checkpoint
+from miga.training import relaunch, save_checkpoint
 from stages.common import PARAMS_OPTION, clean_errors, load_params, section
 from stages.live import EpochLogger
 
@@ -30,6 +30,8 @@ def train(params: Path = PARAMS_OPTION) -> None:
     """Train the detector (`track2.detector`) on random windows of the training sequences."""
     params_all = load_params(params)
     track2.detector_of(params_all["track2"])  # a bad name fails before any data is read
+    if relaunch(params_all.get("train") or {}, ["-m", "stages.track2", "train", "--params", str(params)]):
+        return  # train.launcher: torchrun ran this command in train.nproc processes
     with EpochLogger("dvclive/track2") as logger:
         model, standardize, layout, history, features = fit_detector(params_all, Track2Data(params_all))
         logger.log_history(history)

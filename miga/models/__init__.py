@@ -10,7 +10,11 @@ import torch.nn as nn
 
 from miga.errors import ConfigError
 from miga.models.detector import create_temporal_detector, create_window_classifier
-from miga.models.slowonly import create_slowonly
+from miga.models.rgb_backbones import (  # noqa: F401  (the RGB stream's backbones: registry, zoo weights, fine-tuning)
+    RGB_BACKBONES, CheckpointError, InputRecipe, LoadReport, create_rgb_backbone, freeze_batchnorm, freeze_stages,
+    input_recipe, load_rgb_checkpoint, param_groups, rgb_clip_transform, sample_frame_indices,
+)
+from miga.models.slowonly import create_rgb_slowonly, create_slowonly
 from miga.models.stgcn import create_stgcn
 from miga.models.temporal import create_temporal_convnet
 
@@ -20,10 +24,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
         in_channels=in_channels, num_classes=num_classes, base_channels=base_channels, **kw
     ),
     # RGB stream over person-centred frame crops.
-    "rgb_slowonly": lambda *, num_classes, base_channels=16, in_channels=3, **kw: create_slowonly(
-        in_channels=in_channels, num_classes=num_classes, base_channels=base_channels,
-        stem_kernel=(1, 5, 5), stem_stride=(1, 2, 2), **kw
-    ),
+    "rgb_slowonly": create_rgb_slowonly,
     # Skeleton stream: ST-GCN++ graph convolutions over (C, T, V) joint / bone / motion features of a layout.
     "stgcn": create_stgcn,
     # Track 2 per-frame classifier over per-frame features.

@@ -21,6 +21,9 @@ import polars as pl
 from miga.pose.shards import Extractor, ShardJob, make_jobs, read_shard, run_shards
 from miga.video import VideoError
 
+# makes the shards of the jobs that are not complete (miga.pose.ray_executor.RayExecutor); None = run_shards here
+Executor = Callable[..., list[ShardJob]]
+
 # per-video metadata copied from the shards into PoseResult.source["videos"]
 NOTE_KEYS = ("frames", "frames_with_person", "subject")
 
@@ -89,11 +92,15 @@ def extract_manifest(
     desc: str = "pose",
     what: str = "a video pose backend",
     source: Mapping | None = None,
+    executor: Executor | None = None,
 ):
     """Run `extractor` over the manifest's videos -> `PoseResult(layout, {sample_id: (start, (1, T, V, 3))})`.
 
     Shards go to `shard_dir` (kept, so a rerun resumes); without one, to a temporary folder
     removed at the end. `to_layout` maps raw points `(T, K, 3)` to `(T, V, 3)` in `layout`.
+    `executor` makes the missing shards instead of local worker processes (`workers`): a callable
+    `(jobs, extractor, *, key, progress, desc)`, e.g. `miga.pose.ray_executor.RayExecutor`; the
+    shards, and so the keypoints, are the same whichever makes them.
     """
     from miga.pose import PoseResult
 
@@ -105,7 +112,10 @@ def extract_manifest(
     keypoints, notes = {}, {}
     with tempfile.TemporaryDirectory(prefix="miga-pose-") as scratch:
         jobs = make_jobs(videos, shard_dir if shard_dir is not None else scratch)
-        run_shards(jobs, extractor, key=key, workers=int(workers), progress=progress, desc=desc)
+        if executor is None:
+            run_shards(jobs, extractor, key=key, workers=int(workers), progress=progress, desc=desc)
+        else:
+            executor(jobs, extractor, key=key, progress=progress, desc=desc)
         for job in jobs:  # one video at a time: a whole dataset's raw points need not fit in memory
             frames, raw, meta = load_shard(job, key)
             notes[_relative(job.video, raw_root)] = {k: meta[k] for k in NOTE_KEYS if k in meta}

@@ -272,24 +272,49 @@ class MediapipeExtractor:
         self.settings = settings
 
     def __call__(self, video: Path, frames: np.ndarray, progress: Callable[[int], None]) -> tuple[dict, dict]:
+        model = self.settings.open()
+        try:
+            return self._extract(model, video, frames, progress)
+        finally:
+            model.close()
+
+    @contextlib.contextmanager
+    def loaded(self) -> Iterator[Callable[[Path, np.ndarray, Callable[[int], None]], tuple[dict, dict]]]:
+        """This extractor with one MediaPipe graph kept open across videos (what a Ray actor holds).
+
+        The graph is reset before every video but the first: the same points as a new graph, since
+        a reset already starts each run of frames within a video (tests/test_pose_ray.py compares them).
+        """
+        model = self.settings.open()
+        first = True
+
+        def run(video: Path, frames: np.ndarray, progress: Callable[[int], None]) -> tuple[dict, dict]:
+            nonlocal first
+            if not first:
+                model.reset()
+            first = False
+            return self._extract(model, video, frames, progress)
+
+        try:
+            yield run
+        finally:
+            model.close()
+
+    def _extract(self, model, video: Path, frames: np.ndarray, progress: Callable[[int], None]) -> tuple[dict, dict]:
         frames = np.asarray(frames, dtype=np.int64)
         raw = np.zeros((len(frames), RAW_POINTS, 3), np.float32)
         size = (0, 0)
         done = np.zeros(len(frames), bool)
-        model = self.settings.open()
-        try:
-            previous = None
-            position = 0
-            for number, image in iter_frames(Path(video), frames):
-                if previous is not None and number != previous + 1:
-                    model.reset()
-                size = (image.shape[1], image.shape[0])
-                raw[position] = _estimate(model, image)
-                done[position] = True
-                previous, position = number, position + 1
-                progress(1)
-        finally:
-            model.close()
+        previous = None
+        position = 0
+        for number, image in iter_frames(Path(video), frames):
+            if previous is not None and number != previous + 1:
+                model.reset()
+            size = (image.shape[1], image.shape[0])
+            raw[position] = _estimate(model, image)
+            done[position] = True
+            previous, position = number, position + 1
+            progress(1)
         missing = frames[~done]
         if len(missing):
             progress(len(missing))
@@ -373,12 +398,14 @@ def mediapipe_backend(
     workers: int = 1,
     shard_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    executor=None,
 ):
     """Pose backend: MediaPipe on the manifest's videos -> `PoseResult(layout, {sample_id: (start, (1, T, V, 3))})`.
 
     `fmt` (the dataset reader's name) is not needed: clips are the manifest rows' frame ranges
     [start_frame, end_frame] (inclusive) of `raw_root / video`. Shards go to `shard_dir` (kept,
-    so a rerun resumes); without one, to a temporary folder removed at the end.
+    so a rerun resumes); without one, to a temporary folder removed at the end. `executor`
+    (e.g. `miga.pose.ray_executor.RayExecutor`) makes them instead of `workers` local processes.
     """
     get_layout(layout)
     if layout not in LAYOUTS:
@@ -390,6 +417,6 @@ def mediapipe_backend(
         raw_root, manifest, MediapipeExtractor(settings), key=key,
         to_layout=lambda raw: to_layout(raw, layout, mirror=mirror), layout=layout, workers=workers,
         shard_dir=shard_dir, progress=progress, desc=f"mediapipe {model}", what="the mediapipe backend",
-        source={"backend": "mediapipe", "settings": json.loads(key), "mirror": bool(mirror)},
+        source={"backend": "mediapipe", "settings": json.loads(key), "mirror": bool(mirror)}, executor=executor,
     )
 

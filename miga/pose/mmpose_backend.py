@@ -22,6 +22,7 @@ which unpickles arbitrary objects, is not used.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -62,7 +63,7 @@ def import_mmpose():
     except ImportError as err:
         raise MissingExtraError(
             f"the mmpose pose backend needs mmpose, mmengine and mmcv built against the installed torch: {INSTALL} "
-            f"(README, 'Pose from video'; it compiles mmcv, ~15 minutes on 2 cores) ({err})"
+            f"(README, 'Pose from video'; it compiles mmcv: an hour or more on 2 cores, BENCHMARKS.md 'MMPose install') ({err})"
         ) from err
     import mmpose.apis
 
@@ -161,8 +162,15 @@ class MmposeExtractor:
         self.settings = settings
 
     def __call__(self, video: Path, frames: np.ndarray, progress: Callable[[int], None]) -> tuple[dict, dict]:
-        apis = import_mmpose()
-        model = self.settings.build()
+        return self._extract(import_mmpose(), self.settings.build(), video, frames, progress)
+
+    @contextlib.contextmanager
+    def loaded(self):
+        """This extractor with the model built once for many videos (what a Ray actor holds; top-down: no state across frames)."""
+        apis, model = import_mmpose(), self.settings.build()
+        yield lambda video, frames, progress: self._extract(apis, model, video, frames, progress)
+
+    def _extract(self, apis, model, video: Path, frames: np.ndarray, progress: Callable[[int], None]) -> tuple[dict, dict]:
         frames = np.asarray(frames, dtype=np.int64)
         raw, size, done = None, (0, 0), np.zeros(len(frames), bool)
         for position, (_, image) in enumerate(iter_frames(Path(video), frames)):  # the wanted frames, in order
@@ -216,8 +224,9 @@ def mmpose_backend(
     workers: int = 1,
     shard_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    executor=None,
 ):
-    """Pose backend: an MMPose top-down model on the manifest's videos (see the module doc)."""
+    """Pose backend: an MMPose top-down model on the manifest's videos (see the module doc); `executor` as for mediapipe."""
     get_layout(layout)
     if layout not in LAYOUTS:
         raise ConfigError(f"the mmpose backend writes layouts {LAYOUTS}, not {layout!r}")
@@ -228,5 +237,5 @@ def mmpose_backend(
         raw_root, manifest, MmposeExtractor(settings), key=key,
         to_layout=lambda raw: to_layout(raw, layout, mirror=mirror), layout=layout, workers=workers,
         shard_dir=shard_dir, progress=progress, desc="mmpose", what="the mmpose backend",
-        source={"backend": "mmpose", "settings": json.loads(key), "mirror": bool(mirror)},
+        source={"backend": "mmpose", "settings": json.loads(key), "mirror": bool(mirror)}, executor=executor,
     )

@@ -11,7 +11,10 @@ without ever reading a partial shard as complete.
 
 An extractor is a picklable callable `(video, frames, progress) -> (arrays, meta)`: `frames`
 the sorted 0-based frame indices to process, `progress(n)` to be called as frames are done,
-`arrays` a dict of NumPy arrays (no object arrays) and `meta` a JSON-serializable dict.
+`arrays` a dict of NumPy arrays (no object arrays) and `meta` a JSON-serializable dict. It may
+also have a method `loaded()`: a context manager giving a callable of the same signature that
+keeps the model loaded across videos with the same results (`loaded(extractor)`; a Ray actor
+holds one for its lifetime, see `miga.pose.ray_executor`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import json
 import multiprocessing
 import os
 import queue as queue_module
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -134,6 +138,12 @@ def is_complete(job: ShardJob, key: str) -> bool:
     return read_shard(job, key) is not None
 
 
+def loaded(extractor: Extractor) -> contextlib.AbstractContextManager[Extractor]:
+    """The extractor with its model kept loaded across calls (its `loaded()`), or itself where it has none."""
+    opener = getattr(extractor, "loaded", None)
+    return opener() if callable(opener) else contextlib.nullcontext(extractor)
+
+
 # ---------------------------------------------------------------- running
 
 _progress_queue = None
@@ -186,7 +196,7 @@ def run_shards(
 
     todo = [job for job in jobs if not is_complete(job, key)]
     for job in todo:
-        _remove_leftovers(job)
+        remove_leftovers(job)
     skipped = len(jobs) - len(todo)
     total = int(sum(len(job.frames) for job in todo))
     bar = tqdm(total=total, unit="frame", desc=desc, disable=not progress or not todo, dynamic_ncols=True, smoothing=0.1)
@@ -206,7 +216,7 @@ def run_shards(
     return todo
 
 
-def _remove_leftovers(job: ShardJob) -> None:
+def remove_leftovers(job: ShardJob) -> None:
     """Temporary files of an earlier run killed mid-write (see `atomic_path`), and a stale marker."""
     job.done.unlink(missing_ok=True)
     for name in (job.shard.name, job.done.name):
