@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 import yaml
 
 from benchmarks.real_clips import CACHE, GROUND_GUIDE, _summary
@@ -88,13 +87,12 @@ def train_stream(stream: str, store: MemoryStore, ids: list[str], labels: np.nda
     return recipe.view_averaged_probabilities(model, evaluated)
 
 
-def run_fold(store, labels, groups, held, val_people, streams, params, num_classes, options) -> dict:
+def run_fold(store, features, labels, groups, held, val_people, streams, params, num_classes, options) -> dict:
+    """One fold: baselines on `features` (pooled statistics, one row per clip of `store`), then each stream, then fusion."""
     ids = np.array(list(store))
     test = np.isin(groups, held)
     val = np.isin(groups, val_people)
     train = ~test & ~val
-    layout = store.layout
-    features = np.stack([pooled_features(store[i], layout) for i in ids])
     models = fit_clip_baselines(features[~test], labels[~test], seed=options.seed)
     row = clip_baseline_metrics(models, features[test], labels[test], labels[~test])
     scores = {}
@@ -131,7 +129,6 @@ def main(argv=None) -> None:
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--out", type=Path, default=None)
     a = parser.parse_args(argv)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     if a.set == "biisc_dev":
         store, labels, groups, classes, folds = biisc_clips(a.cache, a.layout)
@@ -148,13 +145,14 @@ def main(argv=None) -> None:
     if a.lr is not None:
         train["lr"] = a.lr
     options = TrainConfig.from_params(train)
+    features = np.stack([pooled_features(store[i], store.layout) for i in store])  # once for every fold
     rows = []
     started = time.perf_counter()
     for index, held in enumerate(folds):
         if a.folds and index not in a.folds:
             continue
         val_people = folds[(index + 1) % len(folds)]
-        row = run_fold(store, labels, groups, held, val_people, a.streams, params, len(classes), options)
+        row = run_fold(store, features, labels, groups, held, val_people, a.streams, params, len(classes), options)
         row["held_out"] = held
         rows.append(row)
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)

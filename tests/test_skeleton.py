@@ -1,8 +1,10 @@
 """The skeleton streams' input (miga/track1/skeleton.py) and the ST-GCN++ stream learning from it."""
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
-import torch
 
 from miga.layouts import get_layout
 from miga.track1 import recipe
@@ -106,8 +108,6 @@ def test_stgcn_stream_learns_better_than_chance(stream):
                                 recipe.StreamInputs(1, 2, LAYOUT), skeleton)
     data = recipe.clip_dataset(stream, ids[:32], labels, {}, train=True, seed=0, store=store, skeleton=skeleton)
     assert isinstance(data, SkeletonClips)
-    import tempfile
-    from pathlib import Path
     with tempfile.TemporaryDirectory() as tmp:
         fit(model, data, config=TrainConfig(epochs=15, batch_size=8, lr=0.1), loss_fn=recipe.make_loss({}),
             checkpoint=Path(tmp) / "c.pt", run_id="t", description=stream)
@@ -115,4 +115,3 @@ def test_stgcn_stream_learns_better_than_chance(stream):
     probs = recipe.view_averaged_probabilities(model, evaluated)
     assert probs.shape == (16, 2)
     assert (probs.argmax(1) == test_labels).mean() >= 0.8  # chance is 0.5
-    torch.set_num_threads(torch.get_num_threads())
