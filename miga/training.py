@@ -278,13 +278,16 @@ def fit(
     on_epoch: Callable[[int, dict], dict] | None = None,
     on_step: Callable[[int], None] | None = None,
     description: str = "train",
+    param_groups: list[dict] | None = None,
 ) -> list[dict]:
     """Train `model` for `config.epochs` epochs (SGD + cosine), resuming from `checkpoint`.
 
     `loss_fn(model, batch, device)` returns the loss. `run_id` fingerprints data + params: a
     checkpoint from another run is ignored. `on_epoch(epoch, stats)` may add validation
     figures; the per-epoch history is returned and stored in the checkpoint. `on_step(step)` is
-    called after every optimizer step, numbered from 1 across epochs.
+    called after every optimizer step, numbered from 1 across epochs. `param_groups` (torch's optimizer groups,
+    each with its own `lr`, e.g. a pretrained backbone below its new head) replace the one group of all parameters;
+    the schedule scales every group's lr alike.
 
     Under torchrun (see the module doc) it trains one DistributedDataParallel replica per process
     with the same global batch; `model` is left with the trained weights on every rank, the
@@ -308,7 +311,7 @@ def fit(
         loader = DataLoader(dataset, batch_size=sampler.local_batch, sampler=sampler, num_workers=config.workers,
                             drop_last=False, persistent_workers=False)
     steps_per_epoch = max(1, len(loader))
-    optimizer = make_optimizer(model, config)
+    optimizer = make_optimizer(model, config, param_groups)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(config.epochs * steps_per_epoch, config.warmup_epochs * steps_per_epoch))
 
     history: list[dict] = []
@@ -357,7 +360,7 @@ def fit(
                 if on_step is not None:
                     on_step(epoch * steps_per_epoch + len(losses))
                 bar.set_postfix(loss=f"{losses[-1]:.3f}")
-        stats = {"epoch": epoch + 1, "loss": _mean_over_ranks(float(np.mean(losses)), dev), "lr": optimizer.param_groups[0]["lr"]}
+        stats = {"epoch": epoch + 1, "loss": _mean_over_ranks(float(np.mean(losses)), dev), "lr": max(g["lr"] for g in optimizer.param_groups)}
         if on_epoch is not None:
             stats.update(on_epoch(epoch, stats))
         history.append(stats)
@@ -381,11 +384,12 @@ def _mean_over_ranks(value: float, dev: torch.device) -> float:
     return float(total.item() / dist.get_world_size())
 
 
-def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, config: TrainConfig, param_groups: list[dict] | None = None) -> torch.optim.Optimizer:
+    params = param_groups if param_groups is not None else model.parameters()
     if config.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True)
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     raise ValueError(f"unknown optimizer {config.optimizer!r}; use sgd or adamw")
 
 

@@ -87,6 +87,20 @@ def iter_frames(path: str | os.PathLike, wanted: np.ndarray | None = None, *,
             yield number, frame.to_ndarray(format="rgb24")
 
 
+def sample_indices(start: int, end: int, frames: int, sampling_rate: int = 0, *, train: bool = False,
+                   rng: np.random.Generator | None = None) -> np.ndarray:
+    """`frames` frame indices in [start, end] (inclusive): every `sampling_rate`-th frame of a window at a random
+    offset (train) or centred (test); clips shorter than the window, and `sampling_rate` 0, spread the frames over
+    the whole clip instead (centres of equal bins)."""
+    length = end - start + 1
+    span = (frames - 1) * sampling_rate + 1
+    if sampling_rate <= 0 or length < span:
+        return start + np.minimum(((np.arange(frames) + 0.5) * length / frames).astype(np.int64), length - 1)
+    slack = length - span
+    offset = int((rng or np.random.default_rng()).integers(0, slack + 1)) if train else slack // 2
+    return start + offset + np.arange(frames, dtype=np.int64) * sampling_rate
+
+
 def read_frames(path: str | os.PathLike, indices: np.ndarray) -> np.ndarray:
     """Decode the frames at the given 0-based indices (any order, repeats allowed) as uint8 (N, H, W, 3).
 

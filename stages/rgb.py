@@ -19,7 +19,8 @@ app = typer.Typer(add_completion=False, help=__doc__)
 @app.command()
 @clean_errors
 def main(params: Path = PARAMS_OPTION) -> None:
-    """Crop `rgb.frames` frames per clip around the pose box, resized to `rgb.size`."""
+    """Crop `rgb.frames` frames per clip (every `rgb.sampling_rate`-th of the centred window; 0 = spread over the
+    clip) around the pose box, resized to `rgb.size`."""
     config = load_params(params)
     options = section(config, "rgb")
     manifest_path = interim("imigue") / "manifest.parquet"
@@ -32,7 +33,7 @@ def main(params: Path = PARAMS_OPTION) -> None:
     manifest = with_video
     keypoints = {sample_id: store[sample_id] for sample_id in manifest["sample_id"]}
     crops = extract_crops(manifest, keypoints, frames=int(options["frames"]), size=int(options["size"]), padding=float(options["padding"]),
-                          root=Path(dataset_entry(config, "imigue")["root"]))
+                          root=Path(dataset_entry(config, "imigue")["root"]), sampling_rate=int(options["sampling_rate"]))
     out = interim("imigue") / "rgb_crops.npz"
     save_crops(crops, out)
     typer.echo(f"rgb: {len(crops)} clips x {options['frames']} frames at {options['size']}px -> {out}")

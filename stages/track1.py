@@ -15,7 +15,7 @@ from miga.track1 import recipe as track1
 from miga.models import load_trained
 from miga.contracts import validate_manifest
 from miga.datasets import imigue
-from miga.io import KeypointStore, atomic_path, read_parquet, write_json, write_parquet
+from miga.io import KeypointStore, atomic_path, file_digest, read_parquet, write_json, write_parquet
 from miga.evaluation.metrics import classification_metrics, head_classes_from_counts
 from miga.track1.rgb import load_crops
 from miga.evaluation.submission import track1_frame, write_track1
@@ -42,7 +42,8 @@ def _split(manifest: pl.DataFrame, *splits: str) -> pl.DataFrame:
 
 def _datasets(stream: str, rows: pl.DataFrame, config: dict, *, train: bool, seed: int, store=None, crops=None):
     return track1.clip_dataset(stream, rows["sample_id"].to_list(), rows["label"].fill_null(-1).to_numpy(), config["heatmap"],
-                               train=train, seed=seed, store=store, crops=crops, skeleton=config["skeleton"])
+                               train=train, seed=seed, store=store, crops=crops, skeleton=config["skeleton"],
+                               rgb=track1.rgb_recipe(config["model"], config["rgb"]))
 
 
 def _streams(config: dict) -> tuple[str, ...]:
@@ -58,10 +59,12 @@ def _stream_inputs(config: dict, store: KeypointStore) -> track1.StreamInputs:
 
 
 def _stream_params(stream: str, config: dict) -> list:
-    """The params sections a stream's input depends on (its run fingerprint)."""
+    """The params sections a stream's input depends on, and the content of its starting checkpoint (its run fingerprint)."""
     if stream in track1.SKELETON_STREAMS:
         return [config["skeleton"]]
-    return [config["heatmap"] if name == "pose" else config["rgb"] for name in track1.inputs_for(stream)]
+    checkpoint = config["model"].get("rgb_checkpoint")
+    start = [file_digest(Path(checkpoint))] if checkpoint and "rgb" in track1.inputs_for(stream) and Path(checkpoint).is_file() else []
+    return [config["heatmap"] if name == "pose" else config["rgb"] for name in track1.inputs_for(stream)] + start
 
 
 @app.command()
@@ -87,6 +90,8 @@ def _train_stream(stream: str, config: dict, options: TrainConfig, rows: pl.Data
                   store: KeypointStore, crops, logger: EpochLogger) -> None:
     seed_everything(options.seed)
     model = track1.build_stream(stream, config["model"], _stream_inputs(config, store), config["skeleton"])
+    for line in track1.init_rgb_weights(model, stream, config["model"]):
+        typer.echo(f"track1 {stream}: {line}")
     data = _datasets(stream, rows, config, train=True, seed=options.seed, store=store, crops=crops)
     val_data = _datasets(stream, val_rows, config, train=False, seed=options.seed, store=store, crops=crops)
     val_labels = val_rows["label"].to_numpy()
@@ -99,7 +104,8 @@ def _train_stream(stream: str, config: dict, options: TrainConfig, rows: pl.Data
 
     run_id = fingerprint(stream, _stream_params(stream, config), config["model"], run_params(section(config, "train")), rows["sample_id"].to_list())
     history = fit(model, data, config=options, loss_fn=track1.make_loss(config["model"]), checkpoint=CHECKPOINTS / f"{stream}.pt",
-                  run_id=run_id, labels=rows["label"].to_numpy(), on_epoch=validate, description=f"track1 {stream}")
+                  run_id=run_id, labels=rows["label"].to_numpy(), on_epoch=validate, description=f"track1 {stream}",
+                  param_groups=track1.optimizer_groups(model, stream, config["model"], lr=options.lr))
     logger.log_history(history, prefix=f"{stream}/")
     save_checkpoint(MODEL_DIR / f"{stream}.pt", {"model": model.state_dict(), "history": history})
 

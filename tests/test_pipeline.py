@@ -152,6 +152,23 @@ def test_every_fusion_and_prototypes_run_as_experiments(project):
 
 
 @pytest.mark.slow
+def test_pretrained_rgb_backbone_runs_as_an_experiment(project):
+    """`dvc exp run -S model.rgb_backbone=x3d_xs` with a zoo-format checkpoint (pytorchvideo's own X3D, saved as the
+    zoo's .pyth): the RGB stream starts from the file's tensors and late fusion reports both streams."""
+    import torch
+    from pytorchvideo.models.x3d import create_x3d
+
+    torch.save({"model_state": create_x3d(input_clip_length=4, input_crop_size=64, head_activation=None).state_dict()},
+               project / "X3D_XS.pyth")
+    result = _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "model.fusion=late", "-S", "model.prototypes=false",
+                   "-S", "model.rgb_backbone=x3d_xs", "-S", f"model.rgb_checkpoint={project / 'X3D_XS.pyth'}"], project)
+    assert "loaded 561 tensors into x3d_xs" in result.stdout + result.stderr
+    fusion = json.loads((project / "metrics/track1_fusion.json").read_text())
+    assert fusion["streams"] == ["pose", "rgb"] and set(fusion["val_top1"]) == {"pose", "rgb", "fused"}
+    assert set(json.loads((project / "metrics/track1.json").read_text())["streams"]) == {"pose", "rgb"}
+
+
+@pytest.mark.slow
 def test_online_streams_a_test_sequence_with_the_trained_detector(project):
     skeleton = next((project / "data/raw/smg").rglob("Sample0036_skeleton.csv"))  # wherever the release layout puts it
     result = _run([sys.executable, "-m", "stages.cli", "online", str(skeleton), "--out", "online.jsonl", "--csv", "online.csv"], project)

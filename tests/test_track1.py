@@ -211,3 +211,60 @@ def test_fused_model_with_prototypes_resumes_mid_epoch_to_the_same_weights(tmp_p
     assert resumed_history == history
     for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_rgb_recipe_is_the_backbones_published_one_scaled_to_the_cache():
+    published = track1.input_recipe("x3d_xs")
+    at_cache = track1.rgb_recipe({"rgb_backbone": "x3d_xs"}, {"frames": 4, "sampling_rate": 12, "size": published.cache_size})
+    assert (at_cache.frames, at_cache.sampling_rate, at_cache.size, at_cache.eval_size, at_cache.scale_range) == (4, 12, 160, 182, (182, 228))
+    small = track1.rgb_recipe({"rgb_backbone": "x3d_xs"}, {"frames": 8, "sampling_rate": 0, "size": 48})
+    assert (small.size, small.eval_size, small.scale_range) == (42, 48, (48, 60))
+    default = track1.rgb_recipe({}, {"frames": 8, "size": 48})
+    assert (default.size, default.eval_size, default.scale_range) == (48, 48, None)
+
+
+def _zoo_x3d_file(path):
+    """A stand-in for pytorchvideo's X3D_XS.pyth: pytorchvideo's own X3D (400 classes), saved as the zoo does."""
+    from pytorchvideo.models.x3d import create_x3d
+
+    torch.manual_seed(3)
+    net = create_x3d(input_clip_length=4, input_crop_size=64, head_activation=None)
+    torch.save({"model_state": net.state_dict()}, path)
+    return net
+
+
+@pytest.mark.parametrize("prototypes", [False, True])
+@pytest.mark.parametrize("stream", ["rgb", "fused"])
+def test_pretrained_rgb_backbone_loads_into_its_stream_and_fine_tunes_below_the_head(stream, prototypes, tmp_path):
+    zoo = _zoo_x3d_file(tmp_path / "X3D_XS.pyth")
+    model_params = dict(MODEL, prototypes=prototypes, rgb_backbone="x3d_xs", rgb_checkpoint=str(tmp_path / "X3D_XS.pyth"),
+                        rgb_backbone_lr_scale=0.1, rgb_freeze_bn=True)
+    torch.manual_seed(0)
+    model = track1.build_stream(stream, model_params, INPUTS)
+    done = track1.init_rgb_weights(model, stream, model_params)
+    assert any("loaded" in line and "into x3d_xs" in line for line in done) and any("BatchNorm layers frozen" in line for line in done)
+    base = model.base if prototypes else model
+    rgb = base.rgb if stream == "fused" else base
+    stem = zoo.blocks[0].conv.conv_t.weight
+    assert torch.equal(rgb.backbone.blocks[0].conv.conv_t.weight, stem)  # the file's tensors, not the random init
+    if stream == "fused":
+        assert track1.init_rgb_weights(track1.build_stream("pose", model_params, INPUTS), "pose", model_params) == []
+
+    groups = track1.optimizer_groups(model, stream, model_params, lr=0.1)
+    by_name = {g["name"]: g for g in groups}
+    assert by_name["backbone"]["lr"] == pytest.approx(0.01) and by_name["head"]["lr"] == pytest.approx(0.1)
+    backbone_ids = {id(p) for p in by_name["backbone"]["params"]}
+    assert id(rgb.backbone.blocks[0].conv.conv_t.weight) in backbone_ids and id(rgb.head.fc.weight) not in backbone_ids
+    if stream == "fused":  # the pose branch starts from scratch: the head's lr
+        assert not any(id(p) in backbone_ids for p in base.pose.parameters())
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert {id(p) for g in groups for p in g["params"]} == trainable
+    assert track1.optimizer_groups(model, stream, dict(model_params, rgb_checkpoint=None), lr=0.1) is None
+
+    optimizer = torch.optim.SGD(groups, lr=0.1, momentum=0.9)
+    inputs, labels = _batch(stream)
+    loss = track1.make_loss(model_params)(model, (inputs, labels), torch.device("cpu"))
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    assert torch.isfinite(loss) and not torch.equal(rgb.backbone.blocks[0].conv.conv_t.weight, stem)

@@ -53,6 +53,7 @@ import torch.nn.functional as F
 
 from miga.errors import ConfigError
 from miga.models.slowonly import Classifier3d, ClassifierHead, create_rgb_slowonly
+from miga.video import sample_indices
 
 KINETICS_MEAN = (0.45, 0.45, 0.45)
 KINETICS_STD = (0.225, 0.225, 0.225)
@@ -474,16 +475,8 @@ def freeze_stages(model: nn.Module, n: int) -> int:
 
 def sample_frame_indices(recipe: InputRecipe, start: int, end: int, *, train: bool,
                          rng: np.random.Generator | None = None) -> np.ndarray:
-    """`recipe.frames` frame indices in [start, end] (inclusive): every `sampling_rate`-th frame of a window at a
-    random offset (train) or centred (test); clips shorter than the window, and `sampling_rate` 0, spread the
-    frames over the whole clip instead (centres of equal bins)."""
-    length = end - start + 1
-    span = (recipe.frames - 1) * recipe.sampling_rate + 1
-    if recipe.sampling_rate <= 0 or length < span:
-        return start + np.minimum(((np.arange(recipe.frames) + 0.5) * length / recipe.frames).astype(np.int64), length - 1)
-    slack = length - span
-    offset = int((rng or np.random.default_rng()).integers(0, slack + 1)) if train else slack // 2
-    return start + offset + np.arange(recipe.frames, dtype=np.int64) * recipe.sampling_rate
+    """`recipe.frames` frame indices in [start, end] at `recipe.sampling_rate` (`miga.video.sample_indices`)."""
+    return sample_indices(start, end, recipe.frames, recipe.sampling_rate, train=train, rng=rng)
 
 
 def _as_video(clip: np.ndarray | torch.Tensor) -> torch.Tensor:

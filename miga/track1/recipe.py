@@ -22,7 +22,8 @@ from torch.utils.data import DataLoader, Dataset
 from miga.errors import ConfigError
 from miga.io import KeypointStore
 from miga.layouts import convert, get_layout
-from miga.models import build_model
+from miga.models import (InputRecipe, LoadReport, build_model, create_rgb_backbone, freeze_batchnorm, freeze_stages,
+                         input_recipe, load_rgb_checkpoint, param_groups, rgb_clip_transform)
 from miga.models.fusion import CrossAttentionFusion, PrototypeClassifier
 from miga.track1.skeleton import FEATURES as SKELETON_STREAMS
 from miga.track1.skeleton import SkeletonClipConfig, SkeletonClips
@@ -76,20 +77,28 @@ class PoseClips(Dataset):
         return torch.from_numpy(volume[0] if self.train else volume), int(self.labels[index])
 
 
-_RGB_MEAN = torch.tensor([0.45, 0.45, 0.45]).view(3, 1, 1, 1)
-_RGB_STD = torch.tensor([0.225, 0.225, 0.225]).view(3, 1, 1, 1)
-
-
-def rgb_tensor(crops: np.ndarray) -> torch.Tensor:
-    """uint8 (T, S, S, 3) -> normalised float (3, T, S, S)."""
-    return (torch.from_numpy(crops).permute(3, 0, 1, 2).float() / 255 - _RGB_MEAN) / _RGB_STD
+def rgb_recipe(model: Mapping, rgb: Mapping) -> InputRecipe:
+    """The RGB input of `model.rgb_backbone`: its published recipe (crop, test crop, short-side jitter) scaled to the
+    cached crop side `rgb.size`, with `rgb.frames` frames every `rgb.sampling_rate` source frames (0 = spread
+    over the whole clip). At the recipe's own cache size (configs/rgb_*.yaml) this is the published recipe."""
+    published = input_recipe(str(model.get("rgb_backbone", "slowonly_small")))
+    size = int(rgb["size"])
+    scale = size / published.cache_size
+    side = lambda pixels: max(1, int(round(pixels * scale)))  # noqa: E731
+    return InputRecipe(int(rgb["frames"]), int(rgb.get("sampling_rate", 0)), min(size, side(published.size)),
+                       published.mean, published.std, test_size=min(size, side(published.eval_size)),
+                       scale_range=tuple(side(p) for p in published.scale_range) if published.scale_range else None)
 
 
 class RgbClips(Dataset):
-    """Cached crops -> (3, T, S, S); training flips horizontally with p = 0.5 and jitters brightness."""
+    """Cached uint8 crops (T, S, S, 3) -> (3, T, s, s) by `recipe` (`rgb_clip_transform`): in training a random
+    short-side scale and crop, a horizontal flip with p = 0.5 and brightness jitter; at test the centre crop,
+    as two views (original, mirrored)."""
 
-    def __init__(self, crops: Sequence[np.ndarray], labels: np.ndarray, *, train: bool, seed: int):
-        self.crops, self.labels, self.train, self.seed, self.epoch = crops, labels, train, seed, 0
+    def __init__(self, crops: Sequence[np.ndarray], labels: np.ndarray, *, recipe: InputRecipe, train: bool, seed: int,
+                 flip_prob: float = 0.5):
+        self.crops, self.labels, self.train, self.seed, self.epoch, self.flip_prob = crops, labels, train, seed, 0, flip_prob
+        self.transform = rgb_clip_transform(recipe, train=train, flip_prob=flip_prob, intensity_jitter=0.2 if train else 0.0)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -97,16 +106,12 @@ class RgbClips(Dataset):
     def __len__(self) -> int:
         return len(self.crops)
 
+    def frames(self, index: int) -> torch.Tensor:
+        return self.transform(self.crops[index], np.random.default_rng([self.seed, self.epoch, index, 1]))
+
     def __getitem__(self, index: int):
-        clip = rgb_tensor(self.crops[index])
-        if self.train:
-            rng = np.random.default_rng([self.seed, self.epoch, index, 1])
-            if rng.random() < 0.5:
-                clip = clip.flip(-1)
-            clip = clip * float(rng.uniform(0.8, 1.2)) + float(rng.uniform(-0.2, 0.2))
-        else:
-            clip = torch.stack([clip, clip.flip(-1)])
-        return clip, int(self.labels[index])
+        clip = self.frames(index)
+        return (clip if self.train else torch.stack([clip, clip.flip(-1)])), int(self.labels[index])
 
 
 class PairedClips(Dataset):
@@ -120,6 +125,8 @@ class PairedClips(Dataset):
     def __init__(self, pose: PoseClips, rgb: RgbClips, *, flip_prob: float = 0.5):
         if len(pose) != len(rgb):
             raise ValueError(f"pose and RGB clip counts differ: {len(pose)} != {len(rgb)}")
+        if rgb.train and rgb.flip_prob:
+            raise ValueError("PairedClips mirrors pose and RGB together: give it RgbClips with flip_prob 0")
         config = pose.pipeline.config
         self.pose, self.rgb, self.flip_prob = pose, rgb, flip_prob
         self.pose.pipeline = PoseClipPipeline(replace(config, flip_prob=0.0))
@@ -135,12 +142,11 @@ class PairedClips(Dataset):
     def __getitem__(self, index: int):
         heatmaps, label = self.pose[index]
         if self.pose.train:
-            frames = rgb_tensor(self.rgb.crops[index])
+            frames = self.rgb.frames(index)
             rng = np.random.default_rng([self.pose.seed, self.pose.epoch, index, 2])
             if rng.random() < self.flip_prob:
                 heatmaps = torch.from_numpy(flip_volume(heatmaps.numpy(), self.channel_flip))
                 frames = frames.flip(-1)
-            frames = frames * float(rng.uniform(0.8, 1.2)) + float(rng.uniform(-0.2, 0.2))
             return (heatmaps, frames), label
         rgb_views, _ = self.rgb[index]  # (2, ...): original, flipped
         config = self.pose.pipeline.config
@@ -149,16 +155,20 @@ class PairedClips(Dataset):
 
 
 def clip_dataset(stream: str, ids: list[str], labels: np.ndarray, heatmap: Mapping, *, train: bool, seed: int,
-                 store=None, crops: Mapping[str, np.ndarray] | None = None, skeleton: Mapping | None = None) -> Dataset:
-    """The clips a stream reads: pose heatmaps from `store` (keypoints by sample id), RGB `crops`, both (`fused`),
-    or one skeleton feature of the keypoints (`skeleton`: the `skeleton` params)."""
+                 store=None, crops: Mapping[str, np.ndarray] | None = None, skeleton: Mapping | None = None,
+                 rgb: InputRecipe | None = None) -> Dataset:
+    """The clips a stream reads: pose heatmaps from `store` (keypoints by sample id), RGB `crops` transformed by the
+    `rgb` recipe (`rgb_recipe`; None = the small SlowOnly's), both (`fused`), or one skeleton feature of the
+    keypoints (`skeleton`: the `skeleton` params)."""
     if stream in SKELETON_STREAMS:
         return SkeletonClips([store[i] for i in ids], store.layout, labels, config=SkeletonClipConfig.from_params(skeleton or {}),
                              feature=stream, train=train, seed=seed)
     pose = lambda: PoseClips(store, ids, labels, layout=heatmap["layout"], pipeline=pose_pipeline(heatmap),  # noqa: E731
                              train=train, seed=seed)
-    rgb = lambda: RgbClips([crops[i] for i in ids], labels, train=train, seed=seed)  # noqa: E731
-    return {"pose": pose, "rgb": rgb, "fused": lambda: PairedClips(pose(), rgb())}[stream]()
+    recipe = rgb or input_recipe("slowonly_small")
+    frames = lambda flip_prob=0.5: RgbClips([crops[i] for i in ids], labels, recipe=recipe, train=train, seed=seed,  # noqa: E731
+                                            flip_prob=flip_prob)
+    return {"pose": pose, "rgb": frames, "fused": lambda: PairedClips(pose(), frames(0.0))}[stream]()
 
 
 def build_stream(stream: str, model: Mapping, inputs: StreamInputs, skeleton: Mapping | None = None) -> torch.nn.Module:
@@ -166,7 +176,7 @@ def build_stream(stream: str, model: Mapping, inputs: StreamInputs, skeleton: Ma
     cross-attention), with prototypes if asked."""
     common = dict(num_classes=inputs.num_classes, stage_blocks=tuple(model["stage_blocks"]), dropout=float(model["dropout"]))
     pose = lambda: build_model("pose_slowonly", in_channels=inputs.in_channels, base_channels=int(model["pose_base_channels"]), **common)  # noqa: E731
-    rgb = lambda: build_model("rgb_slowonly", base_channels=int(model["rgb_base_channels"]), **common)  # noqa: E731
+    rgb = lambda: _rgb_network(model, inputs.num_classes)  # noqa: E731
     if stream in SKELETON_STREAMS:
         network = build_model("stgcn", layout=SkeletonClipConfig.from_params(skeleton or {}).layout_for(inputs.keypoint_layout), num_classes=inputs.num_classes,
                               base_channels=int(model.get("gcn_channels", 32)), num_blocks=int(model.get("gcn_blocks", 6)),
@@ -185,6 +195,54 @@ def build_stream(stream: str, model: Mapping, inputs: StreamInputs, skeleton: Ma
         network = PrototypeClassifier(network, inputs.num_classes, scale=float(model.get("prototype_scale", 10.0)),
                                       margin=float(model.get("prototype_margin", 0.2)))
     return network
+
+
+def _rgb_network(model: Mapping, num_classes: int) -> torch.nn.Module:
+    """`model.rgb_backbone` with a classifier for our classes: miga's small SlowOnly (sized by `rgb_base_channels`,
+    `stage_blocks`) or a pytorchvideo backbone at its own size (random init; `init_rgb_weights` loads a checkpoint)."""
+    name = str(model.get("rgb_backbone", "slowonly_small"))
+    if name == "slowonly_small":
+        return create_rgb_backbone(name, num_classes=num_classes, dropout=float(model["dropout"]),
+                                   base_channels=int(model["rgb_base_channels"]), stage_blocks=tuple(model["stage_blocks"]))
+    return create_rgb_backbone(name, num_classes=num_classes)
+
+
+def _rgb_prefix(network: torch.nn.Module, stream: str) -> str:
+    """Where a stream's RGB classifier sits: the network itself (`rgb`), or its `rgb` branch (`fused`), under
+    a `PrototypeClassifier`'s `base` when prototypes are on."""
+    base = "base." if isinstance(network, PrototypeClassifier) else ""
+    return base + ("rgb." if stream == "fused" else "")
+
+
+def init_rgb_weights(network: torch.nn.Module, stream: str, model: Mapping) -> list[str]:
+    """Before training: load `model.rgb_checkpoint` (a local pytorchvideo model-zoo file, weights only) into the RGB
+    classifier, then freeze its BatchNorms (`rgb_freeze_bn`) and first stages (`rgb_freeze_stages`). Returns
+    what was done, one line each (nothing for streams without RGB)."""
+    if "rgb" not in inputs_for(stream):
+        return []
+    rgb = network.get_submodule(_rgb_prefix(network, stream).rstrip(".")) if _rgb_prefix(network, stream) else network
+    name = str(model.get("rgb_backbone", "slowonly_small"))
+    done = []
+    if model.get("rgb_checkpoint"):
+        report: LoadReport = load_rgb_checkpoint(rgb, model["rgb_checkpoint"], name=name)
+        done.append(str(report))
+    if model.get("rgb_freeze_bn", False):
+        done.append(f"{name}: {freeze_batchnorm(rgb)} BatchNorm layers frozen")
+    if int(model.get("rgb_freeze_stages", 0)):
+        done.append(f"{name}: first {int(model['rgb_freeze_stages'])} stages frozen ({freeze_stages(rgb, int(model['rgb_freeze_stages']))} parameters)")
+    return done
+
+
+def optimizer_groups(network: torch.nn.Module, stream: str, model: Mapping, *, lr: float) -> list[dict] | None:
+    """Fine-tuning from `model.rgb_checkpoint`: the RGB backbone at `lr * rgb_backbone_lr_scale`, the rest (its new
+    classifier, the pose branch and fusion of `fused`) at `lr`; BatchNorm weights at `rgb_norm_weight_decay` when
+    set. None (one group, the optimizer's default) when nothing is pretrained."""
+    if "rgb" not in inputs_for(stream) or not model.get("rgb_checkpoint"):
+        return None
+    norm_decay = model.get("rgb_norm_weight_decay")
+    return param_groups(network, lr=lr, backbone_lr_scale=float(model.get("rgb_backbone_lr_scale", 0.1)),
+                        norm_weight_decay=None if norm_decay is None else float(norm_decay),
+                        backbone=_rgb_prefix(network, stream) + "backbone")
 
 
 def to_device(inputs, dev: torch.device):

@@ -16,13 +16,13 @@ import torch
 import torch.nn.functional as F
 
 from miga.io import atomic_path
-from miga.video import read_frames
+from miga.video import read_frames, sample_indices
 
 
-def clip_frame_indices(start: int, end: int, frames: int) -> np.ndarray:
-    """Centres of `frames` equal bins over [start, end] (inclusive)."""
-    length = end - start + 1
-    return start + np.minimum(((np.arange(frames) + 0.5) * length / frames).astype(np.int64), length - 1)
+def clip_frame_indices(start: int, end: int, frames: int, sampling_rate: int = 0) -> np.ndarray:
+    """The frames cached for a clip in [start, end] (inclusive): centres of `frames` equal bins (`sampling_rate`
+    0), or every `sampling_rate`-th frame of the centred window (a backbone's recipe; bins when the clip is shorter)."""
+    return sample_indices(start, end, frames, sampling_rate)
 
 
 def square_box(keypoints: np.ndarray, *, padding: float, min_score: float = 1e-3) -> tuple[float, float, float]:
@@ -54,8 +54,9 @@ def crop_and_resize(frames: np.ndarray, box: tuple[float, float, float], size: i
 
 
 def extract_crops(manifest: pl.DataFrame, keypoints: dict[str, np.ndarray], *, frames: int, size: int, padding: float,
-                  root: Path = Path(".")) -> dict[str, np.ndarray]:
-    """`{sample_id: uint8 (frames, size, size, 3)}` for every manifest row with a video (paths relative to `root`)."""
+                  root: Path = Path("."), sampling_rate: int = 0) -> dict[str, np.ndarray]:
+    """`{sample_id: uint8 (frames, size, size, 3)}` for every manifest row with a video (paths relative to `root`),
+    at the frames `clip_frame_indices` picks."""
     by_video: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
     offsets = manifest["video_start"] if "video_start" in manifest.columns else pl.Series([0] * manifest.height)
     rows = manifest.select("sample_id", "video", "start_frame", "end_frame").with_columns(offset=offsets.fill_null(0))
@@ -65,7 +66,7 @@ def extract_crops(manifest: pl.DataFrame, keypoints: dict[str, np.ndarray], *, f
         by_video[video].append((sample_id, start - offset, end - offset))  # frames of the video file
     crops = {}
     for video, clips in by_video.items():
-        wanted = {sid: clip_frame_indices(start, end, frames) for sid, start, end in clips}
+        wanted = {sid: clip_frame_indices(start, end, frames, sampling_rate) for sid, start, end in clips}
         all_indices = np.unique(np.concatenate(list(wanted.values())))
         decoded = read_frames(Path(root) / video, all_indices)
         position = {int(i): k for k, i in enumerate(all_indices)}
