@@ -49,6 +49,22 @@ def convert_utkinect(
     typer.echo(f"wrote {out}")
 
 
+@convert_app.command("biisc")
+@clean_errors
+def convert_biisc(
+    source: Path = typer.Argument(..., help="Folder of BIISC clips (Sxxx_G_ACTN_STD_VIEW.avi)."),
+    out: Path = typer.Argument(..., help="Output folder: an iMiGUE-layout release (videos and labels, no skeletons)."),
+    fold: int = typer.Option(0, help="Which group of people is the test split (the next group is val)."),
+    folds: int = typer.Option(5, help="Person-disjoint groups."),
+) -> None:
+    """BIISC clips -> an iMiGUE release for Track 1 with a video pose backend (pose.backend: mediapipe)."""
+    from miga.datasets import biisc
+
+    counts = biisc.convert(source, out, fold=fold, folds=folds)
+    typer.echo(f"wrote {out}: " + ", ".join(f"{n} {split}" for split, n in counts.items()) + " clips; use it with "
+               f"datasets.imigue.root: {out}, datasets.imigue.test_labels: real, test_truth: null, pose.backend: mediapipe")
+
+
 data_app = typer.Typer(no_args_is_help=True, help="Dataset releases: what a root holds, before a long run.")
 app.add_typer(data_app, name="data")
 

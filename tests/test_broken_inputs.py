@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +100,7 @@ def _damage_video(root: Path) -> None:
 
 def _foreign_model(root: Path) -> None:
     (root / "models/track1").mkdir(parents=True, exist_ok=True)
-    torch.save({"model": {"weight": torch.zeros(3)}}, root / "models/track1/pose.pt")
+    torch.save({"model": {"weight": torch.zeros(3)}}, root / "models/track1/joint.pt")  # the first default stream
 
 
 def _submission_missing_ids(root: Path) -> None:
@@ -122,6 +123,7 @@ class Case:
     files: Callable[[Path], None] | None = None
     exit_code: int = 1
     says: str = ""  # a word the error line must contain
+    absent: tuple[str, ...] = ()  # modules hidden for the run (an optional extra not installed, wherever it is)
 
 
 CASES = [
@@ -132,20 +134,21 @@ CASES = [
     Case("train labels missing", ["ingest", "--dataset", "smg"], files=_remove_train_labels, says="finelabels"),
     Case("no video for video pose", ["ingest", "--dataset", "imigue"], _set("datasets.imigue.pose", "mediapipe"),
          _remove_videos, says="video"),
-    Case("no video for RGB fusion", ["ingest", "--dataset", "imigue"], _set("model.fusion", "late"), _remove_videos,
-         says="video"),
+    Case("no video for RGB fusion", ["ingest", "--dataset", "imigue"],
+         lambda p: (_set("model.fusion", "late")(p), _set("model.streams", ["pose", "rgb"])(p)), _remove_videos, says="video"),
     Case("unreadable video", ["ingest", "--dataset", "imigue"], files=_damage_video, says=".mp4"),
     Case("test truth folder missing", ["ingest", "--dataset", "smg"], _set("datasets.smg.test_truth", "gone"), says="gone"),
     Case("unknown skeleton source", ["pose", "--dataset", "imigue"], _set("datasets.imigue.skeleton", "kinect"), says="skeleton"),
     Case("unknown pose backend", ["pose", "--dataset", "imigue"], _set("pose.backend", "openpose"), says="openpose"),
     Case("mmpose config missing", ["pose", "--dataset", "smg"], _set("datasets.smg.pose", "mmpose"), says="pose.mmpose.config"),
     Case("mmpose not installed", ["pose", "--dataset", "smg"],
-         lambda p: (_set("datasets.smg.pose", "mmpose")(p), _set("pose.mmpose.config", "params.yaml")(p)), says="install-mmpose"),
+         lambda p: (_set("datasets.smg.pose", "mmpose")(p), _set("pose.mmpose.config", "params.yaml")(p)), says="install-mmpose",
+         absent=("mmpose", "mmpose.apis")),
     Case("missing params key", ["ingest", "--dataset", "smg"], _drop("datasets.smg.root"), says="datasets.smg.root"),
     Case("params not YAML", ["ingest", "--dataset", "smg"], files=_write("params.yaml", "datasets: [\n"), says="YAML"),
     Case("unknown fusion", ["track1", "train"], _set("model.fusion", "average"), says="model.fusion"),
     Case("unknown detector", ["track2", "train"], _set("track2.detector", "rnn"), says="track2.detector"),
-    Case("model does not match params", ["track1", "predict"], files=_foreign_model, says="pose.pt"),
+    Case("model does not match params", ["track1", "predict"], files=_foreign_model, says="joint.pt"),
     Case("submission file missing", ["submission", "check", "1", "absent.csv"], says="absent.csv"),
     Case("score: test Ids missing", ["score", "1", "sub.csv"], files=_submission_missing_ids, says="sub.csv"),
     Case("score: Target out of range", ["score", "1", "sub.csv"], files=_submission_out_of_range, says="sub.csv"),
@@ -160,7 +163,9 @@ def _snapshot(root: Path) -> dict[Path, str]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_broken_input_is_one_line(case: Case, release: Path, tmp_path: Path):
+def test_broken_input_is_one_line(case: Case, release: Path, tmp_path: Path, monkeypatch):
+    for module in case.absent:
+        monkeypatch.setitem(sys.modules, module, None)
     root = tmp_path / "project"
     shutil.copytree(release, root)
     if case.params:

@@ -204,3 +204,31 @@ def test_imigue_2023_arrays(tmp_path):
     np.save(tmp_path / "bad.npy", data[:, :2])
     with pytest.raises(DatasetFormatError, match="expected shape"):
         imigue.read_2023_arrays(tmp_path / "bad.npy", tmp_path / "train_label.pkl")
+
+
+def test_biisc_clips_become_an_imigue_release_split_by_person(tmp_path):
+    from miga.datasets import biisc, imigue
+    from tests.conftest import write_test_video
+
+    source = tmp_path / "biisc"
+    source.mkdir()
+    for person in (1, 7, 8, 9, 10, 11):
+        for action, frames in (("WAVE", 6), ("SCRA", 9)):
+            write_test_video(source / f"S{person:03d}_M_{action}_STD_LFT.mp4", frames)
+    counts = biisc.convert(source, tmp_path / "release", fold=1, folds=3)
+    assert counts == {"train": 4, "val": 4, "test": 4}
+
+    assert imigue.scan(tmp_path / "release").filter(pl.col("split") == "test")["label"].null_count() == 4  # placeholder rule
+    manifest = imigue.scan(tmp_path / "release", entry={"test_labels": "real"})  # as the converter's note says
+    assert manifest.height == 12
+    by_subject = {s: set(g["split"]) for (s,), g in manifest.group_by(["subject"])}
+    assert by_subject == {1: {"train"}, 7: {"train"}, 8: {"test"}, 9: {"test"}, 10: {"val"}, 11: {"val"}}
+    waves = manifest.filter(pl.col("label") == biisc.ACTIONS.index("WAVE"))
+    assert waves.height == 6 and set(waves["end_frame"]) == {5} and set(waves["start_frame"]) == {0}
+    assert set(manifest.filter(pl.col("label") == biisc.ACTIONS.index("SCRA"))["end_frame"]) == {8}
+    assert (tmp_path / "release/classes.csv").read_text().splitlines()[1].startswith("0,answer a phone call,")
+
+    with pytest.raises(DatasetFormatError, match="not a BIISC clip name"):
+        biisc.parse_name("S001_M_JUMP_STD_LFT")
+    with pytest.raises(DatasetFormatError, match="folds must be in 2..6"):
+        biisc.convert(source, tmp_path / "other", folds=7)

@@ -19,7 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = {
     "synth": {"preset": "tiny"},
     "heatmap": {"clip_len": 8, "test_clips": 1},
-    "model": {"pose_base_channels": 8, "fusion": "none"},  # the late-fusion default is run as an experiment below
+    # the heatmap and RGB streams here; late fusion runs as an experiment below, the skeleton streams (the default) too
+    "model": {"pose_base_channels": 8, "fusion": "none", "streams": ["pose", "rgb"]},
     # ~1 train clip per class: 10 epochs of 4 steps learn enough to beat the majority class on test (2 of 2 steps did not)
     "train": {"epochs": 10, "batch_size": 8, "workers": 0},
     "track2": {"epochs": 2, "windows_per_epoch": 8, "window": 128, "layers": 4, "channels": 16},
@@ -140,6 +141,10 @@ def test_track2_decoding_params_rerun_prediction_only_and_mirror_retrains(projec
 
 @pytest.mark.slow
 def test_every_fusion_and_prototypes_run_as_experiments(project):
+    _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "model.fusion=late", "-S", "model.streams=[joint,bone]"], project)
+    fusion = json.loads((project / "metrics/track1_fusion.json").read_text())
+    assert fusion["streams"] == ["joint", "bone"] and (project / "models/track1/bone.pt").exists()
+    assert set(json.loads((project / "metrics/track1.json").read_text())["streams"]) == {"joint", "bone"}
     for setting in ("model.fusion=crossattn", "model.prototypes=true"):
         _run([sys.executable, "-m", "dvc", "exp", "run", "-S", setting], project)
         metrics = json.loads((project / "metrics/track1.json").read_text())
@@ -161,7 +166,7 @@ def test_pretrained_rgb_backbone_runs_as_an_experiment(project):
     torch.save({"model_state": create_x3d(input_clip_length=4, input_crop_size=64, head_activation=None).state_dict()},
                project / "X3D_XS.pyth")
     result = _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "model.fusion=late", "-S", "model.prototypes=false",
-                   "-S", "model.rgb_backbone=x3d_xs", "-S", f"model.rgb_checkpoint={project / 'X3D_XS.pyth'}"], project)
+                   "-S", "model.streams=[pose,rgb]", "-S", "model.rgb_backbone=x3d_xs", "-S", f"model.rgb_checkpoint={project / 'X3D_XS.pyth'}"], project)
     assert "loaded 561 tensors into x3d_xs" in result.stdout + result.stderr
     fusion = json.loads((project / "metrics/track1_fusion.json").read_text())
     assert fusion["streams"] == ["pose", "rgb"] and set(fusion["val_top1"]) == {"pose", "rgb", "fused"}

@@ -44,7 +44,7 @@ TINY = {
     "pose": {"backend": "mediapipe", "mediapipe": {"model": "holistic", "workers": 1}},
     "heatmap": {"clip_len": 8, "test_clips": 1},
     "rgb": {"frames": 4},
-    "model": {"pose_base_channels": 8},
+    "model": {"pose_base_channels": 8, "streams": ["pose", "rgb"]},  # RGB crops from the real videos
     "train": {"epochs": 2, "workers": 0, "batch_size": 8},
 }
 STAGES = ("ingest@imigue", "pose@imigue", "rgb", "train_track1", "predict_track1", "evaluate_track1")
@@ -134,7 +134,7 @@ def test_repro_with_mediapipe_runs_track1_from_real_video(project):
     from miga.io import KeypointStore
 
     store = KeypointStore(root / "data/interim/imigue/keypoints.parquet")
-    assert store.layout == "openpose25_hands10"
+    assert store.layout == "mediapipe_upper25"  # pose.mediapipe.layout
     assert store.source["backend"] == "mediapipe" and store.source["settings"]["model"] == "holistic"
     assert store.source["settings"]["model_complexity"] == 1
     videos = store.source["videos"]
@@ -153,7 +153,7 @@ def test_repro_with_mediapipe_runs_track1_from_real_video(project):
 
     metrics = json.loads((root / "metrics/track1.json").read_text())
     assert metrics["split"] == "test" and 0 <= metrics["top1"] <= metrics["top5"] <= 1
-    assert set(metrics["streams"]) == {"pose", "rgb"}  # the default late fusion: RGB crops cut from the real videos
+    assert set(metrics["streams"]) == {"pose", "rgb"}  # late fusion: RGB crops cut from the real videos
     with open(root / "submissions/track1.csv") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == ["Id", "Target"]

@@ -1,9 +1,10 @@
 """The mmpose pose backend: layout conversion, errors and laziness always; the model only where mmpose is installed.
 
-MMPose is an optional extra (`bash scripts/install-mmpose.sh` compiles mmcv against the
-installed torch, ~15 minutes on 2 cores), so the model test skips without it. With it, an
-untrained RTMPose-t is built from a config dict (no checkpoint, nothing downloaded) and run
-through the backend on a small video.
+MMPose is an optional extra (`bash scripts/install-mmpose.sh`, mmcv without its compiled ops;
+BENCHMARKS.md "MMPose install"), so the model test skips without it ("mmpose not installed");
+where mmpose is installed but does not import, the skip says so and gives the import's error.
+With it, an untrained RTMPose-t is built from a config dict (no checkpoint, nothing downloaded)
+and run through the backend on a small video.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def test_importing_the_backend_does_not_import_mmpose_or_torch():
 def test_missing_mmpose_names_the_install_script(monkeypatch):
     monkeypatch.setitem(sys.modules, "mmpose", None)
     monkeypatch.setitem(sys.modules, "mmpose.apis", None)
-    with pytest.raises(ImportError, match="bash scripts/install-mmpose.sh"):
+    assert not mm.mmpose_installed()
+    with pytest.raises(ImportError, match="needs mmpose.*bash scripts/install-mmpose.sh"):
         mm.import_mmpose()
     config = Path(__file__)  # any existing file: the settings check comes first, then the import
     manifest = pl.DataFrame({"sample_id": ["s"], "video": ["v.mp4"], "start_frame": [0], "end_frame": [1]})
@@ -78,6 +80,26 @@ def test_checkpoints_load_weights_only(tmp_path):
     assert not (tmp_path / "ran").exists()
 
 
+def test_the_model_runs_on_a_fixed_torch_thread_count():
+    """Whichever executor runs it (this process, a worker process, a Ray actor), with the caller's count put back after."""
+    import torch
+
+    before = torch.get_num_threads()
+    with mm.torch_threads():
+        assert torch.get_num_threads() == mm.TORCH_THREADS == 1
+    assert torch.get_num_threads() == before
+
+
+def test_a_cspnext_backbone_from_mmdet_is_built_from_mmposes_copy():
+    config = {"model": {"backbone": {"_scope_": "mmdet", "type": "CSPNeXt", "arch": "P5"}, "head": {"_scope_": "mmdet", "type": "X"}}}
+    mm.own_backbone(config)
+    assert config["model"]["backbone"] == {"type": "CSPNeXt", "arch": "P5"}
+    assert config["model"]["head"] == {"_scope_": "mmdet", "type": "X"}  # nothing else changes
+    other = {"model": {"backbone": {"_scope_": "mmdet", "type": "ResNet"}}}
+    mm.own_backbone(other)
+    assert other["model"]["backbone"]["_scope_"] == "mmdet"
+
+
 def test_coco17_points_to_layouts():
     raw = np.zeros((2, 17, 3), np.float32)
     raw[..., 0] = np.arange(17)
@@ -119,6 +141,17 @@ def test_wholebody_points_to_layouts():
 
 # ---------------------------------------------------------------- with mmpose installed
 
+
+def require_mmpose():
+    """`mmpose.apis`; else a skip: "mmpose not installed", or, where it is installed, the error its import raised."""
+    if not mm.mmpose_installed():
+        pytest.skip("mmpose not installed (optional extra: bash scripts/install-mmpose.sh)")
+    try:
+        return mm.import_mmpose()
+    except ImportError as err:
+        pytest.skip(str(err))  # "mmpose is installed but `import mmpose.apis` fails: <the error> ..."
+
+
 CODEC = dict(type="SimCCLabel", input_size=(192, 256), sigma=(4.9, 5.66), simcc_split_ratio=2.0, normalize=False, use_dark=False)
 RTMPOSE_T = dict(  # RTMPose-t (COCO, 256x192), untrained: the architecture of the official config
     default_scope="mmpose",
@@ -143,10 +176,7 @@ RTMPOSE_T = dict(  # RTMPose-t (COCO, 256x192), untrained: the architecture of t
 
 
 def test_untrained_rtmpose_runs_through_the_backend(tmp_path):
-    try:
-        mm.import_mmpose()
-    except ImportError as err:
-        pytest.skip(f"mmpose not installed (optional extra: bash scripts/install-mmpose.sh): {err}")
+    require_mmpose()
     video = tmp_path / "clip.mp4"
     write_test_video(video, 3, size=(96, 64))
     manifest = pl.DataFrame({"sample_id": ["s"], "video": ["clip.mp4"], "start_frame": [1], "end_frame": [2]})
@@ -158,3 +188,25 @@ def test_untrained_rtmpose_runs_through_the_backend(tmp_path):
     xy = kp[0][kp[0, :, :, 2] > 0][:, :2]
     assert ((xy >= 0) & (xy <= [95, 63])).all()  # pixels of the frame, whatever an untrained model says
     assert result.source["videos"]["clip.mp4"]["frames"] == 2
+
+
+def test_mmposes_own_rtmpose_and_rtmw_configs_build_and_run():
+    """The config files mmpose ships (RTMPose-t takes its CSPNeXt from mmdet's scope), untrained: one frame each."""
+    apis = require_mmpose()
+    import mmpose
+
+    configs = Path(mmpose.__file__).parent / ".mim" / "configs"
+    frame = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    for name, points in (("body_2d_keypoint/rtmpose/coco/rtmpose-t_8xb256-420e_coco-256x192.py", 17),
+                         ("wholebody_2d_keypoint/rtmpose/cocktail14/rtmw-m_8xb1024-270e_cocktail14-256x192.py", 133)):
+        with mm.torch_threads():
+            out = mm.estimate_frame(apis, mm.MmposeSettings(str(configs / name)).build(), frame)
+        assert out.shape == (points, 3) and np.isfinite(out).all()
+
+
+def test_a_config_that_is_not_a_model_is_named(tmp_path):
+    require_mmpose()
+    config = tmp_path / "params.yaml"
+    config.write_text("model:\n  fusion: late\n")
+    with pytest.raises(ValueError, match="params.yaml is not an MMPose model config"):
+        mm.MmposeSettings(str(config)).build()

@@ -229,14 +229,10 @@ def test_importing_the_ray_executor_does_not_import_ray():
 def test_mmpose_rtmpose_through_the_stage_on_both_executors(ray_session, tmp_path, monkeypatch):
     """An RTMPose-t config (untrained weights saved by the test as its checkpoint) on the local and the Ray executor."""
     from miga.pose import mmpose_backend as mm
+    from tests.test_pose_mmpose import RTMPOSE_T, require_mmpose
 
-    try:
-        mm.import_mmpose()
-    except ImportError as err:
-        pytest.skip(f"mmpose not installed (optional extra: bash scripts/install-mmpose.sh): {err}")
+    require_mmpose()
     import torch
-
-    from tests.test_pose_mmpose import RTMPOSE_T
 
     config = tmp_path / "rtmpose_t.py"
     config.write_text("".join(f"{name} = {value!r}\n" for name, value in RTMPOSE_T.items()))

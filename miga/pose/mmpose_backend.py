@@ -11,9 +11,20 @@ no person detector is run). Output layouts:
 - a 133-point COCO-WholeBody model (RTMW, RTMPose wholebody): every point of
   `openpose25_hands10` (BODY_25 with the feet, and the 10 fingertips).
 
+A CSPNeXt backbone that a config takes from mmdet (`_scope_='mmdet'`, as mmpose's RTMPose
+configs do) is built from mmpose's own copy of it (`own_backbone`), so those configs build
+without mmcv's compiled ops.
+
 MMPose is never imported by `import miga`: it is imported when the backend runs, and a clear
-ImportError names the install script when it is absent. Its install needs mmcv compiled
-against the installed torch (`bash scripts/install-mmpose.sh`, ~15 minutes on 2 cores).
+ImportError names the install script when it is absent (or installed but failing to import, with
+the import's own error). `bash scripts/install-mmpose.sh` installs it with mmcv's pure-Python part
+(no compiled ops, which this backend does not use; BENCHMARKS.md "MMPose install").
+
+The model runs with torch on `TORCH_THREADS` (1) CPU thread in every worker, whichever executor
+runs it (the local process or pool, or a Ray actor; the previous count is restored after): the
+thread count changes the floating-point sums of the CPU kernels, so a fixed one keeps the
+keypoints the same bytes on every executor. Parallelism comes from `workers` (processes or
+actors), one video each.
 
 Checkpoints are read by miga with `torch.load(..., weights_only=True)` (tensors and plain
 containers only) and loaded into the model built from the config; mmengine's own loader,
@@ -39,6 +50,7 @@ from miga.pose.extract import extract_manifest, points_to_openpose
 from miga.video import iter_frames
 
 INSTALL = "bash scripts/install-mmpose.sh"
+TORCH_THREADS = 1  # torch CPU threads per worker: the same in every executor, so the same keypoints (module doc)
 LAYOUTS = ("openpose25_hands10", "coco17", "imigue22")
 RAW_FORMAT = 1
 
@@ -56,18 +68,58 @@ _WHOLEBODY_TO_OPENPOSE: dict[str, int | tuple[int, int]] = {
 assert set(_WHOLEBODY_TO_OPENPOSE) == set(OPENPOSE25_HANDS10.joints)
 
 
+def mmpose_installed() -> bool:
+    """Whether an `mmpose` package is there to import (found, not imported)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("mmpose") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+_broken_import: str | None = None  # why an installed mmpose failed to import in this process
+
+
 def import_mmpose():
-    """`mmpose.apis`, or an ImportError that names the install script."""
+    """`mmpose.apis`, or an ImportError that names the install script (and the import's error, if mmpose is there).
+
+    An installed mmpose that failed to import once fails every later call in the process with the
+    same error: a second `import` after a failed one can find the half-imported modules and pass.
+    """
+    global _broken_import
+    if _broken_import is not None:
+        raise MissingExtraError(_broken_import)
     try:
         import mmpose.apis  # noqa: F401
     except ImportError as err:
+        if mmpose_installed():
+            _broken_import = (
+                f"mmpose is installed but `import mmpose.apis` fails: {type(err).__name__}: {err} "
+                f"(rerun {INSTALL}: it installs mmcv, mmdet and mmengine with it and makes mmpose's EDPose "
+                f"import optional when mmcv has no compiled ops; BENCHMARKS.md 'MMPose install')"
+            )
+            raise MissingExtraError(_broken_import) from err
         raise MissingExtraError(
-            f"the mmpose pose backend needs mmpose, mmengine and mmcv built against the installed torch: {INSTALL} "
-            f"(README, 'Pose from video'; it compiles mmcv: an hour or more on 2 cores, BENCHMARKS.md 'MMPose install') ({err})"
+            f"the mmpose pose backend needs mmpose, mmengine, mmdet and mmcv: {INSTALL} "
+            f"(README, 'Pose from video'; BENCHMARKS.md 'MMPose install') ({err})"
         ) from err
     import mmpose.apis
 
     return mmpose.apis
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int = TORCH_THREADS):
+    """torch's CPU intra-op threads set to `threads` for the duration, then put back as they were."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def to_layout(raw: np.ndarray, layout: str = "openpose25_hands10", *, mirror: bool = False) -> np.ndarray:
@@ -119,6 +171,11 @@ class MmposeSettings:
         from mmengine.config import Config
 
         config = Config.fromfile(str(self.config)) if isinstance(self.config, (str, os.PathLike)) else Config(dict(self.config))
+        model_config = config.get("model")
+        if not isinstance(model_config, Mapping) or "type" not in model_config or "backbone" not in model_config:
+            raise ConfigError(f"pose.mmpose.config {self.config if isinstance(self.config, (str, os.PathLike)) else '(a dict)'} "
+                              f"is not an MMPose model config: it needs model = dict(type=..., backbone=..., head=...)")
+        own_backbone(config)
         model = apis.init_model(config, checkpoint=None, device=self.device)
         if self.checkpoint:
             state = load_checkpoint(self.checkpoint)
@@ -129,6 +186,19 @@ class MmposeSettings:
                 model.dataset_meta = meta["dataset_meta"]
             model.to(self.device)
         return model
+
+
+def own_backbone(config) -> None:
+    """A CSPNeXt backbone taken from mmdet (`_scope_='mmdet'`, as in mmpose's own RTMPose configs) -> mmpose's CSPNeXt.
+
+    mmdet's models import mmcv's compiled ops (NMS), which the default install lacks
+    (scripts/install-mmpose.sh); mmpose 1.3.2 registers the same CSPNeXt (mmdet 3.3.0's code, with
+    mmpose's registry: the same modules and parameter names, so the same checkpoints load). Changed
+    in place; every other part of the config is kept as it is.
+    """
+    backbone = (config.get("model") or {}).get("backbone")
+    if isinstance(backbone, Mapping) and backbone.get("type") == "CSPNeXt" and backbone.get("_scope_") == "mmdet":
+        backbone.pop("_scope_")
 
 
 def _numpy_globals() -> list:
@@ -162,13 +232,17 @@ class MmposeExtractor:
         self.settings = settings
 
     def __call__(self, video: Path, frames: np.ndarray, progress: Callable[[int], None]) -> tuple[dict, dict]:
-        return self._extract(import_mmpose(), self.settings.build(), video, frames, progress)
+        """One video (the local executor: this process, or a worker process per video); `TORCH_THREADS` threads."""
+        with torch_threads():
+            return self._extract(import_mmpose(), self.settings.build(), video, frames, progress)
 
     @contextlib.contextmanager
     def loaded(self):
-        """This extractor with the model built once for many videos (what a Ray actor holds; top-down: no state across frames)."""
-        apis, model = import_mmpose(), self.settings.build()
-        yield lambda video, frames, progress: self._extract(apis, model, video, frames, progress)
+        """This extractor with the model built once for many videos (what a Ray actor holds; top-down: no state across
+        frames), on `TORCH_THREADS` threads while it is held."""
+        with torch_threads():
+            apis, model = import_mmpose(), self.settings.build()
+            yield lambda video, frames, progress: self._extract(apis, model, video, frames, progress)
 
     def _extract(self, apis, model, video: Path, frames: np.ndarray, progress: Callable[[int], None]) -> tuple[dict, dict]:
         frames = np.asarray(frames, dtype=np.int64)
