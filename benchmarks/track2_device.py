@@ -62,7 +62,7 @@ def run(folder: Path, epochs: int | None, seed: int | None, detector: str | None
     torch.set_num_threads(int(options.get("threads", 1)))
     keypoints = np.load(folder / "keypoints.npz")
     segments = pl.read_parquet(folder / "segments.parquet")
-    features = {sid: track2.frame_features(keypoints[sid], meta["layout"]) for split in meta["splits"].values() for sid in split}
+    features = {sid: track2.frame_features(keypoints[sid], meta["layout"], track2.feature_config(options)) for split in meta["splits"].values() for sid in split}
     train_ids = meta["splits"]["train"]
     standardize = track2.Standardizer.fit([features[sid] for sid in train_ids])
     inputs = [standardize(features[sid]) for sid in train_ids]

@@ -91,7 +91,7 @@ def run_variant(config: dict, overrides: dict, checkpoint: Path, holdout: Path |
         pool = stage.Track2Data(config, project=holdout)
         if pool.class_names != data.class_names:
             raise SystemExit(f"{holdout}: its classes differ from the project's")
-        features = {sid: standardize(track2.frame_features(pool.store[sid], pool.store.layout)) for sid in pool.manifest["sample_id"]}
+        features = {sid: standardize(track2.frame_features(pool.store[sid], pool.store.layout, track2.feature_config(config["track2"]))) for sid in pool.manifest["sample_id"]}
         pooled = track2.make_decoder(model, config["track2"], features)(threshold)
         result["holdout"] = _score(pool.segments, pooled, pool.num_classes, iou)
         result["holdout"]["sequences"], result["holdout"]["gestures"] = len(features), pool.segments.height

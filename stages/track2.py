@@ -52,7 +52,9 @@ def predict(params: Path = PARAMS_OPTION) -> None:
     write_parquet(detections, DETECTIONS)
     test_detections = detections.filter(pl.col("sample_id").is_in(test_ids))
     write_track2(track2_frame(test_detections, class_base=int(evaluation["track2_class_base"])), Path("submissions/track2.csv"))
-    write_json({"detector": track2.detector_of(options), "threshold": threshold, "val_trials": trials}, TRACK2_TUNING)
+    best = track2.best_trial(trials) if trials else {}
+    decoding = {k: best[k] for k in ("smooth", "min_length") if k in best}
+    write_json({"detector": track2.detector_of(options), "threshold": threshold, "decoding": decoding, "val_trials": trials}, TRACK2_TUNING)
     typer.echo(f"track2 ({track2.detector_of(options)}): threshold {threshold} (tuned on {len(val_ids)} val sequences); "
                f"{test_detections.height} test detections -> submissions/track2.csv")
 

@@ -124,3 +124,100 @@ def test_every_detector_trains_and_decodes_from_the_track2_options(detector):
 def test_an_unknown_detector_is_named_in_the_error():
     with pytest.raises(ValueError, match="'transformer'.*anchorfree"):
         track2.build_detector({"detector": "transformer", "channels": 8, "layers": 1, "dropout": 0.0}, 6, 3)
+
+
+def test_feature_parts_posture_drops_the_body_path_and_velocity_steps_smooth():
+    kp = _stream(80)
+    moved = kp.copy()
+    walk = np.linspace(0, 60, 80)[:, None]  # the whole body drifts right, frame by frame
+    moved[0, :, :, 0] += walk
+    posture = track2.FeatureConfig(parts=("posture",))
+    np.testing.assert_allclose(track2.frame_features(kp, "kinect25", posture), track2.frame_features(moved, "kinect25", posture), atol=1e-4)
+    joints = track2.FeatureConfig(parts=("joints",))
+    assert not np.allclose(track2.frame_features(kp, "kinect25", joints), track2.frame_features(moved, "kinect25", joints), atol=1e-2)
+    path = track2.frame_features(moved, "kinect25", track2.FeatureConfig(parts=("path",)))
+    assert path.shape == (80, 2) and np.corrcoef(path[:, 0], walk[:, 0])[0, 1] > 0.99  # the centre's path follows the drift
+    steps = track2.FeatureConfig(parts=("velocity",), velocity_steps=(1, 4))
+    velocity = track2.frame_features(moved, "kinect25", steps)
+    assert velocity.shape == (80, 2 * 25 * 2)
+    one, four = velocity[:, :50].reshape(80, 25, 2), velocity[:, 50:].reshape(80, 25, 2)
+    # the jitter averages out over +-4 frames: the step-4 velocity varies less along time than the step-1 one
+    assert four[10:70, :, 0].std(axis=0).mean() < 0.5 * one[10:70, :, 0].std(axis=0).mean()
+    np.testing.assert_allclose(four[10:70, :, 0].mean(), one[10:70, :, 0].mean(), rtol=0.05)
+    default = track2.frame_features(kp, "kinect25")
+    assert default.shape[1] == track2.frame_features(kp, "kinect25", track2.feature_config({})).shape[1]
+    with pytest.raises(ValueError, match="unknown"):
+        track2.FeatureConfig(parts=("joints", "depth"))
+
+
+def test_smooth_and_min_length_lists_are_tuned_on_val():
+    probs = np.zeros((120, 3))
+    probs[:, 0] = 1
+    probs[20:80] = [0.2, 0.8, 0.0]
+    probs[48:51] = [0.6, 0.4, 0.0]  # a short dip splits the segment unless smoothed
+    probs[100:103] = [0.1, 0.0, 0.9]  # a 3-frame blip: a false positive unless min_length > 3
+    truth = pl.DataFrame({"sample_id": ["S"], "label": [0], "start_frame": [20], "end_frame": [79]})
+    options = {"detector": "frame", "smooth": [1, 9], "min_length": [1, 5], "nms_iou": 0.5}
+    grid = track2.decode_grid(options)
+    assert grid == [{"smooth": 1, "min_length": 1}, {"smooth": 1, "min_length": 5}, {"smooth": 9, "min_length": 1},
+                    {"smooth": 9, "min_length": 5}]
+    assert track2.decode_grid({**options, "smooth": 5, "min_length": 8}) == [{}]
+    assert track2.decode_grid({**options, "detector": "anchorfree"}) == [{"min_length": 1}, {"min_length": 5}]
+
+    def decode_at(threshold, smooth=1, min_length=1):
+        return track2.decode({"S": probs}, track2.DecodeConfig(threshold=threshold, smooth=smooth, min_length=min_length))
+
+    threshold, trials = track2.tune_for_f1(decode_at, truth, [0.5], 2, 0.3, grid)
+    best = track2.best_trial(trials)
+    assert (best["smooth"], best["min_length"], best["f1"]) == (9, 5, pytest.approx(1.0))
+    assert min(t["f1"] for t in trials) < 0.7
+
+
+def test_track2_data_folds_reassign_splits():
+    from miga.track2.project import Track2Data
+
+    class Store(dict):
+        layout = "kinect25"
+
+    store = Store({f"s{i}": _stream(40) for i in range(3)})
+    manifest = pl.DataFrame({"sample_id": list(store), "dataset": "stream", "split": "train", "subject": [1, 2, 3], "video": None,
+                             "video_start": 0, "start_frame": 0, "end_frame": 39, "label": None, "fps": 15.0, "width": None, "height": None},
+                            schema_overrides={"video": pl.String, "label": pl.Int64, "width": pl.Int64, "height": pl.Int64})
+    segments = pl.DataFrame({"sample_id": ["s0", "s2"], "label": [0, 1], "start_frame": [5, 10], "end_frame": [20, 30]})
+    data = Track2Data.from_tables(["a", "b"], manifest, segments, store)
+    fold = data.with_splits({"s0": "test", "s1": "val", "s2": "train"})
+    assert list(fold.features("test")) == ["s0"] and list(fold.features("val")) == ["s1"] and list(fold.features("train")) == ["s2"]
+    assert data.manifest["split"].to_list() == ["train"] * 3 and fold.num_classes == 2
+
+
+def test_time_stretch_resamples_features_labels_and_segments_together():
+    t = 400
+    features = [np.arange(t, dtype=np.float32)[:, None].repeat(2, axis=1)]  # feature = the source frame number
+    labels = [np.where((np.arange(t) >= 100) & (np.arange(t) < 200), 2, 0).astype(np.int64)]
+    data = track2.WindowDataset(features, labels, window=64, per_epoch=16, seed=0, stretch=0.5)
+    spans = set()
+    for i in range(16):
+        seq, start, span = data.draw_span(i)
+        spans.add(span)
+        x, y = data[i]
+        assert x.shape == (2, 64) and y.shape == (64,)
+        frames = x[0].numpy()
+        assert np.all(np.diff(frames) > 0) and abs((frames[-1] - frames[0]) - (span - 1) * 63 / 64) < 1.5
+        inside = np.round(frames).astype(int)
+        expected = np.where((inside >= 100) & (inside < 200), 2, 0)
+        assert (y.numpy() == expected)[np.abs(frames - inside) < 0.3].all()  # label = that of the frame shown
+    assert min(spans) < 64 < max(spans) and all(43 <= s <= 96 for s in spans)
+    plain = track2.WindowDataset(features, labels, window=64, per_epoch=4, seed=0)
+    assert all(plain.draw_span(i)[2] == 64 for i in range(4))
+    from miga.track2 import detection
+
+    pyramid = detection.Pyramid((1, 2, 4), base_range=4.0)
+    boxes = track2.DetectionWindows(features, [np.array([[1, 100, 199]])], window=64, per_epoch=16, seed=0, pyramid=pyramid,
+                                    num_classes=3, radius=1.5, stretch=0.5)
+    for i in range(16):
+        x, classes, distances = boxes[i]
+        positive = classes.sum(0) > 0
+        if positive.any():  # the class-1 target sits where the features show frames 100..199
+            centres, strides, _, _ = pyramid.positions(64)
+            shown = np.interp(centres[positive.numpy()], np.arange(64) + 0.5, x[0].numpy())
+            assert ((shown > 95) & (shown < 205)).all() and (classes[1] == classes.sum(0)).all()

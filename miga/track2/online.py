@@ -121,16 +121,17 @@ def emitted_table(sample_id: str, emitted: Iterable[Emitted]) -> pl.DataFrame:
 def build_online(config: dict, *, window: int, hop: int, guard: int) -> tuple[OnlineDetector, str]:
     """The project's trained Track 2 detector as an OnlineDetector at its val-tuned threshold, and its keypoint layout."""
     from miga.track2 import recipe as track2
-    from miga.track2.project import class_names, load_detector, tuned_threshold
+    from miga.track2.project import class_names, load_detector, tuned_decoding
 
     options = config["track2"]
     model, standardize, layout = load_detector(options, len(class_names(config)))
     if layout is None:
         raise ConfigError(f"{TRACK2_MODEL} does not record its keypoint layout: retrain Track 2")
-    threshold = tuned_threshold(options)
+    threshold, setting = tuned_decoding(options)
+    feature_config = track2.feature_config(options)
 
     def detect(keypoints: np.ndarray):
-        features = standardize(track2.frame_features(keypoints, layout))
-        return track2.make_decoder(model, options, {"window": features})(threshold)
+        features = standardize(track2.frame_features(keypoints, layout, feature_config))
+        return track2.make_decoder(model, options, {"window": features})(threshold, **setting)
 
     return OnlineDetector(detect, window=window, hop=hop, guard=guard), layout

@@ -6,6 +6,7 @@ Shared by the `track2` and `online` stages and the benchmarks; knows nothing of 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -46,10 +47,27 @@ class Track2Data:
         self.segments = validate_segments(read_parquet(folder / "segments.parquet"), str(folder / "segments.parquet"), self.num_classes)
         self.store = KeypointStore(folder / "keypoints.parquet")
 
-    def features(self, split: str) -> dict[str, np.ndarray]:
-        """Per-frame features of every sequence of `split`, by sample id."""
+    @classmethod
+    def from_tables(cls, class_names: list[str], manifest: pl.DataFrame, segments: pl.DataFrame, store) -> "Track2Data":
+        """The same view over tables in memory (`store[sample_id] -> (M, T, V, 3)`, `store.layout`): e.g. cross-validation
+        folds that reassign the manifest's `split` column (benchmarks/real_track2.py)."""
+        data = cls.__new__(cls)
+        data.class_names, data.num_classes = list(class_names), len(class_names)
+        data.manifest = validate_manifest(manifest, "manifest")
+        data.segments = validate_segments(segments, "segments", data.num_classes)
+        data.store = store
+        return data
+
+    def with_splits(self, splits: dict[str, str]) -> "Track2Data":
+        """A copy whose manifest `split` is `splits[sample_id]` (sequences not named are dropped)."""
+        manifest = self.manifest.filter(pl.col("sample_id").is_in(list(splits)))
+        manifest = manifest.with_columns(pl.col("sample_id").replace_strict(splits).alias("split"))
+        return Track2Data.from_tables(self.class_names, manifest, self.segments, self.store)
+
+    def features(self, split: str, config: track2.FeatureConfig = track2.FeatureConfig()) -> dict[str, np.ndarray]:
+        """Per-frame features (`config`: which parts, `track2.features`) of every sequence of `split`, by sample id."""
         ids = self.manifest.filter(pl.col("split") == split)["sample_id"].to_list()
-        return {sample_id: track2.frame_features(self.store[sample_id], self.store.layout) for sample_id in ids}
+        return {sample_id: track2.frame_features(self.store[sample_id], self.store.layout, config) for sample_id in ids}
 
 
 def fit_detector(config: dict, data: Track2Data, checkpoint: Path = TRACK2_CHECKPOINT):
@@ -61,21 +79,36 @@ def fit_detector(config: dict, data: Track2Data, checkpoint: Path = TRACK2_CHECK
     train_config = track2.train_config(options)
     seed_everything(train_config.seed)
     torch.set_num_threads(int(options.get("threads", 1)))  # BENCHMARKS.md: 1 thread is as fast as 2 here
-    features = data.features("train")
+    feature_config = track2.feature_config(options)
+    features = data.features("train", feature_config)
     if not features:
         raise DatasetFormatError(f"{dataset_name(config)}: no training sequences in the manifest")
     standardize = track2.Standardizer.fit(list(features.values()))
     inputs, ids = [standardize(f) for f in features.values()], list(features)
     if options.get("mirror", False):
         store = data.store
-        inputs += [standardize(track2.frame_features(track2.mirrored(store[sid], store.layout), store.layout)) for sid in features]
+        inputs += [standardize(track2.frame_features(track2.mirrored(store[sid], store.layout), store.layout, feature_config)) for sid in features]
         ids += list(features)
     per_sequence = [data.segments.filter(pl.col("sample_id") == sid) for sid in ids]
-    dataset, loss_fn = track2.training_set(options, inputs, per_sequence, data.num_classes, train_config.seed)
     model = track2.build_detector(options, inputs[0].shape[1], data.num_classes)
     run_id = fingerprint(options, sorted(features), [len(f) for f in inputs])
-    history = fit(model, dataset, config=train_config, loss_fn=loss_fn, checkpoint=checkpoint, run_id=run_id,
-                  description="track2", on_epoch=lambda epoch, stats: {})
+    if not isinstance(model, track2.Averaged):
+        dataset, loss_fn = track2.training_set(options, inputs, per_sequence, data.num_classes, train_config.seed)
+        history = fit(model, dataset, config=train_config, loss_fn=loss_fn, checkpoint=checkpoint, run_id=run_id,
+                      description="track2", on_epoch=lambda epoch, stats: {})
+        return model, standardize, data.store.layout, history, features
+    histories = []
+    for index, member in enumerate(model.members):  # member i: seed track2.seed + i (data draw and initial weights)
+        seed = train_config.seed + index
+        seed_everything(seed)
+        member.load_state_dict(track2.build_detector({**options, "ensemble": 1}, inputs[0].shape[1], data.num_classes).state_dict())
+        dataset, loss_fn = track2.training_set(options, inputs, per_sequence, data.num_classes, seed)
+        path = Path(checkpoint)
+        histories.append(fit(member, dataset, config=dataclasses.replace(train_config, seed=seed), loss_fn=loss_fn,
+                             checkpoint=path.with_name(f"{path.stem}.{index}{path.suffix}"), run_id=f"{run_id}.{index}",
+                             description=f"track2 member {index}", on_epoch=lambda epoch, stats: {}))
+    history = [{k: (float(np.mean([h[i][k] for h in histories])) if k != "epoch" and isinstance(v, float) else v) for k, v in row.items()}
+               for i, row in enumerate(histories[0])]  # the members' mean per epoch
     return model, standardize, data.store.layout, history, features
 
 
@@ -99,22 +132,35 @@ def load_detector(options: dict, num_classes: int, path: Path = TRACK2_MODEL) ->
 
 def tuned_threshold(options: dict, tuning: Path = TRACK2_TUNING) -> float:
     """The val-tuned score threshold `predict_track2` recorded, else the middle of `track2.thresholds`."""
-    return json.loads(Path(tuning).read_text())["threshold"] if Path(tuning).exists() else float(np.median(options["thresholds"]))
+    return tuned_decoding(options, tuning)[0]
+
+
+def tuned_decoding(options: dict, tuning: Path = TRACK2_TUNING) -> tuple[float, dict]:
+    """(threshold, decoding setting: smooth / min_length when `track2` lists several) that `predict_track2` tuned on val."""
+    if not Path(tuning).exists():
+        return float(np.median(options["thresholds"])), {}
+    recorded = json.loads(Path(tuning).read_text())
+    return recorded["threshold"], dict(recorded.get("decoding", {}))
 
 
 def tuned_detections(config: dict, model: torch.nn.Module, standardize: track2.Standardizer, data: Track2Data):
-    """Val and test detections of `data` at the score threshold that maximises val F1 (official rule).
+    """Val and test detections of `data` at the score threshold and decoding setting (`track2.decode_grid`) that maximise
+    val F1 (official rule).
 
-    Returns (detections, threshold, val trials, val sample ids, test sample ids)."""
+    Returns (detections, threshold, val trials, val sample ids, test sample ids); `track2.best_trial(trials)` holds the setting."""
     options = config["track2"]
     iou = float(config["evaluate"]["iou_threshold"])
-    val_features, test_features = data.features("val"), data.features("test")
+    feature_config = track2.feature_config(options)
+    val_features, test_features = data.features("val", feature_config), data.features("test", feature_config)
     decode_at = track2.make_decoder(model, options, {sid: standardize(f) for sid, f in {**val_features, **test_features}.items()})
     thresholds = [float(t) for t in options["thresholds"]]
+    setting: dict = {}
     if val_features:
         val_segments = data.segments.filter(pl.col("sample_id").is_in(list(val_features)))
-        val_decode = lambda t: decode_at(t).filter(pl.col("sample_id").is_in(list(val_features)))  # noqa: E731
-        threshold, trials = track2.tune_for_f1(val_decode, val_segments, thresholds, data.num_classes, iou)
+        val_decode = lambda t, **kw: decode_at(t, **kw).filter(pl.col("sample_id").is_in(list(val_features)))  # noqa: E731
+        threshold, trials = track2.tune_for_f1(val_decode, val_segments, thresholds, data.num_classes, iou, track2.decode_grid(options))
+        best = track2.best_trial(trials)
+        setting = {k: best[k] for k in ("smooth", "min_length") if k in best}
     else:
         threshold, trials = float(np.median(thresholds)), []
-    return decode_at(threshold), threshold, trials, list(val_features), list(test_features)
+    return decode_at(threshold, **setting), threshold, trials, list(val_features), list(test_features)
