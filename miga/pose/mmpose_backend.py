@@ -45,6 +45,7 @@ import numpy as np
 import polars as pl
 
 from miga.errors import ConfigError, MissingExtraError
+from miga.io import file_digest
 from miga.layouts import COCO17, OPENPOSE25_HANDS10, convert, get_layout
 from miga.pose.extract import extract_manifest, points_to_openpose
 from miga.video import iter_frames
@@ -135,14 +136,6 @@ def to_layout(raw: np.ndarray, layout: str = "openpose25_hands10", *, mirror: bo
     return convert(points_to_openpose(raw, _WHOLEBODY_TO_OPENPOSE), OPENPOSE25_HANDS10.name, layout, mirror=mirror)
 
 
-def _digest(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 @dataclass(frozen=True)
 class MmposeSettings:
     """What changes the output (the shard key). `config`: a config file path or a config dict."""
@@ -160,10 +153,10 @@ class MmposeSettings:
             raise FileNotFoundError(f"{self.checkpoint}: MMPose checkpoint not found (a local path; nothing is downloaded)")
 
     def key(self) -> str:
-        config = (_digest(self.config) if isinstance(self.config, (str, os.PathLike))
+        config = (file_digest(self.config) if isinstance(self.config, (str, os.PathLike))
                   else hashlib.sha256(json.dumps(self.config, sort_keys=True, default=str).encode()).hexdigest())
         return json.dumps({"extractor": "mmpose", "raw_format": RAW_FORMAT, "config": config,
-                           "checkpoint": _digest(self.checkpoint) if self.checkpoint else None}, sort_keys=True)
+                           "checkpoint": file_digest(self.checkpoint) if self.checkpoint else None}, sort_keys=True)
 
     def build(self):
         """The model, on `device`, in eval mode, with the checkpoint's weights (or untrained without one)."""

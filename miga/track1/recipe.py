@@ -77,11 +77,15 @@ class PoseClips(Dataset):
         return torch.from_numpy(volume[0] if self.train else volume), int(self.labels[index])
 
 
+def _rgb_backbone_name(model: Mapping) -> str:
+    return str(model.get("rgb_backbone", "slowonly_small"))
+
+
 def rgb_recipe(model: Mapping, rgb: Mapping) -> InputRecipe:
     """The RGB input of `model.rgb_backbone`: its published recipe (crop, test crop, short-side jitter) scaled to the
     cached crop side `rgb.size`, with `rgb.frames` frames every `rgb.sampling_rate` source frames (0 = spread
     over the whole clip). At the recipe's own cache size (configs/rgb_*.yaml) this is the published recipe."""
-    published = input_recipe(str(model.get("rgb_backbone", "slowonly_small")))
+    published = input_recipe(_rgb_backbone_name(model))
     size = int(rgb["size"])
     scale = size / published.cache_size
     side = lambda pixels: max(1, int(round(pixels * scale)))  # noqa: E731
@@ -200,7 +204,7 @@ def build_stream(stream: str, model: Mapping, inputs: StreamInputs, skeleton: Ma
 def _rgb_network(model: Mapping, num_classes: int) -> torch.nn.Module:
     """`model.rgb_backbone` with a classifier for our classes: miga's small SlowOnly (sized by `rgb_base_channels`,
     `stage_blocks`) or a pytorchvideo backbone at its own size (random init; `init_rgb_weights` loads a checkpoint)."""
-    name = str(model.get("rgb_backbone", "slowonly_small"))
+    name = _rgb_backbone_name(model)
     if name == "slowonly_small":
         return create_rgb_backbone(name, num_classes=num_classes, dropout=float(model["dropout"]),
                                    base_channels=int(model["rgb_base_channels"]), stage_blocks=tuple(model["stage_blocks"]))
@@ -220,8 +224,9 @@ def init_rgb_weights(network: torch.nn.Module, stream: str, model: Mapping) -> l
     what was done, one line each (nothing for streams without RGB)."""
     if "rgb" not in inputs_for(stream):
         return []
-    rgb = network.get_submodule(_rgb_prefix(network, stream).rstrip(".")) if _rgb_prefix(network, stream) else network
-    name = str(model.get("rgb_backbone", "slowonly_small"))
+    prefix = _rgb_prefix(network, stream).rstrip(".")
+    rgb = network.get_submodule(prefix) if prefix else network
+    name = _rgb_backbone_name(model)
     done = []
     if model.get("rgb_checkpoint"):
         report: LoadReport = load_rgb_checkpoint(rgb, model["rgb_checkpoint"], name=name)
