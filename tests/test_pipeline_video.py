@@ -142,13 +142,17 @@ def test_repro_with_mediapipe_runs_track1_from_real_video(project):
     assert all("single-person model" in v["subject"] for v in videos.values())
     all_clips = [c for split in clips.values() for c in split]
     assert sorted(store.ids) == sorted(c[0] for c in all_clips)
-    tips = []
+    from miga.layouts import MEDIAPIPE_UPPER25
+
+    hand_points = [MEDIAPIPE_UPPER25.joints.index(f"{s}{p}") for s in "LR" for p in ("Pinky", "Index", "Thumb")]
+    hands = []
     for sample_id, start, end, _ in all_clips:
         kp = store[sample_id]
-        assert kp.shape == (1, end - start + 1, 35, 3) and store.start_frame(sample_id) == start
+        assert kp.shape == (1, end - start + 1, len(MEDIAPIPE_UPPER25.joints), 3)
+        assert store.start_frame(sample_id) == start
         assert (kp[0, :, :, 2].max(axis=1) > 0).mean() >= 0.5, sample_id  # a person in most frames of every clip
-        tips.append(kp[0, :, 25:, 2])
-    assert (np.concatenate(tips) > 0).any()  # holistic found hands: fingertips
+        hands.append(kp[0, :, hand_points, 2])
+    assert (np.concatenate(hands) > 0).any()  # MediaPipe's own hand points (pinky, index, thumb)
     assert len(list((root / "data/cache/pose/imigue").glob("*.done"))) == len(RELEASE)  # one finished shard per video
 
     metrics = json.loads((root / "metrics/track1.json").read_text())
