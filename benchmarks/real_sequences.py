@@ -1,12 +1,14 @@
-"""Track 2 sliding-window logistic-regression baseline on UTKinect-Action3D (real Kinect v1 skeletons).
+"""Track 2 sliding-window logistic-regression baseline on the real sequence sets.
 
-UTKinect (../shared/realdata/sequences/utkinect) is converted once with
-`miga.datasets.utkinect.convert` into a stream-format dataset under --cache (default
-/tmp/miga_real/utkinect_stream, never inside the repo). 10 people x 2 sequences, 10 actions.
+`--set utkinect` (default): UTKinect-Action3D (../shared/realdata/sequences/utkinect, real Kinect v1
+skeletons), converted once with `miga.datasets.utkinect.convert` into a stream-format dataset under
+--cache (default /tmp/miga_real/utkinect_stream, never inside the repo). 10 people x 2 sequences, 10 actions.
+`--set ground_guide`: the Ground Guide recordings as continuous sequences
+(`miga.datasets.ground_guide.convert_stream`: 12 sequences of 5 people, 10 signals, standby is background).
 
-Protocol: leave-two-people-out 5-fold CV over all 10 people (fold k tests people 2k+1, 2k+2).
-In each fold the two people of the next fold (cyclically) are the validation people: the window
-classifier is trained on the other 6 people, the decoding (score threshold, probability smoothing width, shortest kept segment; with several
+Protocol: people in groups (UTKinect: 2 people, 5 folds; ground_guide: 1 person, 5 folds); fold k tests
+group k, the next group (cyclically) is the validation people: the window
+classifier is trained on the other people, the decoding (score threshold, probability smoothing width, shortest kept segment; with several
 --windows also the window length) is the one with the best validation F1, and the test F1 uses the official
 Track 2 rule (same class and temporal IoU > 0.3; precision = found / predictions, recall =
 found / ground truth; `miga.baselines.track2_f1`).
@@ -25,17 +27,34 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-UTKINECT = REPO.parent / "shared" / "realdata" / "sequences" / "utkinect"
+SEQUENCES = REPO.parent / "shared" / "realdata" / "sequences"
 CACHE = Path("/tmp/miga_real")
+GROUP = {"utkinect": 2, "ground_guide": 1}  # people per fold
 
 
-def load(cache: Path):
-    """(keypoints {id: (1, T, V, 3)}, segments {id: [(start, end, label)]}, subject {id: int}, classes, layout)."""
-    from miga.datasets import stream, utkinect
+def stream_root(cache: Path, name: str = "utkinect") -> Path:
+    """The set `name` as a stream-format dataset under `cache` (converted on first use)."""
+    from miga.datasets import ground_guide, utkinect
 
-    root = cache / "utkinect_stream"
+    convert = {"utkinect": utkinect.convert, "ground_guide": ground_guide.convert_stream}[name]
+    root = cache / f"{name}_stream"
     if not (root / "dataset.yaml").exists():
-        utkinect.convert(UTKINECT, root)
+        if not (SEQUENCES / name).is_dir():
+            raise SystemExit(f"{SEQUENCES / name}: real recordings not found")
+        convert(SEQUENCES / name, root)
+    return root
+
+
+def person_groups(subject: dict[str, int], name: str = "utkinect") -> list[list[int]]:
+    people = sorted(set(subject.values()))
+    return [people[i: i + GROUP[name]] for i in range(0, len(people), GROUP[name])]
+
+
+def load(cache: Path, name: str = "utkinect"):
+    """(keypoints {id: (1, T, V, 3)}, segments {id: [(start, end, label)]}, subject {id: int}, classes, layout)."""
+    from miga.datasets import stream
+
+    root = stream_root(cache, name)
     manifest, segments = stream.scan(root)
     meta = stream.read_meta(root)
     keypoints = {k: v[1] for k, v in stream.provided_keypoints(root, manifest).items()}
@@ -47,13 +66,13 @@ def load(cache: Path):
 
 
 def run(cache: Path, windows: list[int], stride: int, seed: int, C: float, background_weight: float,
-        smooths=(1, 5, 9, 15, 21), min_windows=(1, 2, 4, 6, 8)) -> dict:
+        smooths=(1, 5, 9, 15, 21), min_windows=(1, 2, 4, 6, 8), name: str = "utkinect") -> dict:
     from miga import baselines as bl
 
-    keypoints, segs, subject, classes, layout = load(cache)
+    keypoints, segs, subject, classes, layout = load(cache, name)
     feats = {w: {k: bl.window_features(v, layout, window=w, stride=stride) for k, v in keypoints.items()} for w in windows}
     people = sorted(set(subject.values()))
-    groups = [people[i: i + 2] for i in range(0, len(people), 2)]
+    groups = person_groups(subject, name)
     folds = []
     for k, test_people in enumerate(groups):
         val_people = groups[(k + 1) % len(groups)]
@@ -81,9 +100,9 @@ def run(cache: Path, windows: list[int], stride: int, seed: int, C: float, backg
     p, r = found / max(n_pred, 1), found / max(n_true, 1)
     summary["pooled"] = {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
     return {
-        "data": "UTKinect-Action3D via miga.datasets.utkinect.convert (actionLabel_modified.txt), layout " + layout,
+        "data": f"{name} as a stream dataset ({stream_root.__module__}.stream_root), layout {layout}",
         "classes": classes, "sequences": len(keypoints), "segments": sum(len(v) for v in segs.values()),
-        "protocol": "leave-two-people-out 5-fold CV; val = the next fold's 2 people; train = the other 6",
+        "protocol": f"leave-{GROUP[name]}-people-out CV; val = the next fold's people; train = the others",
         "windows": windows, "stride": stride, "smooths": list(smooths), "min_windows": list(min_windows), "seed": seed, "C": C, "background_weight": background_weight,
         "rule": "same class and temporal IoU (min(ends)-max(starts))/(max(ends)-min(starts)) > 0.3",
         "folds": folds, "summary": {k: v for k, v in summary.items()}, "f1_values": f1.tolist(),
@@ -106,6 +125,7 @@ def markdown(result: dict) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", type=Path, default=CACHE)
+    parser.add_argument("--set", dest="name", choices=sorted(GROUP), default="utkinect")
     parser.add_argument("--windows", type=int, nargs="+", default=[8, 12, 16, 24], help="window lengths (frames); several: chosen on val per fold")
     parser.add_argument("--stride", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -116,10 +136,10 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="default: CACHE/track2_baselines.json")
     a = parser.parse_args(argv)
     t0 = time.perf_counter()
-    result = run(a.cache, a.windows, a.stride, a.seed, a.C, a.background_weight, a.smooths, a.min_windows)
+    result = run(a.cache, a.windows, a.stride, a.seed, a.C, a.background_weight, a.smooths, a.min_windows, a.name)
     result["seconds"] = time.perf_counter() - t0
     print(markdown(result))
-    out = a.out or a.cache / "track2_baselines.json"
+    out = a.out or a.cache / ("track2_baselines.json" if a.name == "utkinect" else f"track2_baselines_{a.name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out} ({result['seconds']:.0f}s)")

@@ -11,6 +11,11 @@ same folds unless `--no-lr`; miga's window baseline is the variant '{"detector":
 
     OMP_NUM_THREADS=1 python -m benchmarks.real_track2 '{}' '{"detector": "window"}' '{"detector": "frame"}'
     OMP_NUM_THREADS=1 python -m benchmarks.real_track2 --no-lr --folds 0 1 '{"epochs": 20}'   # quick look
+    OMP_NUM_THREADS=1 python -m benchmarks.real_track2 --no-lr --stream 256 16 32 '{}'   # + streaming F1 and delay
+
+With `--stream WINDOW HOP GUARD` every test sequence is also fed frame by frame through `miga online`'s
+detector (`miga.track2.online.online_detector`, the fold's model at its val-tuned decoding), and the
+streamed detections are scored like the offline ones; the decision delay is (frame at emission) - (end).
 
 Results -> --out (default /tmp/miga_real/real_track2.json), one entry per variant, appended.
 """
@@ -32,14 +37,14 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 CACHE = Path("/tmp/miga_real")
-BASE = {"dataset": "utkinect", "window": 128, "min_length": 4}  # UTKinect's sequences are 525-1282 rows, segments 5-110
-
-
-def _source() -> Path:
-    for root in (REPO.parent / "shared", Path("/work/shared")):
-        if (root / "realdata/sequences/utkinect").exists():
-            return root / "realdata/sequences/utkinect"
-    raise SystemExit("UTKinect not found under ../shared/realdata/sequences/utkinect")
+BASE = {  # per set, applied to params.yaml's track2 before a variant
+    "utkinect": {"dataset": "utkinect", "window": 128, "min_length": 4},  # sequences 525-1282 rows, segments 5-110
+    "ground_guide": {"dataset": "ground_guide", "window": 512, "min_length": 16},  # sequences 467-10007 rows, segments 43-1118
+}
+LR = {  # the sliding-window logistic regression's (windows, stride) per set (benchmarks.real_sequences)
+    "utkinect": ([8, 12, 16, 24], 2),
+    "ground_guide": ([16, 32, 64], 4),
+}
 
 
 class MemoryStore(dict):
@@ -50,14 +55,13 @@ class MemoryStore(dict):
         self.layout = layout
 
 
-def load_data(cache: Path):
-    """(Track2Data over all 20 sequences, subject by sample id)."""
-    from miga.datasets import stream, utkinect
+def load_data(cache: Path, name: str = "utkinect"):
+    """(Track2Data over all the set's sequences, subject by sample id)."""
+    from benchmarks.real_sequences import stream_root
+    from miga.datasets import stream
     from miga.track2.project import Track2Data
 
-    root = cache / "utkinect_stream"
-    if not (root / "dataset.yaml").exists():
-        utkinect.convert(_source(), root)
+    root = stream_root(cache, name)
     manifest, segments = stream.scan(root)
     meta = stream.read_meta(root)
     store = MemoryStore({k: v[1] for k, v in stream.provided_keypoints(root, manifest).items()}, meta["layout"])
@@ -65,10 +69,12 @@ def load_data(cache: Path):
     return data, dict(manifest.select("sample_id", "subject").iter_rows())
 
 
-def folds_of(subject: dict[str, int]) -> list[tuple[list[int], list[int], list[int]]]:
+def folds_of(subject: dict[str, int], name: str = "utkinect") -> list[tuple[list[int], list[int], list[int]]]:
     """(test people, val people, train people) of each fold, as in benchmarks/real_sequences.py."""
+    from benchmarks.real_sequences import person_groups
+
     people = sorted(set(subject.values()))
-    groups = [people[i: i + 2] for i in range(0, len(people), 2)]
+    groups = person_groups(subject, name)
     out = []
     for k, test in enumerate(groups):
         val = groups[(k + 1) % len(groups)]
@@ -76,7 +82,29 @@ def folds_of(subject: dict[str, int]) -> list[tuple[list[int], list[int], list[i
     return out
 
 
-def run_fold(config: dict, data, subject: dict[str, int], fold) -> dict:
+def streamed(config: dict, model, standardize, data, test_ids: list[str], threshold: float, setting: dict, stream) -> dict:
+    """Streaming F1 / delay / speed on the test sequences (OnlineDetector with window, hop, guard = `stream`)."""
+    from miga.evaluation.metrics import detection_metrics
+    from miga.track2.online import emitted_table, online_detector, run_stream
+
+    window, hop, guard = stream
+    tables, delays, frames, seconds = [], [], 0, 0.0
+    for sample_id in test_ids:
+        detector = online_detector(model, standardize, data.store.layout, config["track2"], threshold, setting,
+                                   window=window, hop=hop, guard=guard)
+        keypoints = data.store[sample_id]
+        list(run_stream(detector, keypoints[0]))
+        tables.append(emitted_table(sample_id, detector.emitted))
+        delays += detector.stats.delays
+        frames, seconds = frames + keypoints.shape[1], seconds + detector.stats.seconds
+    scored = detection_metrics(data.segments.filter(pl.col("sample_id").is_in(test_ids)), pl.concat(tables),
+                               num_classes=data.num_classes, iou_threshold=float(config["evaluate"]["iou_threshold"]))
+    return {"stream_f1": scored["official"]["f1"], "stream_f1_one_to_one": scored["one_to_one"]["f1"],
+            "stream_delay_mean": float(np.mean(delays)) if delays else None,
+            "stream_delay_max": int(np.max(delays)) if delays else None, "stream_ms_per_frame": 1000 * seconds / frames}
+
+
+def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None) -> dict:
     from miga.evaluation.metrics import detection_metrics
     from miga.track2.project import fit_detector, tuned_detections
     from miga.track2.recipe import best_trial
@@ -94,8 +122,10 @@ def run_fold(config: dict, data, subject: dict[str, int], fold) -> dict:
     scored = detection_metrics(fold_data.segments.filter(pl.col("sample_id").is_in(test_ids)),
                                detections.filter(pl.col("sample_id").is_in(test_ids)), num_classes=fold_data.num_classes, iou_threshold=iou)
     best = best_trial(trials) if trials else {"f1": None}
-    return {"test_people": test, "val_people": val, "threshold": threshold, "val_f1": best["f1"],
-            "decoding": {k: best[k] for k in ("smooth", "min_length") if k in best},
+    decoding = {k: best[k] for k in ("smooth", "min_length") if k in best}
+    online = streamed(config, model, standardize, fold_data, test_ids, threshold, decoding, stream) if stream else {}
+    return {**online, "test_people": test, "val_people": val, "threshold": threshold, "val_f1": best["f1"],
+            "decoding": decoding,
             "f1": scored["official"]["f1"], "precision": scored["official"]["precision"], "recall": scored["official"]["recall"],
             "f1_one_to_one": scored["one_to_one"]["f1"], "train_s": train_s, "seconds": seconds,
             "final_loss": history[-1].get("loss") if history else None}
@@ -106,12 +136,13 @@ def summary(folds: list[dict], keys=("f1", "f1_one_to_one", "precision", "recall
             for k in keys if all(f.get(k) is not None for f in folds)}
 
 
-def lr_baseline(cache: Path, fold_ids: list[int]) -> dict:
-    """The sliding-window logistic regression of benchmarks/real_sequences.py (its defaults) on the same folds."""
+def lr_baseline(cache: Path, fold_ids: list[int], name: str = "utkinect") -> dict:
+    """The sliding-window logistic regression of benchmarks/real_sequences.py (windows and stride per `LR`) on the same folds."""
     from benchmarks.real_sequences import run
 
     t0 = time.perf_counter()
-    result = run(cache, [8, 12, 16, 24], 2, 0, 1.0, 1.0)
+    windows, stride = LR[name]
+    result = run(cache, windows, stride, 0, 1.0, 1.0, name=name)
     folds = [f for k, f in enumerate(result["folds"]) if k in fold_ids]
     seconds = (time.perf_counter() - t0) / len(result["folds"])
     for f in folds:
@@ -131,21 +162,25 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("variants", nargs="*", default=["{}"], help="JSON objects of track2 overrides (after --base)")
     parser.add_argument("--params", type=Path, default=REPO / "params.yaml")
-    parser.add_argument("--base", default=json.dumps(BASE), help="JSON track2 overrides for UTKinect, applied first")
+    parser.add_argument("--set", dest="name", choices=sorted(BASE), default="utkinect")
+    parser.add_argument("--base", default=None, help="JSON track2 overrides applied first (default: the set's BASE)")
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--stream", type=int, nargs=3, metavar=("WINDOW", "HOP", "GUARD"), default=None,
+                        help="also stream the test sequences through miga online's detector")
     parser.add_argument("--no-lr", action="store_true", help="skip the logistic-regression baseline")
     parser.add_argument("--out", type=Path, default=None, help="default: CACHE/real_track2.json (appended)")
     a = parser.parse_args(argv)
     config = yaml.safe_load(a.params.read_text())
-    config["track2"].update(json.loads(a.base))
-    data, subject = load_data(a.cache)
-    folds = [f for k, f in enumerate(folds_of(subject)) if k in a.folds]
-    out = a.out or a.cache / "real_track2.json"
+    base = json.loads(a.base) if a.base else BASE[a.name]
+    config["track2"].update(base)
+    data, subject = load_data(a.cache, a.name)
+    folds = [f for k, f in enumerate(folds_of(subject, a.name)) if k in a.folds]
+    out = a.out or a.cache / ("real_track2.json" if a.name == "utkinect" else f"real_track2_{a.name}.json")
     saved = json.loads(out.read_text()) if out.exists() else []
     rows = ["| variant | F1 (official) | F1 (one-to-one) | P | R | per-fold F1 | s / fold |", "|---|---|---|---|---|---|---|"]
     if not a.no_lr:
-        result = lr_baseline(a.cache, a.folds)
+        result = lr_baseline(a.cache, a.folds, a.name)
         rows.append(line("window logistic regression (baselines)", result))
         print(rows[-1], flush=True)
         saved.append({"variant": "lr_baseline", "date": time.strftime("%Y-%m-%d"), **result})
@@ -154,14 +189,24 @@ def main(argv=None) -> None:
         options["track2"].update(json.loads(variant))
         results = []
         for fold in folds:
-            results.append(run_fold(options, data, subject, fold))
+            results.append(run_fold(options, data, subject, fold, a.stream))
             f = results[-1]
+            online = (f", streaming F1 {f['stream_f1']:.3f} delay mean {f['stream_delay_mean']:.1f} max {f['stream_delay_max']} "
+                      f"({f['stream_ms_per_frame']:.2f} ms/frame)") if a.stream else ""
             print(f"  {variant} test {f['test_people']}: val F1 {f['val_f1']:.3f} @ {f['threshold']} {f['decoding']}, test F1 {f['f1']:.3f} "
-                  f"(P {f['precision']:.3f}, R {f['recall']:.3f}), 1:1 {f['f1_one_to_one']:.3f}, {f['seconds']:.0f} s", flush=True)
-        result = {"folds": results, "summary": summary(results)}
+                  f"(P {f['precision']:.3f}, R {f['recall']:.3f}), 1:1 {f['f1_one_to_one']:.3f}, {f['seconds']:.0f} s{online}", flush=True)
+        keys = ("f1", "f1_one_to_one", "precision", "recall", "seconds")
+        if a.stream:
+            keys += ("stream_f1", "stream_f1_one_to_one", "stream_delay_mean", "stream_ms_per_frame")
+        result = {"folds": results, "summary": summary(results, keys), "stream": a.stream}
+        if a.stream:
+            s = result["summary"]
+            print(f"  streaming (window, hop, guard {a.stream}): F1 {s['stream_f1']['mean']:.3f} ± {s['stream_f1']['std']:.3f} "
+                  f"against offline {s['f1']['mean']:.3f}; delay {s['stream_delay_mean']['mean']:.1f} frames; "
+                  f"{s['stream_ms_per_frame']['mean']:.2f} ms/frame", flush=True)
         rows.append(line(variant, result))
         print(rows[-1], flush=True)
-        saved.append({"variant": variant, "base": json.loads(a.base), "date": time.strftime("%Y-%m-%d"), **result})
+        saved.append({"variant": variant, "set": a.name, "base": base, "date": time.strftime("%Y-%m-%d"), **result})
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(saved, indent=2))
     print("\n".join(rows))

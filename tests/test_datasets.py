@@ -190,6 +190,41 @@ def test_real_utkinect_sequences_convert(realdata, tmp_path):
     assert segments.height >= 190 and segments["label"].n_unique() == 10
 
 
+def _ground_guide_recording(root, name, labels):
+    from miga.datasets import ground_guide
+
+    rows = [",".join([f"images/{name}/frame_{i:04d}.jpg", str(c)] + [f"{0.01 * i:.2f}"] * 16) for i, c in enumerate(labels)]
+    _write(root / name / "gesture_data.csv", ",".join(ground_guide.COLUMNS) + "\n" + "\n".join(rows) + "\n")
+
+
+def test_ground_guide_recordings_become_continuous_sequences(tmp_path):
+    from miga.datasets import ground_guide, stream
+
+    standby = ground_guide.BACKGROUND
+    for name, labels in (("ann_stop_001", [3] * 5), ("ann_stop_002", [3] * 4), ("ann_kill_001", [9] * 6),
+                         ("ann_standby_left_001", [standby] * 3 + [5] * 4 + [standby] * 2), ("bob_ready_001", [1] * 7)):
+        _ground_guide_recording(tmp_path / "src", name, labels)
+    ground_guide.convert_stream(tmp_path / "src", tmp_path / "out")
+    manifest, segments = stream.scan(tmp_path / "out")
+    assert dict(manifest.select("sample_id", "subject").iter_rows()) == {"ann_joined": 1, "ann_standby_left_001": 1, "bob_joined": 2}
+    runs = {sid: rows.sort("start_frame").select("label", "start_frame", "end_frame").rows()
+            for (sid,), rows in segments.group_by("sample_id")}
+    # one-class recordings joined; a class comes back only after the others: stop, kill, then the second stop
+    assert runs["ann_joined"] == [(3, 0, 4), (9, 5, 10), (3, 11, 14)]
+    assert runs["ann_standby_left_001"] == [(5, 3, 6)]  # standby is background, not a segment
+    assert runs["bob_joined"] == [(1, 0, 6)]
+    assert len(stream.read_meta(tmp_path / "out")["classes"]) == 10
+
+
+def test_real_ground_guide_converts_to_sequences(realdata, tmp_path):
+    from miga.datasets import ground_guide, stream
+
+    ground_guide.convert_stream(realdata / "sequences/ground_guide", tmp_path)
+    manifest, segments = stream.scan(tmp_path)
+    assert manifest.height == 12 and manifest["subject"].n_unique() == 5
+    assert segments.height >= 70 and segments["label"].n_unique() == 10
+
+
 def test_imigue_2023_arrays(tmp_path):
     import pickle
 

@@ -84,3 +84,47 @@ def load(root: Path) -> list[Recording]:
     if not folders:
         raise DatasetFormatError(f"{root}: no <recording>/gesture_data.csv folders")
     return [read_recording(f) for f in folders]
+
+
+BACKGROUND = CLASSES.index("standby")  # the non-gesture class: background in a stream, not a segment
+
+
+def stream_sequences(recordings: list[Recording]) -> dict[str, tuple[str, np.ndarray, list[tuple[int, int, int]]]]:
+    """Continuous sequences for detection (Track 2): {sample_id: (person, (T, V, 3), [(start, end, label)])}.
+
+    A recording whose label changes inside it is a sequence of its own; each person's one-class recordings
+    are joined into one long sequence, ordered so that a class comes back only after every other class
+    has had a turn. Segments are each recording's runs of one gesture; `standby` is background."""
+    out = {}
+    for person in sorted({r.person for r in recordings}):
+        own = [r for r in recordings if r.person == person]
+        joined = [r for r in own if len(segments(r.labels)) == 1]
+        turn = {r.name: sum(1 for q in joined[:i] if q.labels[0] == r.labels[0]) for i, r in enumerate(joined)}
+        joined.sort(key=lambda r: (turn[r.name], int(r.labels[0]), r.name))
+        for r in own:
+            if r not in joined:
+                out[r.name] = (person, r.keypoints[0], _gestures(r.labels, 0))
+        if joined:
+            offsets = np.cumsum([0] + [len(r.labels) for r in joined])
+            runs = [run for r, first in zip(joined, offsets) for run in _gestures(r.labels, int(first))]
+            out[f"{person}_joined"] = (person, np.concatenate([r.keypoints[0] for r in joined]), runs)
+    return out
+
+
+def _gestures(labels: np.ndarray, offset: int) -> list[tuple[int, int, int]]:
+    return [(s + offset, e + offset, c) for s, e, c in segments(labels) if c != BACKGROUND]
+
+
+def convert_stream(source: Path, out: Path) -> None:
+    """Write the recordings in `source` as a stream dataset (miga.datasets.stream) under `out`: the sequences of
+    `stream_sequences`, 10 gesture classes (standby is background), subject = the person's number in name order
+    (chris 1 ... terri 5), all `train`
+    (benchmarks assign their own folds)."""
+    from miga.datasets import stream
+
+    sequences = stream_sequences(load(source))
+    number = {person: i + 1 for i, person in enumerate(sorted({person for person, _, _ in sequences.values()}))}
+    samples = [{"sample_id": sid, "subject": number[person], "split": "train"} for sid, (person, _, _) in sequences.items()]
+    rows = [{"sample_id": sid, "label": c, "start_frame": s, "end_frame": e} for sid, (_, _, runs) in sequences.items() for s, e, c in runs]
+    stream.write(out, layout=LAYOUT, fps=30.0, classes=[c for c in CLASSES if c != "standby"],
+                 sequences={sid: kp for sid, (_, kp, _) in sequences.items()}, samples=pl.DataFrame(samples), segments=pl.DataFrame(rows))

@@ -118,9 +118,23 @@ def emitted_table(sample_id: str, emitted: Iterable[Emitted]) -> pl.DataFrame:
                        [e.score for e in rows]).sort(["start_frame", "end_frame", "label"])
 
 
+def online_detector(model, standardize, layout: str, options: dict, threshold: float, setting: dict, *,
+                    window: int, hop: int, guard: int) -> OnlineDetector:
+    """A trained detector (`miga.track2.project.fit_detector` / `load_detector`) as an OnlineDetector decoding
+    at `threshold` and the decoding `setting` (smooth / min_length) tuned offline."""
+    from miga.track2 import recipe as track2
+
+    feature_config = track2.feature_config(options)
+
+    def detect(keypoints: np.ndarray):
+        features = standardize(track2.frame_features(keypoints, layout, feature_config))
+        return track2.make_decoder(model, options, {"window": features})(threshold, **setting)
+
+    return OnlineDetector(detect, window=window, hop=hop, guard=guard)
+
+
 def build_online(config: dict, *, window: int, hop: int, guard: int) -> tuple[OnlineDetector, str]:
     """The project's trained Track 2 detector as an OnlineDetector at its val-tuned threshold, and its keypoint layout."""
-    from miga.track2 import recipe as track2
     from miga.track2.project import class_names, load_detector, tuned_decoding
 
     options = config["track2"]
@@ -128,10 +142,4 @@ def build_online(config: dict, *, window: int, hop: int, guard: int) -> tuple[On
     if layout is None:
         raise ConfigError(f"{TRACK2_MODEL} does not record its keypoint layout: retrain Track 2")
     threshold, setting = tuned_decoding(options)
-    feature_config = track2.feature_config(options)
-
-    def detect(keypoints: np.ndarray):
-        features = standardize(track2.frame_features(keypoints, layout, feature_config))
-        return track2.make_decoder(model, options, {"window": features})(threshold, **setting)
-
-    return OnlineDetector(detect, window=window, hop=hop, guard=guard), layout
+    return online_detector(model, standardize, layout, options, threshold, setting, window=window, hop=hop, guard=guard), layout
