@@ -38,8 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 CACHE = Path("/tmp/miga_real")
 BASE = {  # per set, applied to params.yaml's track2 before a variant
-    "utkinect": {"dataset": "utkinect", "window": 128, "min_length": 4},  # sequences 525-1282 rows, segments 5-110
-    "ground_guide": {"dataset": "ground_guide", "window": 512, "min_length": 16},  # sequences 467-10007 rows, segments 43-1118
+    "utkinect": {"dataset": "utkinect", "window": 128},  # sequences 525-1282 rows, segments 5-110
+    "ground_guide": {"dataset": "ground_guide", "window": 512},  # sequences 467-10007 rows, segments 43-1118
 }
 LR = {  # the sliding-window logistic regression's (windows, stride) per set (benchmarks.real_sequences)
     "utkinect": ([8, 12, 16, 24], 2),

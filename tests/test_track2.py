@@ -7,7 +7,7 @@ import torch
 import yaml
 
 from miga.track2 import recipe as track2
-from miga.layouts import KINECT25
+from miga.layouts import COCO17, KINECT25
 
 
 def _stream(frames=60):
@@ -26,6 +26,21 @@ def test_features_are_invariant_to_translation_and_scale():
     a, b = track2.frame_features(kp, "kinect25"), track2.frame_features(moved, "kinect25")
     assert a.shape[0] == 60 and np.isfinite(a).all()
     np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_features_of_a_layout_without_a_neck_centre_on_the_shoulders():
+    from miga.layouts import convert
+
+    kp = convert(_stream(), "kinect25", "coco17")  # no Neck / SpineShoulder point
+    moved = kp.copy()
+    moved[..., :2] = moved[..., :2] * 2.5 + 40
+    config = track2.FeatureConfig(parts=("joints", "path"))
+    a, b = track2.frame_features(kp, "coco17", config), track2.frame_features(moved, "coco17", config)
+    assert a.shape == (60, 17 * 2 + 2) and np.isfinite(a).all()
+    np.testing.assert_allclose(a, b, atol=1e-4)
+    joints = a[:, :34].reshape(60, 17, 2)
+    shoulders = joints[:, [COCO17.index("LShoulder"), COCO17.index("RShoulder")]].mean(axis=1)
+    np.testing.assert_allclose(a[:, 34:], shoulders, atol=1e-5)  # the path is the shoulders' midpoint
 
 
 def test_mirrored_swaps_sides_and_negates_x_in_the_features():
@@ -221,3 +236,15 @@ def test_time_stretch_resamples_features_labels_and_segments_together():
             centres, strides, _, _ = pyramid.positions(64)
             shown = np.interp(centres[positive.numpy()], np.arange(64) + 0.5, x[0].numpy())
             assert ((shown > 95) & (shown < 205)).all() and (classes[1] == classes.sum(0)).all()
+
+
+def test_affine_copy_keeps_scores_and_is_the_identity_at_strength_zero():
+    kp = _stream()
+    rng = np.random.default_rng(0)
+    np.testing.assert_allclose(track2.affine_copy(kp, rng, 0.0), kp, atol=1e-4)
+    moved = track2.affine_copy(kp, rng, 0.2)
+    assert moved.shape == kp.shape and np.array_equal(moved[..., 2], kp[..., 2])
+    assert not np.allclose(moved[..., :2], kp[..., :2], atol=1e-2)
+    bones = np.linalg.norm(kp[..., 1, :2] - kp[..., 0, :2], axis=-1)
+    moved_bones = np.linalg.norm(moved[..., 1, :2] - moved[..., 0, :2], axis=-1)
+    assert np.all(moved_bones < bones * 1.5) and np.all(moved_bones > bones * 0.5)  # a mild map, not a collapse

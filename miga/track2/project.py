@@ -89,6 +89,13 @@ def fit_detector(config: dict, data: Track2Data, checkpoint: Path = TRACK2_CHECK
         store = data.store
         inputs += [standardize(track2.frame_features(track2.mirrored(store[sid], store.layout), store.layout, feature_config)) for sid in features]
         ids += list(features)
+    copies, rng = int(options.get("affine_copies", 0)), np.random.default_rng(train_config.seed)
+    for _ in range(copies):
+        store = data.store
+        strength = float(options.get("affine_strength", 0.1))
+        inputs += [standardize(track2.frame_features(track2.affine_copy(store[sid], rng, strength), store.layout, feature_config))
+                   for sid in features]
+        ids += list(features)
     per_sequence = [data.segments.filter(pl.col("sample_id") == sid) for sid in ids]
     model = track2.build_detector(options, inputs[0].shape[1], data.num_classes)
     run_id = fingerprint(options, sorted(features), [len(f) for f in inputs])

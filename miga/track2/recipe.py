@@ -89,15 +89,20 @@ def frame_features(keypoints: np.ndarray, layout: str, config: FeatureConfig = F
     valid = person[..., 2] > 1e-3
     xy = _fill_missing(person[..., :2].astype(np.float64), valid)
     names = spec.joints
-    centre_joint = names.index("SpineShoulder") if "SpineShoulder" in names else names.index("Neck")
-    centre = np.median(xy[valid[:, centre_joint], centre_joint], axis=0) if valid[:, centre_joint].any() else xy.reshape(-1, 2).mean(0)
     shoulders = [names.index(n) for n in ("LShoulder", "RShoulder")]
     both = valid[:, shoulders].all(axis=1)
+    neck = next((names.index(n) for n in ("SpineShoulder", "Neck") if n in names), None)
+    if neck is None:  # a layout without a neck point (coco17): the shoulders' midpoint
+        body, body_seen = xy[:, shoulders].mean(axis=1), both
+    else:
+        body, body_seen = xy[:, neck], valid[:, neck]
+    centre = np.median(body[body_seen], axis=0) if body_seen.any() else xy.reshape(-1, 2).mean(0)
     width = np.linalg.norm(xy[both, shoulders[0]] - xy[both, shoulders[1]], axis=-1) if both.any() else np.array([1.0])
     scale = float(np.median(width)) or 1.0
     norm = (xy - centre) / scale
+    norm[:, ~valid.any(axis=0)] = 0.0  # a joint never seen in the sequence sits at the body centre
     t = len(norm)
-    path = norm[:, centre_joint]  # (T, 2): the frame's body centre, relative to the sequence's
+    path = (body - centre) / scale  # (T, 2): the frame's body centre, relative to the sequence's
     parts = []
     for part in config.parts:
         if part == "joints":
@@ -124,6 +129,18 @@ def mirrored(keypoints: np.ndarray, layout: str) -> np.ndarray:
     `frame_features` centres and scales each sequence, so negating x is a mirror about the body."""
     out = keypoints[..., get_layout(layout).flip_index, :].copy()
     out[..., 0] = -out[..., 0]
+    return out
+
+
+def affine_copy(keypoints: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """(..., V, 3) keypoints under one random 2-D affine map (pyskl's RandomRot / RandomScale / shear in one):
+    rotation in +-strength rad, scale per axis in 1 +- strength, shear in +-strength. Scores unchanged."""
+    angle, shear = rng.uniform(-strength, strength, 2)
+    scale = 1 + rng.uniform(-strength, strength, 2)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    matrix = rotation @ np.array([[1.0, shear], [0.0, 1.0]]) @ np.diag(scale)
+    out = keypoints.copy()
+    out[..., :2] = keypoints[..., :2] @ matrix.T.astype(keypoints.dtype)
     return out
 
 
