@@ -28,7 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--project", type=Path, default=Path("."))
     parser.add_argument("--split", default="test")
-    parser.add_argument("--window", type=int, default=256)
+    parser.add_argument("--window", type=int, default=512)
     parser.add_argument("--hop", type=int, default=16)
     parser.add_argument("--guard", type=int, default=16)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (a live stream gets one core)")

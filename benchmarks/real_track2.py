@@ -123,7 +123,10 @@ def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None) -> 
                                detections.filter(pl.col("sample_id").is_in(test_ids)), num_classes=fold_data.num_classes, iou_threshold=iou)
     best = best_trial(trials) if trials else {"f1": None}
     decoding = {k: best[k] for k in ("smooth", "min_length") if k in best}
-    online = streamed(config, model, standardize, fold_data, test_ids, threshold, decoding, stream) if stream else {}
+    online = {}
+    for k, setting in enumerate(stream or []):
+        suffix = "" if k == 0 else f"_{'_'.join(map(str, setting))}"
+        online.update({key + suffix: v for key, v in streamed(config, model, standardize, fold_data, test_ids, threshold, decoding, setting).items()})
     return {**online, "test_people": test, "val_people": val, "threshold": threshold, "val_f1": best["f1"],
             "decoding": decoding,
             "f1": scored["official"]["f1"], "precision": scored["official"]["precision"], "recall": scored["official"]["recall"],
@@ -158,6 +161,10 @@ def line(name: str, result: dict) -> str:
             f"{s['recall']['mean']:.3f} | {per_fold} | {s['seconds']['mean']:.0f} |")
 
 
+def _stream_suffixes(settings) -> list[tuple[list[int], str]]:
+    return [(setting, "" if k == 0 else f"_{'_'.join(map(str, setting))}") for k, setting in enumerate(settings or [])]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("variants", nargs="*", default=["{}"], help="JSON objects of track2 overrides (after --base)")
@@ -166,8 +173,8 @@ def main(argv=None) -> None:
     parser.add_argument("--base", default=None, help="JSON track2 overrides applied first (default: the set's BASE)")
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--stream", type=int, nargs=3, metavar=("WINDOW", "HOP", "GUARD"), default=None,
-                        help="also stream the test sequences through miga online's detector")
+    parser.add_argument("--stream", type=int, nargs=3, metavar=("WINDOW", "HOP", "GUARD"), action="append", default=None,
+                        help="also stream the test sequences through miga online's detector (repeatable: several settings)")
     parser.add_argument("--no-lr", action="store_true", help="skip the logistic-regression baseline")
     parser.add_argument("--out", type=Path, default=None, help="default: CACHE/real_track2.json (appended)")
     a = parser.parse_args(argv)
@@ -191,19 +198,20 @@ def main(argv=None) -> None:
         for fold in folds:
             results.append(run_fold(options, data, subject, fold, a.stream))
             f = results[-1]
-            online = (f", streaming F1 {f['stream_f1']:.3f} delay mean {f['stream_delay_mean']:.1f} max {f['stream_delay_max']} "
-                      f"({f['stream_ms_per_frame']:.2f} ms/frame)") if a.stream else ""
+            online = "".join(f"; streaming {setting}: F1 {f['stream_f1' + sfx]:.3f} delay mean {f['stream_delay_mean' + sfx]:.1f} "
+                             f"max {f['stream_delay_max' + sfx]} ({f['stream_ms_per_frame' + sfx]:.2f} ms/frame)"
+                             for setting, sfx in _stream_suffixes(a.stream))
             print(f"  {variant} test {f['test_people']}: val F1 {f['val_f1']:.3f} @ {f['threshold']} {f['decoding']}, test F1 {f['f1']:.3f} "
                   f"(P {f['precision']:.3f}, R {f['recall']:.3f}), 1:1 {f['f1_one_to_one']:.3f}, {f['seconds']:.0f} s{online}", flush=True)
         keys = ("f1", "f1_one_to_one", "precision", "recall", "seconds")
-        if a.stream:
-            keys += ("stream_f1", "stream_f1_one_to_one", "stream_delay_mean", "stream_ms_per_frame")
+        for _, sfx in _stream_suffixes(a.stream):
+            keys += tuple(k + sfx for k in ("stream_f1", "stream_f1_one_to_one", "stream_delay_mean", "stream_ms_per_frame"))
         result = {"folds": results, "summary": summary(results, keys), "stream": a.stream}
-        if a.stream:
+        for setting, sfx in _stream_suffixes(a.stream):
             s = result["summary"]
-            print(f"  streaming (window, hop, guard {a.stream}): F1 {s['stream_f1']['mean']:.3f} ± {s['stream_f1']['std']:.3f} "
-                  f"against offline {s['f1']['mean']:.3f}; delay {s['stream_delay_mean']['mean']:.1f} frames; "
-                  f"{s['stream_ms_per_frame']['mean']:.2f} ms/frame", flush=True)
+            print(f"  streaming (window, hop, guard {setting}): F1 {s['stream_f1' + sfx]['mean']:.3f} ± {s['stream_f1' + sfx]['std']:.3f} "
+                  f"against offline {s['f1']['mean']:.3f}; delay {s['stream_delay_mean' + sfx]['mean']:.1f} frames; "
+                  f"{s['stream_ms_per_frame' + sfx]['mean']:.2f} ms/frame", flush=True)
         rows.append(line(variant, result))
         print(rows[-1], flush=True)
         saved.append({"variant": variant, "set": a.name, "base": base, "date": time.strftime("%Y-%m-%d"), **result})

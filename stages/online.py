@@ -43,7 +43,7 @@ def main(
     params: Path = PARAMS_OPTION,
     out: Path | None = typer.Option(None, help="Write the JSON lines here (default: stdout)."),
     csv: Path | None = typer.Option(None, help="Also write the detections as a table (sample_id, label, start_frame, end_frame, score)."),
-    window: int = typer.Option(256, help="Frames the detector sees (the newest ones)."),
+    window: int = typer.Option(512, help="Frames the detector sees (the newest ones): the longest gesture plus track2.recipe.past_context."),
     hop: int = typer.Option(16, help="Run the detector every `hop` frames."),
     guard: int = typer.Option(16, help="A gesture is decided once it ended this many frames before the newest frame."),
     mirror: bool | None = typer.Option(None, help="Mirror left/right (Kinect-style input); default: the training dataset's `mirror`."),

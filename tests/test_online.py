@@ -96,3 +96,36 @@ def test_trained_detector_streaming_agrees_with_offline():
           for name, found in (("offline", offline), ("streaming", streamed))}
     assert f1["offline"] > 0.5, f1  # a short training run; the point is the agreement below
     assert f1["streaming"] > f1["offline"] - 0.15, f1
+
+
+@pytest.mark.parametrize("norm_window", [0, 48])
+def test_causal_features_make_the_frame_detector_stream_what_offline_decodes(norm_window):
+    import torch
+
+    from miga.track2 import recipe as track2
+    from miga.track2.online import online_detector
+    from miga.evaluation.metrics import detection_metrics
+
+    rng = np.random.default_rng(1)
+    frames = 600
+    kp = np.zeros((1, frames, 25, 3), np.float32)
+    kp[0, :, :, :2] = rng.uniform(100, 200, (25, 2)) + rng.normal(0, 2, (frames, 25, 2))
+    kp[0, :, :, 0] += np.linspace(0, 300, frames)[:, None]  # the person walks across the image
+    kp[0, :, :, 2] = 1
+    options = {"detector": "frame", "features": ["joints", "posture", "velocity"], "velocity_steps": [1, 4],
+               "norm_window": norm_window, "smooth": 5, "min_length": 4, "nms_iou": 0.5}
+    features = track2.frame_features(kp, "kinect25", track2.feature_config(options))
+    standardize = track2.Standardizer.fit([features])
+    torch.manual_seed(0)
+    model = track2.build_detector({**options, "channels": 16, "layers": 3, "dropout": 0.0, "ensemble": 1}, features.shape[1], 2)
+    with torch.no_grad():
+        model.out.bias.copy_(torch.tensor([0.0, 0.3, 0.3]))  # an untrained model: some frames above threshold
+    offline = track2.make_decoder(model, options, {"S": standardize(features)})(0.4).with_columns(pl.lit("S").alias("sample_id"))
+    streamer = online_detector(model, standardize, "kinect25", options, 0.4, {}, window=192, hop=8, guard=24)
+    streamed = emitted_table("S", run_stream(streamer, kp[0]))
+    assert offline.height >= 5
+    agreement = detection_metrics(offline.with_columns(pl.col("label")), streamed, num_classes=2, iou_threshold=0.9)["one_to_one"]["f1"]
+    if norm_window:  # causal features: the stream decodes the frames the offline pass decodes
+        assert agreement > 0.95, agreement
+    else:  # whole-sequence normalisation: a prefix is normalised differently
+        assert agreement < 0.9, agreement

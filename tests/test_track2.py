@@ -248,3 +248,15 @@ def test_affine_copy_keeps_scores_and_is_the_identity_at_strength_zero():
     bones = np.linalg.norm(kp[..., 1, :2] - kp[..., 0, :2], axis=-1)
     moved_bones = np.linalg.norm(moved[..., 1, :2] - moved[..., 0, :2], axis=-1)
     assert np.all(moved_bones < bones * 1.5) and np.all(moved_bones > bones * 0.5)  # a mild map, not a collapse
+
+
+def test_causal_normalisation_gives_a_stream_the_offline_features():
+    kp = _stream(120)
+    kp[0, :, :, 0] += np.linspace(0, 80, 120)[:, None]  # the person walks: the whole-sequence centre is not causal
+    causal = track2.FeatureConfig(parts=("joints", "posture", "velocity"), norm_window=32)
+    full = track2.frame_features(kp, "kinect25", causal)
+    np.testing.assert_allclose(track2.frame_features(kp[:, :70], "kinect25", causal), full[:70], atol=1e-5)  # a prefix
+    window = track2.frame_features(kp[:, 50:], "kinect25", causal)  # a stream window that starts at frame 50
+    np.testing.assert_allclose(window[32:], full[50 + 32:], atol=1e-5)  # once it holds each frame's last 32 frames
+    whole = track2.FeatureConfig(parts=("joints", "posture", "velocity"))
+    assert not np.allclose(track2.frame_features(kp[:, :70], "kinect25", whole), track2.frame_features(kp, "kinect25", whole)[:70], atol=1e-2)

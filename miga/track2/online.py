@@ -4,6 +4,12 @@ The detector runs every `hop` frames over the last `window` frames (a bounded, c
 nothing after the newest frame is used). A detection is decided when its end lies at least
 `guard` frames before the newest frame, so the window has seen it finish; it is emitted unless
 an already emitted detection of the same class overlaps it by more than `merge_iou`.
+A detection that starts within `margin` frames of the window's oldest frame is not decided (unless
+the window holds the stream's start): the features and the network there lack their past, and what
+they find is an artefact of the cut. Streamed detections equal the offline ones when the features
+are causal (`track2.norm_window` > 0: body normalisation over each frame's recent past) and `margin`
+covers that past plus the network's receptive field (`online_detector` sets it so; BENCHMARKS.md
+"Track 2 streaming on UTKinect").
 The decision delay of a gesture is (frame at which it was emitted) - (its end frame).
 """
 
@@ -51,10 +57,13 @@ class StreamStats:
 
 
 class OnlineDetector:
-    def __init__(self, detect: DetectFn, *, window: int = 256, hop: int = 16, guard: int = 16, merge_iou: float = 0.0):
-        if not 0 < hop <= window or guard >= window:
-            raise ValueError(f"need 0 < hop <= window and guard < window (hop={hop}, guard={guard}, window={window})")
+    def __init__(self, detect: DetectFn, *, window: int = 256, hop: int = 16, guard: int = 16, merge_iou: float = 0.0,
+                 margin: int = 0):
+        if not 0 < hop <= window or guard >= window or not 0 <= margin < window - guard:
+            raise ValueError(f"need 0 < hop <= window, guard < window and 0 <= margin < window - guard "
+                             f"(hop={hop}, guard={guard}, margin={margin}, window={window})")
         self.detect, self.window, self.hop, self.guard, self.merge_iou = detect, window, hop, guard, merge_iou
+        self.margin = margin
         self.buffer: deque[np.ndarray] = deque(maxlen=window)
         self.emitted: list[Emitted] = []
         self.stats = StreamStats()
@@ -85,10 +94,11 @@ class OnlineDetector:
         first = self.stats.frames - len(self.buffer)
         detections = self.detect(np.stack(self.buffer)[None])
         limit = self.newest if final else self.newest - self.guard
+        oldest = first + self.margin if first > 0 else 0
         out = []
         for label, start, end, score in detections.select("label", "start_frame", "end_frame", "score").sort("score", descending=True).iter_rows():
             start, end = start + first, end + first
-            if end > limit or self._overlaps_emitted(label, start, end):
+            if end > limit or start < oldest or self._overlaps_emitted(label, start, end):
                 continue
             emitted = Emitted(int(label), int(start), int(end), float(score), self.newest)
             self.emitted.append(emitted)
@@ -130,7 +140,8 @@ def online_detector(model, standardize, layout: str, options: dict, threshold: f
         features = standardize(track2.frame_features(keypoints, layout, feature_config))
         return track2.make_decoder(model, options, {"window": features})(threshold, **setting)
 
-    return OnlineDetector(detect, window=window, hop=hop, guard=guard)
+    margin = min(track2.past_context(options), window - guard - 1)
+    return OnlineDetector(detect, window=window, hop=hop, guard=guard, margin=margin)
 
 
 def build_online(config: dict, *, window: int, hop: int, guard: int) -> tuple[OnlineDetector, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -56,10 +58,15 @@ class FeatureConfig:
     path: the frame's body centre relative to the sequence's (one point);
     velocity: of `joints`, (joints[t + k] - joints[t - k]) / (2k) for each k in `velocity_steps` (k = 1 as
     before: the backward difference);
-    distances: each hand to the head / torso / shoulders / elbows / hips; scores: the joint-seen mask."""
+    distances: each hand to the head / torso / shoulders / elbows / hips; scores: the joint-seen mask.
+
+    `norm_window` N > 0 makes the body normalisation causal: frame t is centred and scaled by the medians over
+    frames t - N + 1 .. t, so a stream (`miga.track2.online`) that has seen those frames computes the very
+    features the offline pass does (with the whole sequence it cannot: BENCHMARKS.md "Track 2 streaming")."""
 
     parts: tuple[str, ...] = DEFAULT_FEATURES
     velocity_steps: tuple[int, ...] = (1,)
+    norm_window: int = 0  # body centre and size: medians over the whole sequence (0) or over each frame's last N frames
 
     def __post_init__(self):
         unknown = [p for p in self.parts if p not in FEATURE_PARTS]
@@ -67,10 +74,23 @@ class FeatureConfig:
             raise ConfigError(f"track2.features: unknown or no parts {unknown}; choose from {list(FEATURE_PARTS)}")
         if not self.velocity_steps or any(int(k) < 1 for k in self.velocity_steps):
             raise ConfigError(f"track2.velocity_steps must be positive frame steps, got {list(self.velocity_steps)}")
+        if int(self.norm_window) < 0:
+            raise ConfigError(f"track2.norm_window must be 0 (whole sequence) or a number of frames, got {self.norm_window}")
 
 
 def feature_config(options: Mapping) -> FeatureConfig:
-    return FeatureConfig(tuple(options.get("features", DEFAULT_FEATURES)), tuple(int(k) for k in options.get("velocity_steps", (1,))))
+    return FeatureConfig(tuple(options.get("features", DEFAULT_FEATURES)), tuple(int(k) for k in options.get("velocity_steps", (1,))),
+                         int(options.get("norm_window", 0)))
+
+
+def _trailing_median(values: np.ndarray, seen: np.ndarray, window: int) -> np.ndarray:
+    """(T, ...) values -> (T, ...) median over the seen rows among the last `window` rows (NaN where none was seen)."""
+    masked = np.where(seen.reshape(-1, *([1] * (values.ndim - 1))), values, np.nan)
+    padded = np.concatenate([np.full((window - 1, *values.shape[1:]), np.nan), masked])
+    view = np.lib.stride_tricks.sliding_window_view(padded, window, axis=0)  # (T, ..., window)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows: NaN, filled by the caller
+        return np.nanmedian(view, axis=-1)
 
 
 def _velocity(values: np.ndarray, step: int) -> np.ndarray:
@@ -97,12 +117,18 @@ def frame_features(keypoints: np.ndarray, layout: str, config: FeatureConfig = F
     else:
         body, body_seen = xy[:, neck], valid[:, neck]
     centre = np.median(body[body_seen], axis=0) if body_seen.any() else xy.reshape(-1, 2).mean(0)
-    width = np.linalg.norm(xy[both, shoulders[0]] - xy[both, shoulders[1]], axis=-1) if both.any() else np.array([1.0])
-    scale = float(np.median(width)) or 1.0
+    width = np.linalg.norm(xy[:, shoulders[0]] - xy[:, shoulders[1]], axis=-1)
+    scale = float(np.median(width[both])) if both.any() else 1.0
+    scale = scale or 1.0
+    if config.norm_window > 0:  # causal: each frame's own recent past
+        recent = _trailing_median(body, body_seen, config.norm_window)
+        centre = np.where(np.isnan(recent), centre, recent)[:, None]  # (T, 1, 2)
+        recent_width = _trailing_median(width, both, config.norm_window)
+        scale = np.where(np.isnan(recent_width) | (recent_width <= 0), scale, recent_width)[:, None, None]  # (T, 1, 1)
     norm = (xy - centre) / scale
     norm[:, ~valid.any(axis=0)] = 0.0  # a joint never seen in the sequence sits at the body centre
     t = len(norm)
-    path = (body - centre) / scale  # (T, 2): the frame's body centre, relative to the sequence's
+    path = ((body[:, None] - centre) / scale)[:, 0]  # (T, 2): the frame's body centre, relative to the sequence's
     parts = []
     for part in config.parts:
         if part == "joints":
@@ -446,6 +472,15 @@ def make_decoder(model: torch.nn.Module, options: Mapping, features: Mapping[str
         return decode(probs, DecodeConfig(threshold=threshold, nms_iou=nms_iou, **chosen))
 
     return decode_frames
+
+
+def past_context(options: Mapping) -> int:
+    """Frames before a frame that its decoded score depends on: the causal body normalisation (`norm_window`),
+    the velocities, half the temporal receptive field of the network (dilations 1, 2, ..., 2^(layers-1)) and of the
+    smoothing. `miga.track2.online` decides nothing that starts closer than this to its window's oldest frame."""
+    features = feature_config(options)
+    network = 2 ** int(options.get("layers", 4)) - 1 if detector_of(options) != "window" else int(options.get("window_length", 32))
+    return int(features.norm_window) + max(features.velocity_steps) + network + max(_ints(options.get("smooth", 1))) // 2
 
 
 def train_config(options: Mapping) -> TrainConfig:
