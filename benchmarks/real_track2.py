@@ -1,4 +1,7 @@
-"""miga's Track 2 detectors on UTKinect-Action3D, leave-two-people-out 5-fold CV, next to the baselines.
+"""miga's Track 2 detectors on the real sequence sets, person-disjoint 5-fold CV, next to the baselines.
+
+`--set utkinect` (default): UTKinect-Action3D, leave two people out. `--set ground_guide`: the Ground Guide
+recordings as continuous sequences (`miga.datasets.ground_guide.convert_stream`), leave one person out.
 
 The same folds as `benchmarks/real_sequences.py` (fold k tests people 2k+1, 2k+2; the next fold's
 two people are its validation people; the other 6 train). Each variant is a JSON object of `track2`
@@ -11,7 +14,8 @@ same folds unless `--no-lr`; miga's window baseline is the variant '{"detector":
 
     OMP_NUM_THREADS=1 python -m benchmarks.real_track2 '{}' '{"detector": "window"}' '{"detector": "frame"}'
     OMP_NUM_THREADS=1 python -m benchmarks.real_track2 --no-lr --folds 0 1 '{"epochs": 20}'   # quick look
-    OMP_NUM_THREADS=1 python -m benchmarks.real_track2 --no-lr --stream 256 16 32 '{}'   # + streaming F1 and delay
+    OMP_NUM_THREADS=1 python -m benchmarks.real_track2 --no-lr --stream 512 16 32 '{}'   # + streaming F1 and delay
+    OMP_NUM_THREADS=1 python -m benchmarks.real_track2 --set ground_guide --stream 2048 16 32 '{}'
 
 With `--stream WINDOW HOP GUARD` every test sequence is also fed frame by frame through `miga online`'s
 detector (`miga.track2.online.online_detector`, the fold's model at its val-tuned decoding), and the
