@@ -87,20 +87,20 @@ def train_stream(stream: str, store: MemoryStore, ids: list[str], labels: np.nda
     return recipe.view_averaged_probabilities(model, evaluated)
 
 
-def run_fold(store, features, labels, groups, held, val_people, streams, params, num_classes, options) -> dict:
+def run_fold(store, features, labels, groups, held, val_people, streams, params, num_classes, train_params) -> dict:
     """One fold: baselines on `features` (pooled statistics, one row per clip of `store`), then each stream, then fusion."""
     ids = np.array(list(store))
     test = np.isin(groups, held)
     val = np.isin(groups, val_people)
     train = ~test & ~val
-    models = fit_clip_baselines(features[~test], labels[~test], seed=options.seed)
+    models = fit_clip_baselines(features[~test], labels[~test], seed=int(train_params.get("seed", 0)))
     row = clip_baseline_metrics(models, features[test], labels[test], labels[~test])
     scores = {}
     with tempfile.TemporaryDirectory() as tmp:
         for stream in streams:
             start = time.perf_counter()
             probs = train_stream(stream, store, list(ids[train]), labels[train], list(ids[val | test]), params, num_classes,
-                                 options, Path(tmp))
+                                 recipe.train_config(stream, train_params), Path(tmp))
             scores[stream] = probs
             row[f"seconds_{stream}"] = time.perf_counter() - start
     in_val = val[val | test]
@@ -122,7 +122,7 @@ def main(argv=None) -> None:
     parser.add_argument("--streams", nargs="+", default=["joint", "bone"])
     parser.add_argument("--layout", default="openpose25_hands42", help="biisc_dev keypoint layout (from the raw MediaPipe points)")
     parser.add_argument("--skeleton-layout", default=None, help="skeleton.layout (default: the keypoint layout)")
-    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=None, help="train.epochs (a stream's train.per_stream entry wins)")
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--folds", type=int, nargs="*", default=None, help="only these fold numbers")
     parser.add_argument("--set-param", nargs="*", default=[], help="section.key=value overrides (YAML values)")
@@ -144,7 +144,7 @@ def main(argv=None) -> None:
         train["epochs"] = a.epochs
     if a.lr is not None:
         train["lr"] = a.lr
-    options = TrainConfig.from_params(train)
+    options = TrainConfig.from_params(train)  # each stream: recipe.train_config (train.per_stream over these)
     features = np.stack([pooled_features(store[i], store.layout) for i in store])  # once for every fold
     rows = []
     started = time.perf_counter()
@@ -152,7 +152,7 @@ def main(argv=None) -> None:
         if a.folds and index not in a.folds:
             continue
         val_people = folds[(index + 1) % len(folds)]
-        row = run_fold(store, features, labels, groups, held, val_people, a.streams, params, len(classes), options)
+        row = run_fold(store, features, labels, groups, held, val_people, a.streams, params, len(classes), train)
         row["held_out"] = held
         rows.append(row)
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)

@@ -81,7 +81,6 @@ def train(params: Path = PARAMS_OPTION) -> None:
     config = load_params(params)
     if relaunch(section(config, "train"), ["-m", "stages.track1", "train", "--params", str(params)]):
         return  # train.launcher: torchrun ran this command in train.nproc processes
-    options = TrainConfig.from_params(section(config, "train"))
     manifest = _manifest()
     rows, val_rows = _split(manifest, "train"), _split(manifest, "val")
     store = KeypointStore(interim("imigue") / "keypoints.parquet")
@@ -89,7 +88,7 @@ def train(params: Path = PARAMS_OPTION) -> None:
     MODEL_DIR.mkdir(parents=True, exist_ok=True)
     with EpochLogger("dvclive/track1") as logger:
         for stream in _streams(config):
-            _train_stream(stream, config, options, rows, val_rows, store, crops, logger)
+            _train_stream(stream, config, track1.train_config(stream, section(config, "train")), rows, val_rows, store, crops, logger)
     typer.echo(f"track1: trained {', '.join(_streams(config))} on {rows.height} clips -> {MODEL_DIR}")
 
 

@@ -7,6 +7,7 @@ CASES = {
     "pose_slowonly": (dict(in_channels=22, num_classes=32), (2, 22, 8, 32, 32)),
     "rgb_slowonly": (dict(num_classes=32), (2, 3, 4, 48, 48)),
     "stgcn": (dict(layout="openpose25_hands10", num_classes=8, base_channels=8, num_blocks=3, inflate_at=(1,)), (2, 3, 16, 35)),
+    "skeleton_tcn": (dict(num_joints=35, num_classes=8, channels=16, blocks=2), (2, 3, 16, 35)),
     "temporal_convnet": (dict(in_features=40, num_classes=18, layers=3), (2, 40, 50)),
     "temporal_detector": (dict(in_features=40, num_classes=17, layers=2, levels=3), (2, 40, 64)),
     "window_classifier": (dict(in_features=40, num_classes=18, layers=2), (2, 40, 32)),

@@ -180,7 +180,13 @@ def test_online_streams_a_test_sequence_with_the_trained_detector(project):
     assert "ms/frame" in result.stderr and "decision delay" in result.stderr
     lines = (project / "online.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
-    assert records and all(r["start_frame"] <= r["end_frame"] <= r["decided_at_frame"] for r in records)
+    # what a 2-epoch tiny detector finds varies with the recipe; that streaming decodes what offline does is
+    # tests/test_online.py's job. Here: every frame was read, and what was decided is reported consistently.
+    from miga.datasets import smg
+
+    frames = len(smg.read_skeleton(skeleton))
+    assert f"online: {frames} frames, {len(records)} gestures" in result.stderr
+    assert all(r["start_frame"] <= r["end_frame"] <= r["decided_at_frame"] < frames for r in records)
     assert len((project / "online.csv").read_text().splitlines()) == len(records) + 1
 
 

@@ -94,8 +94,8 @@ def _waving_set(n: int, seed: int) -> tuple[list[np.ndarray], np.ndarray]:
     return [_person(int(rng.integers(20, 40)), rng, wave=float(label)) for label in labels], labels
 
 
-@pytest.mark.parametrize("stream", ["joint", "bone"])
-def test_stgcn_stream_learns_better_than_chance(stream):
+@pytest.mark.parametrize("stream", ["joint", "bone", "tcn", "tcn_bone"])
+def test_skeleton_stream_learns_better_than_chance(stream):
     keypoints, labels = _waving_set(32, 0)
     test_keypoints, test_labels = _waving_set(16, 1)
     skeleton = {"clip_len": 16, "test_clips": 1, "flip_test": False}
@@ -104,7 +104,7 @@ def test_stgcn_stream_learns_better_than_chance(stream):
     ids = list(store)
     seed_everything(0)
     model = recipe.build_stream(stream, {"stage_blocks": [1], "dropout": 0.0, "pose_base_channels": 4, "rgb_base_channels": 4,
-                                         "gcn_channels": 8, "gcn_blocks": 2, "gcn_inflate_at": [1]},
+                                         "gcn_channels": 8, "gcn_blocks": 2, "gcn_inflate_at": [1], "tcn_channels": 16, "tcn_blocks": 2},
                                 recipe.StreamInputs(1, 2, LAYOUT), skeleton)
     data = recipe.clip_dataset(stream, ids[:32], labels, {}, train=True, seed=0, store=store, skeleton=skeleton)
     assert isinstance(data, SkeletonClips)

@@ -159,6 +159,22 @@ def test_streams_for_reads_model_streams():
             track1.streams_for("late", bad)
 
 
+def test_a_stream_trains_with_its_own_recipe_over_the_train_params():
+    train = {"epochs": 20, "lr": 0.1, "optimizer": "sgd", "batch_size": 16, "launcher": "local",
+             "per_stream": {"tcn": {"optimizer": "adamw", "lr": 0.002, "epochs": 100}}}
+    own = track1.train_config("tcn", train)
+    assert (own.optimizer, own.lr, own.epochs, own.batch_size) == ("adamw", 0.002, 100, 16)
+    other = track1.train_config("pose", train)
+    assert (other.optimizer, other.lr, other.epochs) == ("sgd", 0.1, 20)
+    with pytest.raises(ConfigError, match=r"train.per_stream.tcn: unknown keys \['learning_rate'\]"):
+        track1.train_config("tcn", {"per_stream": {"tcn": {"learning_rate": 0.1}}})
+
+
+def test_tcn_streams_read_their_skeleton_feature():
+    assert [track1.skeleton_feature(s) for s in ("tcn", "tcn_bone", "joint_motion")] == ["joint", "bone", "joint_motion"]
+    assert track1.streams_for("late", ("tcn", "pose")) == ("tcn", "pose")
+
+
 def test_unknown_fusion_is_a_clear_error():
     with pytest.raises(ValueError, match="crossattn"):
         track1.streams_for("early")

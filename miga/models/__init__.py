@@ -15,6 +15,7 @@ from miga.models.rgb_backbones import (  # noqa: F401  (the RGB stream's backbon
     input_recipe, load_rgb_checkpoint, param_groups, rgb_clip_transform, sample_frame_indices,
 )
 from miga.models.slowonly import create_rgb_slowonly, create_slowonly
+from miga.models.skeleton_tcn import create_skeleton_tcn
 from miga.models.stgcn import create_stgcn
 from miga.models.temporal import create_temporal_convnet
 
@@ -27,6 +28,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "rgb_slowonly": create_rgb_slowonly,
     # Skeleton stream: ST-GCN++ graph convolutions over (C, T, V) joint / bone / motion features of a layout.
     "stgcn": create_stgcn,
+    # Skeleton stream over time only: the flattened joints (and their motion) through a dilated temporal conv net.
+    "skeleton_tcn": create_skeleton_tcn,
     # Track 2 per-frame classifier over per-frame features.
     "temporal_convnet": create_temporal_convnet,
     # Track 2 anchor-free detector (class per step + distances to start and end, feature pyramid).

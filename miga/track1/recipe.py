@@ -2,8 +2,10 @@
 
 Streams (`model.streams`): `pose` (PoseConv3D-style SlowOnly over joint heatmaps rasterized on
 the fly), `rgb` (SlowOnly over person-centred frame crops), and the skeleton-sequence streams
-`joint`, `bone`, `joint_motion`, `bone_motion` (ST-GCN++ over body-normalised keypoints,
-`miga.track1.skeleton`). Late fusion is a weighted geometric mean of the streams' class
+over body-normalised keypoints (`miga.track1.skeleton`): `joint`, `bone`, `joint_motion`, `bone_motion`
+(ST-GCN++) and `tcn`, `tcn_bone` (a dilated temporal conv net over the flattened joints or bones and
+their motion: few parameters, the strongest stream on small real sets, BENCHMARKS.md). Each stream may
+train with its own recipe (`train.per_stream`, `train_config`). Late fusion is a weighted geometric mean of the streams' class
 probabilities with weights tuned on val (`tune_stream_weights`: the grid includes every single
 stream, so the fusion is never worse on val than its best stream); `crossattn` instead trains one
 joint model over heatmaps and RGB (`fused`).
@@ -25,12 +27,30 @@ from miga.layouts import convert, get_layout
 from miga.models import (InputRecipe, LoadReport, build_model, create_rgb_backbone, freeze_batchnorm, freeze_stages,
                          input_recipe, load_rgb_checkpoint, param_groups, rgb_clip_transform)
 from miga.models.fusion import CrossAttentionFusion, PrototypeClassifier
-from miga.track1.skeleton import FEATURES as SKELETON_STREAMS
+from miga.track1.skeleton import FEATURES as GCN_STREAMS
 from miga.track1.skeleton import SkeletonClipConfig, SkeletonClips
+from miga.training import TrainConfig
 from miga.track1.transforms import PoseClipConfig, PoseClipPipeline, flip_volume
 
 FUSIONS = ("none", "late", "crossattn")
+TCN_STREAMS = {"tcn": "joint", "tcn_bone": "bone"}  # stream -> the skeleton feature it reads
+SKELETON_STREAMS = GCN_STREAMS + tuple(TCN_STREAMS)
 STREAMS = ("pose", "rgb") + SKELETON_STREAMS
+
+
+def skeleton_feature(stream: str) -> str:
+    """The `miga.track1.skeleton` feature a skeleton stream reads (`joint` for `joint` and `tcn`, ...)."""
+    return TCN_STREAMS.get(stream, stream)
+
+
+def train_config(stream: str, train: Mapping) -> TrainConfig:
+    """A stream's training options: the `train` params, with its own entry of `train.per_stream` over them
+    (the temporal conv net trains with AdamW for more epochs than the heatmap and RGB networks' SGD)."""
+    own = dict((train.get("per_stream") or {}).get(stream) or {})
+    unknown = sorted(set(own) - set(TrainConfig.__dataclass_fields__))
+    if unknown:
+        raise ConfigError(f"train.per_stream.{stream}: unknown keys {unknown}; known: {sorted(TrainConfig.__dataclass_fields__)}")
+    return TrainConfig.from_params({**train, **own})
 
 
 @dataclass(frozen=True)
@@ -166,7 +186,7 @@ def clip_dataset(stream: str, ids: list[str], labels: np.ndarray, heatmap: Mappi
     keypoints (`skeleton`: the `skeleton` params)."""
     if stream in SKELETON_STREAMS:
         return SkeletonClips([store[i] for i in ids], store.layout, labels, config=SkeletonClipConfig.from_params(skeleton or {}),
-                             feature=stream, train=train, seed=seed)
+                             feature=skeleton_feature(stream), train=train, seed=seed)
     pose = lambda: PoseClips(store, ids, labels, layout=heatmap["layout"], pipeline=pose_pipeline(heatmap),  # noqa: E731
                              train=train, seed=seed)
     recipe = rgb or input_recipe("slowonly_small")
@@ -181,7 +201,12 @@ def build_stream(stream: str, model: Mapping, inputs: StreamInputs, skeleton: Ma
     common = dict(num_classes=inputs.num_classes, stage_blocks=tuple(model["stage_blocks"]), dropout=float(model["dropout"]))
     pose = lambda: build_model("pose_slowonly", in_channels=inputs.in_channels, base_channels=int(model["pose_base_channels"]), **common)  # noqa: E731
     rgb = lambda: _rgb_network(model, inputs.num_classes)  # noqa: E731
-    if stream in SKELETON_STREAMS:
+    if stream in TCN_STREAMS:
+        layout = SkeletonClipConfig.from_params(skeleton or {}).layout_for(inputs.keypoint_layout)
+        network = build_model("skeleton_tcn", num_joints=get_layout(layout).num_joints, num_classes=inputs.num_classes,
+                              channels=int(model.get("tcn_channels", 128)), blocks=int(model.get("tcn_blocks", 4)),
+                              dropout=float(model.get("tcn_dropout", 0.1)))
+    elif stream in GCN_STREAMS:
         network = build_model("stgcn", layout=SkeletonClipConfig.from_params(skeleton or {}).layout_for(inputs.keypoint_layout), num_classes=inputs.num_classes,
                               base_channels=int(model.get("gcn_channels", 32)), num_blocks=int(model.get("gcn_blocks", 6)),
                               inflate_at=tuple(model.get("gcn_inflate_at", (2, 4))), dropout=float(model["dropout"]))
