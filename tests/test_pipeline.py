@@ -141,10 +141,16 @@ def test_track2_decoding_params_rerun_prediction_only_and_mirror_retrains(projec
 
 @pytest.mark.slow
 def test_every_fusion_and_prototypes_run_as_experiments(project):
-    _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "model.fusion=late", "-S", "model.streams=[joint,bone]"], project)
+    # the default's temporal conv net (its own AdamW recipe, train.per_stream) beside an ST-GCN++ stream
+    _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "model.fusion=late", "-S", "model.streams=[tcn,bone]",
+          "-S", "train.per_stream.tcn.epochs=5"], project)
     fusion = json.loads((project / "metrics/track1_fusion.json").read_text())
-    assert fusion["streams"] == ["joint", "bone"] and (project / "models/track1/bone.pt").exists()
-    assert set(json.loads((project / "metrics/track1.json").read_text())["streams"]) == {"joint", "bone"}
+    assert fusion["streams"] == ["tcn", "bone"] and (project / "models/track1/bone.pt").exists()
+    assert set(json.loads((project / "metrics/track1.json").read_text())["streams"]) == {"tcn", "bone"}
+    import torch
+
+    epochs = {s: len(torch.load(project / f"models/track1/{s}.pt", weights_only=True)["history"]) for s in ("tcn", "bone")}
+    assert epochs == {"tcn": 5, "bone": TINY["train"]["epochs"]}
     for setting in ("model.fusion=crossattn", "model.prototypes=true"):
         _run([sys.executable, "-m", "dvc", "exp", "run", "-S", setting], project)
         metrics = json.loads((project / "metrics/track1.json").read_text())
