@@ -99,8 +99,12 @@ def _damage_video(root: Path) -> None:
 
 
 def _foreign_model(root: Path) -> None:
+    """A model file of another shape for every stream, whichever of them params.yaml fuses."""
+    from miga.track1.recipe import STREAMS
+
     (root / "models/track1").mkdir(parents=True, exist_ok=True)
-    torch.save({"model": {"weight": torch.zeros(3)}}, root / "models/track1/pose.pt")
+    for stream in STREAMS:
+        torch.save({"model": {"weight": torch.zeros(3)}}, root / f"models/track1/{stream}.pt")
 
 
 def _submission_missing_ids(root: Path) -> None:
@@ -148,7 +152,8 @@ CASES = [
     Case("params not YAML", ["ingest", "--dataset", "smg"], files=_write("params.yaml", "datasets: [\n"), says="YAML"),
     Case("unknown fusion", ["track1", "train"], _set("model.fusion", "average"), says="model.fusion"),
     Case("unknown detector", ["track2", "train"], _set("track2.detector", "rnn"), says="track2.detector"),
-    Case("model does not match params", ["track1", "predict"], files=_foreign_model, says="pose.pt"),
+    Case("model does not match params", ["track1", "predict"], files=_foreign_model,
+         says=".pt: the saved model does not match params.yaml"),
     Case("submission file missing", ["submission", "check", "1", "absent.csv"], says="absent.csv"),
     Case("score: test Ids missing", ["score", "1", "sub.csv"], files=_submission_missing_ids, says="sub.csv"),
     Case("score: Target out of range", ["score", "1", "sub.csv"], files=_submission_out_of_range, says="sub.csv"),
