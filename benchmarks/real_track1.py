@@ -144,7 +144,6 @@ def main(argv=None) -> None:
         train["epochs"] = a.epochs
     if a.lr is not None:
         train["lr"] = a.lr
-    options = TrainConfig.from_params(train)  # each stream: recipe.train_config (train.per_stream over these)
     features = np.stack([pooled_features(store[i], store.layout) for i in store])  # once for every fold
     rows = []
     started = time.perf_counter()
@@ -159,7 +158,7 @@ def main(argv=None) -> None:
     metrics = ["logreg", "1nn", "5nn", "majority_class_rate", *a.streams, "fused", "equal_weights"]
     summary = _summary(rows, metrics)
     print(f"{a.set}: {len(rows)} folds, streams {a.streams}, layout {store.layout} -> {params['skeleton']['layout'] or store.layout}, "
-          f"epochs {options.epochs}, {time.perf_counter() - started:.0f} s")
+          f"epochs {train['epochs']} (train.per_stream: {train.get('per_stream') or {}}), {time.perf_counter() - started:.0f} s")
     for name in metrics:
         s = summary[name]
         print(f"  {name:>20}: {s['mean']:.3f} +- {s['std']:.3f} ({s['min']:.2f}-{s['max']:.2f})")
