@@ -3,8 +3,7 @@
 `--set utkinect` (default): UTKinect-Action3D (../shared/realdata/sequences/utkinect, real Kinect v1
 skeletons), converted once with `miga.datasets.utkinect.convert` into a stream-format dataset under
 --cache (default /tmp/miga_real/utkinect_stream, never inside the repo). 10 people x 2 sequences, 10 actions.
-`--set utkinect_ids4`: the same on an even time grid, one frame every 4 ids of the 30 Hz clock
-(`utkinect.convert(id_step=4)`; rows are otherwise 2-8 ids apart). `--set ground_guide`: the Ground Guide recordings as continuous sequences
+`--set ground_guide`: the Ground Guide recordings as continuous sequences
 (`miga.datasets.ground_guide.convert_stream`: 12 sequences of 5 people, 10 signals, standby is background).
 
 Protocol: people in groups (UTKinect: 2 people, 5 folds; ground_guide: 1 person, 5 folds); fold k tests
@@ -30,23 +29,19 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 SEQUENCES = REPO.parent / "shared" / "realdata" / "sequences"
 CACHE = Path("/tmp/miga_real")
-GROUP = {"utkinect": 2, "utkinect_ids4": 2, "ground_guide": 1}  # people per fold
+GROUP = {"utkinect": 2, "ground_guide": 1}  # people per fold
 
 
 def stream_root(cache: Path, name: str = "utkinect") -> Path:
     """The set `name` as a stream-format dataset under `cache` (converted on first use)."""
-    from functools import partial
-
     from miga.datasets import ground_guide, utkinect
 
-    source, convert = {"utkinect": ("utkinect", utkinect.convert),
-                       "utkinect_ids4": ("utkinect", partial(utkinect.convert, id_step=4)),  # an even 7.5 frames/s grid
-                       "ground_guide": ("ground_guide", ground_guide.convert_stream)}[name]
+    convert = {"utkinect": utkinect.convert, "ground_guide": ground_guide.convert_stream}[name]
     root = cache / f"{name}_stream"
     if not (root / "dataset.yaml").exists():
-        if not (SEQUENCES / source).is_dir():
-            raise SystemExit(f"{SEQUENCES / source}: real recordings not found")
-        convert(SEQUENCES / source, root)
+        if not (SEQUENCES / name).is_dir():
+            raise SystemExit(f"{SEQUENCES / name}: real recordings not found")
+        convert(SEQUENCES / name, root)
     return root
 
 

@@ -1,7 +1,6 @@
 """miga's Track 2 detectors on the real sequence sets, person-disjoint 5-fold CV, next to the baselines.
 
-`--set utkinect` (default): UTKinect-Action3D, leave two people out (`--set utkinect_ids4`: on an even time grid,
-one frame every 4 ids of its 30 Hz clock). `--set ground_guide`: the Ground Guide
+`--set utkinect` (default): UTKinect-Action3D, leave two people out. `--set ground_guide`: the Ground Guide
 recordings as continuous sequences (`miga.datasets.ground_guide.convert_stream`), leave one person out.
 
 The same folds as `benchmarks/real_sequences.py` (fold k tests people 2k+1, 2k+2; the next fold's
@@ -44,12 +43,10 @@ sys.path.insert(0, str(REPO))
 CACHE = Path("/tmp/miga_real")
 BASE = {  # per set, applied to params.yaml's track2 before a variant
     "utkinect": {"dataset": "utkinect", "window": 128},  # sequences 525-1282 rows, segments 5-110
-    "utkinect_ids4": {"dataset": "utkinect", "window": 128},  # on the even id grid: 526-1157 frames, segments 6-102
     "ground_guide": {"dataset": "ground_guide", "window": 512},  # sequences 467-10007 rows, segments 43-1118
 }
 LR = {  # the sliding-window logistic regression's (windows, stride) per set (benchmarks.real_sequences)
     "utkinect": ([8, 12, 16, 24], 2),
-    "utkinect_ids4": ([8, 12, 16, 24], 2),
     "ground_guide": ([16, 32, 64], 4),
 }
 

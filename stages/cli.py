@@ -41,13 +41,11 @@ def convert_utkinect(
     source: Path = typer.Argument(..., help="Folder with joints_sXX_eYY.txt and the action label file."),
     out: Path = typer.Argument(..., help="Output folder (stream format; use it as a dataset with format: stream)."),
     label_file: str = typer.Option("actionLabel_modified.txt", help="actionLabel.txt or the corrected actionLabel_modified.txt."),
-    id_step: int = typer.Option(0, help="0: one frame per captured row; k: an even grid of one frame every k frame ids "
-                                        "(30 / k frames/s), dropped frames interpolated."),
 ) -> None:
     """UTKinect-Action3D continuous sequences -> the generic stream format (subjects 7-8 val, 9-10 test)."""
     from miga.datasets import utkinect
 
-    utkinect.convert(source, out, label_file=label_file, id_step=id_step or None)
+    utkinect.convert(source, out, label_file=label_file)
     typer.echo(f"wrote {out}")
 
 

@@ -181,27 +181,6 @@ def test_utkinect_labels_refer_to_frame_ids(tmp_path):
     assert segments.select("label", "start_frame", "end_frame").rows() == [(0, 1, 3), (9, 4, 5)]
 
 
-def test_utkinect_on_an_even_id_grid(tmp_path):
-    from miga.datasets import stream, utkinect
-
-    src = tmp_path / "src"
-    src.mkdir()
-    ids = [10, 12, 12, 18, 20]  # a repeat, then a 6-id drop
-    rows = [" ".join([str(i)] + [str(float(i))] * 60) for i in ids]  # every value = its frame id
-    (src / "joints_s01_e01.txt").write_text("\n".join(rows) + "\n")
-    (src / "actionLabel.txt").write_text("s01_e01\nwalk: 12 15\nclapHands: 16 20\n")
-    utkinect.convert(src, tmp_path / "out", label_file="actionLabel.txt", id_step=2)
-    manifest, segments = stream.scan(tmp_path / "out")
-    assert manifest["end_frame"].to_list() == [5]  # ids 10, 12, ..., 20: 6 grid frames
-    kp = stream.provided_keypoints(tmp_path / "out", manifest)["s01_e01"][1][0]
-    np.testing.assert_allclose(kp[:, 0, 0], [10, 12, 14, 16, 18, 20])  # x: the rows' values, interpolated over the drop
-    np.testing.assert_allclose(kp[:, 0, 1], [-10, -12, -14, -16, -18, -20])  # y: flipped to image-up
-    assert segments.select("label", "start_frame", "end_frame").rows() == [(0, 1, 2), (9, 3, 5)]
-    assert stream.read_meta(tmp_path / "out")["fps"] == 15.0
-    with pytest.raises(DatasetFormatError, match="id_step"):
-        utkinect.convert(src, tmp_path / "bad", label_file="actionLabel.txt", id_step=0)
-
-
 def test_real_utkinect_sequences_convert(realdata, tmp_path):
     from miga.datasets import stream, utkinect
 

@@ -3,12 +3,6 @@
 `joints_sXX_eYY.txt`: one row per captured frame, the frame id then 20 Kinect v1 joints x
 (x, y, z) in metres. Frame ids skip and sometimes repeat; the label file's boundaries refer to
 these ids, so a segment covers the rows whose id lies inside it (repeated rows are dropped).
-
-Timeline: by default one output frame per captured row (`id_step=None`). The ids count Kinect's 30 Hz
-clock but step by 2 to 8 (and by 50-230 where tracking was lost), so rows are not evenly spaced in time:
-a stretch with steps of 2 ids plays 4x slower, row by row, than one with steps of 8. `id_step=k` puts
-the rows on an even grid of one frame every k ids (30 / k frames/s) and fills the empty grid frames by
-linear interpolation between their neighbouring rows; the label boundaries map onto the same grid.
 """
 
 from __future__ import annotations
@@ -23,8 +17,7 @@ from miga.datasets import stream
 from miga.datasets.csvtable import DatasetFormatError
 
 CLASSES = ("walk", "sitDown", "standUp", "pickUp", "carry", "throw", "push", "pull", "waveHands", "clapHands")
-FPS = 15.0  # UTKinect records at roughly 15 rows/s
-CLOCK_HZ = 30.0  # the frame ids' clock (Kinect v1)
+FPS = 15.0  # UTKinect records at roughly 15 frames/s
 _SEQUENCE = re.compile(r"^s(\d+)_e(\d+)$")
 
 
@@ -41,15 +34,6 @@ def read_joints(path: Path) -> tuple[np.ndarray, np.ndarray]:
     ids = table[np.sort(keep), 0].astype(np.int64)
     keypoints = np.concatenate([world[..., :1], -world[..., 1:2], np.ones_like(world[..., :1])], axis=-1)
     return ids, keypoints.astype(np.float32)
-
-
-def on_id_grid(ids: np.ndarray, keypoints: np.ndarray, id_step: int) -> np.ndarray:
-    """(T, V, 3) rows at `ids` -> (T', V, 3) on the grid id0, id0 + id_step, ...: each grid frame linearly
-    interpolated from the rows with the nearest ids before and after it (the row itself where one lies on it)."""
-    grid = ids[0] + id_step * np.arange((ids[-1] - ids[0]) // id_step + 1)
-    flat = keypoints.reshape(len(ids), -1)
-    out = np.stack([np.interp(grid, ids, flat[:, j]) for j in range(flat.shape[1])], axis=1)
-    return out.reshape(len(grid), *keypoints.shape[1:]).astype(np.float32)
 
 
 def read_labels(path: Path) -> dict[str, list[tuple[int, int, int]]]:
@@ -73,12 +57,8 @@ def read_labels(path: Path) -> dict[str, list[tuple[int, int, int]]]:
     return labels
 
 
-def convert(source: Path, out: Path, *, label_file: str = "actionLabel_modified.txt", val_subjects=(7, 8), test_subjects=(9, 10),
-            id_step: int | None = None) -> None:
-    """Write the UTKinect sequences in `source` as a stream dataset under `out` (leave subjects out); one frame per
-    row, or with `id_step` one frame every `id_step` ids of the 30 Hz clock (see the module's docstring)."""
-    if id_step is not None and int(id_step) < 1:
-        raise DatasetFormatError(f"id_step must be a positive number of frame ids, got {id_step}")
+def convert(source: Path, out: Path, *, label_file: str = "actionLabel_modified.txt", val_subjects=(7, 8), test_subjects=(9, 10)) -> None:
+    """Write the UTKinect sequences in `source` as a stream dataset under `out` (leave subjects out)."""
     source = Path(source)
     labels = read_labels(source / label_file)
     sequences, samples, segments = {}, [], []
@@ -87,9 +67,6 @@ def convert(source: Path, out: Path, *, label_file: str = "actionLabel_modified.
         if not path.exists():
             continue
         ids, keypoints = read_joints(path)
-        if id_step is not None:
-            keypoints = on_id_grid(ids, keypoints, int(id_step))
-            ids = ids[0] + int(id_step) * np.arange(len(keypoints))
         subject = int(_SEQUENCE.match(name).group(1))
         split = "val" if subject in val_subjects else "test" if subject in test_subjects else "train"
         sequences[name] = keypoints
@@ -100,5 +77,5 @@ def convert(source: Path, out: Path, *, label_file: str = "actionLabel_modified.
                 segments.append({"sample_id": name, "label": label, "start_frame": int(rows[0]), "end_frame": int(rows[-1])})
     if not sequences:
         raise DatasetFormatError(f"{source}: no joints_sXX_eYY.txt files matching {label_file}")
-    stream.write(out, layout="kinect20", fps=FPS if id_step is None else CLOCK_HZ / int(id_step), classes=CLASSES, sequences=sequences,
+    stream.write(out, layout="kinect20", fps=FPS, classes=CLASSES, sequences=sequences,
                  samples=pl.DataFrame(samples), segments=pl.DataFrame(segments))

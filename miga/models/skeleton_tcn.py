@@ -51,6 +51,6 @@ class SkeletonTCN(nn.Module):
         return self.classify(self.embed(x))
 
 
-def create_skeleton_tcn(*, num_joints: int, num_classes: int, in_channels: int = 3, channels: int = 128, blocks: int = 4,
-                        dropout: float = 0.1, motion: bool = True) -> SkeletonTCN:
+def create_skeleton_tcn(*, num_joints: int, num_classes: int, in_channels: int = 3, channels: int = 64, blocks: int = 4,
+                        dropout: float = 0.3, motion: bool = True) -> SkeletonTCN:
     return SkeletonTCN(in_channels, num_joints, num_classes, channels=channels, blocks=blocks, dropout=dropout, motion=motion)

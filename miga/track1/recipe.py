@@ -201,13 +201,13 @@ def build_stream(stream: str, model: Mapping, inputs: StreamInputs, skeleton: Ma
     common = dict(num_classes=inputs.num_classes, stage_blocks=tuple(model["stage_blocks"]), dropout=float(model["dropout"]))
     pose = lambda: build_model("pose_slowonly", in_channels=inputs.in_channels, base_channels=int(model["pose_base_channels"]), **common)  # noqa: E731
     rgb = lambda: _rgb_network(model, inputs.num_classes)  # noqa: E731
-    if stream in SKELETON_STREAMS:
-        layout = SkeletonClipConfig.from_params(skeleton or {}).layout_for(inputs.keypoint_layout)
     if stream in TCN_STREAMS:
+        layout = SkeletonClipConfig.from_params(skeleton or {}).layout_for(inputs.keypoint_layout)
         network = build_model("skeleton_tcn", num_joints=get_layout(layout).num_joints, num_classes=inputs.num_classes,
-                              **{k: model[f"tcn_{k}"] for k in ("channels", "blocks", "dropout") if f"tcn_{k}" in model})
+                              channels=int(model.get("tcn_channels", 128)), blocks=int(model.get("tcn_blocks", 4)),
+                              dropout=float(model.get("tcn_dropout", 0.1)))
     elif stream in GCN_STREAMS:
-        network = build_model("stgcn", layout=layout, num_classes=inputs.num_classes,
+        network = build_model("stgcn", layout=SkeletonClipConfig.from_params(skeleton or {}).layout_for(inputs.keypoint_layout), num_classes=inputs.num_classes,
                               base_channels=int(model.get("gcn_channels", 32)), num_blocks=int(model.get("gcn_blocks", 6)),
                               inflate_at=tuple(model.get("gcn_inflate_at", (2, 4))), dropout=float(model["dropout"]))
     elif stream == "pose":
