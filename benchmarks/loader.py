@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from miga.track1 import recipe as track1
 from miga.layouts import OPENPOSE25_HANDS10
-from miga.params import merged
+from miga.params import merged, validated
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -75,6 +75,7 @@ def main() -> None:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     if args.overrides:
         params = merged(params, yaml.safe_load(args.overrides.read_text()))
+    params = validated(params, args.overrides or REPO / "params.yaml")  # every key, the schema's defaults filled in
     batch = args.batch or int(params["train"]["batch_size"])
     torch.set_num_threads(os.cpu_count() or 1)
 

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `miga` and `stages` of this checkout
@@ -43,9 +42,11 @@ def main() -> None:
     from miga.track2.online import emitted_table, run_stream
     from miga.project import TRACK2_DETECTIONS as DETECTIONS
     from miga.track2.online import build_online
-    from miga.track2.project import Track2Data
+    from miga.track2.pipeline import Track2Data
 
-    config = yaml.safe_load(Path("params.yaml").read_text())
+    from miga.params import load_params
+
+    config = load_params(Path("params.yaml"))
     data = Track2Data(config)
     ids = data.manifest.filter(pl.col("split") == args.split)["sample_id"].to_list()
     streamed, frames, seconds, delays = [], 0, 0.0, []

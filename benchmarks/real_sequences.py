@@ -11,7 +11,7 @@ group k, the next group (cyclically) is the validation people: the window
 classifier is trained on the other people, the decoding (score threshold, probability smoothing width, shortest kept segment; with several
 --windows also the window length) is the one with the best validation F1, and the test F1 uses the official
 Track 2 rule (same class and temporal IoU > 0.3; precision = found / predictions, recall =
-found / ground truth; `miga.baselines.track2_f1`).
+found / ground truth; `miga.evaluation.metrics.instance_f1`).
 
     python -m benchmarks.real_sequences                  # table + /tmp/miga_real/track2_baselines.json
     python -m benchmarks.real_sequences --windows 12 --smooths 1 --min-windows 1   # no decoding search
@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from miga.evaluation.metrics import instance_f1
 
 REPO = Path(__file__).resolve().parents[1]
 SEQUENCES = REPO.parent / "shared" / "realdata" / "sequences"
@@ -87,7 +89,7 @@ def run(cache: Path, windows: list[int], stride: int, seed: int, C: float, backg
             if best is None or val_f1 > best[2] + 1e-12:
                 best = (w, model, val_f1)
         w, model, val_f1 = best
-        test = bl.track2_f1(bl.window_baseline_detections(pick(feats[w], test_people), model), pick(segs, test_people))
+        test = instance_f1(bl.window_baseline_detections(pick(feats[w], test_people), model), pick(segs, test_people))
         folds.append({"test_people": test_people, "val_people": val_people, "train_people": train_people, "window": w,
                       "threshold": model.threshold, "smooth": model.smooth, "min_windows": model.min_windows, "val_f1": val_f1, **test})
     f1 = np.array([f["f1"] for f in folds])

@@ -28,6 +28,7 @@ import yaml
 
 from benchmarks.real_clips import CACHE, GROUND_GUIDE, _summary
 from miga.baselines import clip_baseline_metrics, fit_clip_baselines, pooled_features
+from miga.params import validated
 from miga.track1 import recipe
 from miga.training import TrainConfig, fit, seed_everything
 
@@ -93,7 +94,7 @@ def run_fold(store, features, labels, groups, held, val_people, streams, params,
     test = np.isin(groups, held)
     val = np.isin(groups, val_people)
     train = ~test & ~val
-    models = fit_clip_baselines(features[~test], labels[~test], seed=int(train_params.get("seed", 0)))
+    models = fit_clip_baselines(features[~test], labels[~test], seed=int(train_params["seed"]))
     row = clip_baseline_metrics(models, features[test], labels[test], labels[~test])
     scores = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -134,16 +135,17 @@ def main(argv=None) -> None:
         store, labels, groups, classes, folds = biisc_clips(a.cache, a.layout)
     else:
         store, labels, groups, classes, folds = ground_guide_clips()
-    params["skeleton"]["layout"] = a.skeleton_layout
+    params.setdefault("skeleton", {})["layout"] = a.skeleton_layout
     for item in a.set_param:
         key, value = item.split("=", 1)
         section, name = key.split(".", 1)
-        params[section][name] = yaml.safe_load(value)
-    train = dict(params["train"])
+        params.setdefault(section, {})[name] = yaml.safe_load(value)
     if a.epochs is not None:
-        train["epochs"] = a.epochs
+        params.setdefault("train", {})["epochs"] = a.epochs
     if a.lr is not None:
-        train["lr"] = a.lr
+        params.setdefault("train", {})["lr"] = a.lr
+    params = validated(params)  # every key, the schema's defaults filled in
+    train = dict(params["train"])
     features = np.stack([pooled_features(store[i], store.layout) for i in store])  # once for every fold
     rows = []
     started = time.perf_counter()
@@ -158,7 +160,7 @@ def main(argv=None) -> None:
     metrics = ["logreg", "1nn", "5nn", "majority_class_rate", *a.streams, "fused", "equal_weights"]
     summary = _summary(rows, metrics)
     print(f"{a.set}: {len(rows)} folds, streams {a.streams}, layout {store.layout} -> {params['skeleton']['layout'] or store.layout}, "
-          f"epochs {train['epochs']} (train.per_stream: {train.get('per_stream') or {}}), {time.perf_counter() - started:.0f} s")
+          f"epochs {train['epochs']} (train.per_stream: {train['per_stream']}), {time.perf_counter() - started:.0f} s")
     for name in metrics:
         s = summary[name]
         print(f"  {name:>20}: {s['mean']:.3f} +- {s['std']:.3f} ({s['min']:.2f}-{s['max']:.2f})")

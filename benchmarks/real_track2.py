@@ -6,7 +6,7 @@ recordings as continuous sequences (`miga.datasets.ground_guide.convert_stream`)
 The same folds as `benchmarks/real_sequences.py` (fold k tests people 2k+1, 2k+2; the next fold's
 two people are its validation people; the other 6 train). Each variant is a JSON object of `track2`
 overrides on the repo's params.yaml (after `--base`, the UTKinect settings). Per fold it runs exactly
-what the Track 2 stages run: `miga.track2.project.fit_detector` (train split), `tuned_detections`
+what the Track 2 stages run: `miga.track2.pipeline.fit_detector` (train split), `tuned_detections`
 (score threshold tuned on the val people for F1, official rule), then the test people are scored
 with `miga.evaluation.metrics.detection_metrics` at `evaluate.iou_threshold` (official rule and
 one-to-one). The sliding-window logistic regression (`benchmarks.real_sequences.run`) runs on the
@@ -27,7 +27,6 @@ Results -> --out (default /tmp/miga_real/real_track2.json), one entry per varian
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 import tempfile
@@ -63,7 +62,7 @@ def load_data(cache: Path, name: str = "utkinect"):
     """(Track2Data over all the set's sequences, subject by sample id)."""
     from benchmarks.real_sequences import stream_root
     from miga.datasets import stream
-    from miga.track2.project import Track2Data
+    from miga.track2.pipeline import Track2Data
 
     root = stream_root(cache, name)
     manifest, segments = stream.scan(root)
@@ -110,7 +109,7 @@ def streamed(config: dict, model, standardize, data, test_ids: list[str], thresh
 
 def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None) -> dict:
     from miga.evaluation.metrics import detection_metrics
-    from miga.track2.project import fit_detector, tuned_detections
+    from miga.track2.pipeline import fit_detector, tuned_detections
     from miga.track2.recipe import best_trial
 
     test, val, train = fold
@@ -182,9 +181,11 @@ def main(argv=None) -> None:
     parser.add_argument("--no-lr", action="store_true", help="skip the logistic-regression baseline")
     parser.add_argument("--out", type=Path, default=None, help="default: CACHE/real_track2.json (appended)")
     a = parser.parse_args(argv)
+    from miga.params import merged, validated
+
     config = yaml.safe_load(a.params.read_text())
     base = json.loads(a.base) if a.base else BASE[a.name]
-    config["track2"].update(base)
+    config = merged(config, {"track2": base})
     data, subject = load_data(a.cache, a.name)
     folds = [f for k, f in enumerate(folds_of(subject, a.name)) if k in a.folds]
     out = a.out or a.cache / ("real_track2.json" if a.name == "utkinect" else f"real_track2_{a.name}.json")
@@ -196,8 +197,7 @@ def main(argv=None) -> None:
         print(rows[-1], flush=True)
         saved.append({"variant": "lr_baseline", "date": time.strftime("%Y-%m-%d"), **result})
     for variant in a.variants:
-        options = copy.deepcopy(config)
-        options["track2"].update(json.loads(variant))
+        options = validated(merged(config, {"track2": json.loads(variant)}), a.params)  # every key, the schema's defaults filled in
         results = []
         for fold in folds:
             results.append(run_fold(options, data, subject, fold, a.stream))

@@ -14,11 +14,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 STEP = r"""
-import sys, time, torch, yaml
+import sys, time, torch
 from miga.track1 import recipe as track1
 from miga.models import build_model
+from miga.params import load_params
 torch.set_num_threads(int(sys.argv[1]))
-params = yaml.safe_load(open(sys.argv[2]))
+params = load_params(sys.argv[2])
 if sys.argv[3] == "track1":
     heatmap = params["heatmap"]
     model = track1.build_stream("pose", params["model"], track1.StreamInputs(track1.pose_channels(heatmap), 32))

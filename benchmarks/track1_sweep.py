@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from miga.params import merged
+from miga.params import load_params, merged, validated
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,7 +41,7 @@ def prepare(out: Path, params: Path) -> None:
     from miga.io import KeypointStore
     from miga.layouts import convert
 
-    layout = yaml.safe_load(params.read_text())["heatmap"]["layout"]
+    layout = load_params(params)["heatmap"]["layout"]
     manifest = pl.read_parquet(REPO / "data/interim/imigue/manifest.parquet").filter(pl.col("split") != "unused")
     store = KeypointStore(REPO / "data/interim/imigue/keypoints.parquet")
     ids = manifest["sample_id"].to_list()
@@ -98,7 +98,7 @@ def _train_one(npz: str, config: dict, threads: int) -> dict:
     data = np.load(npz)
     store = _ArrayStore(data)
     labels, splits, ids = data["labels"], data["splits"], data["ids"]
-    params = config["params"]
+    params = validated(config["params"])  # every key, the schema's defaults filled in
     stream = config.get("stream", "pose")
     heatmap, model_params, train = params["heatmap"], params["model"], params["train"]
     options = TrainConfig.from_params(train)

@@ -30,11 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `miga` of this c
 
 
 def prepare(project: Path, out: Path, counts: dict[str, int]) -> None:
-    import yaml
+    from miga.params import load_params
+    from miga.track2.pipeline import Track2Data
 
-    from miga.track2.project import Track2Data
-
-    config = yaml.safe_load((project / "params.yaml").read_text())
+    config = load_params(project / "params.yaml")
     data = Track2Data(config, project=project)
     chosen = {split: data.manifest.filter(pl.col("split") == split)["sample_id"].to_list()[:n] for split, n in counts.items()}
     ids = [sid for split in chosen.values() for sid in split]
@@ -50,16 +49,17 @@ def prepare(project: Path, out: Path, counts: dict[str, int]) -> None:
 def run(folder: Path, epochs: int | None, seed: int | None, detector: str | None = None) -> dict:
     import torch
 
+    from miga.params import defaults
     from miga.track2 import recipe as track2
     from miga.evaluation.metrics import detection_metrics
     from miga.training import device, fingerprint, fit, seed_everything
 
     meta = json.loads((folder / "meta.json").read_text())
-    options = {**meta["options"], **({"epochs": epochs} if epochs else {}), **({"seed": seed} if seed is not None else {}),
+    options = {**defaults("track2"), **meta["options"], **({"epochs": epochs} if epochs else {}), **({"seed": seed} if seed is not None else {}),
                **({"detector": detector} if detector else {})}
     config = track2.train_config(options)
     seed_everything(config.seed)
-    torch.set_num_threads(int(options.get("threads", 1)))
+    torch.set_num_threads(int(options["threads"]))
     keypoints = np.load(folder / "keypoints.npz")
     segments = pl.read_parquet(folder / "segments.parquet")
     features = {sid: track2.frame_features(keypoints[sid], meta["layout"], track2.feature_config(options)) for split in meta["splits"].values() for sid in split}

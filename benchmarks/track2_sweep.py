@@ -73,11 +73,12 @@ def _score(truth: pl.DataFrame, detections: pl.DataFrame, num_classes: int, iou:
 
 def run_variant(config: dict, overrides: dict, checkpoint: Path, holdout: Path | None = None) -> dict:
     """Train one variant, tune its threshold on val; scores on test (and on the holdout pool)."""
-    from miga.track2 import project as stage
+    from miga.track2 import pipeline as stage
     from miga.track2 import recipe as track2
 
-    config = copy.deepcopy(config)
-    config["track2"].update(overrides)
+    from miga.params import merged, validated
+
+    config = validated(merged(config, {"track2": overrides}))  # every key, the schema's defaults filled in
     iou = float(config["evaluate"]["iou_threshold"])
     data = stage.Track2Data(config)
     started = time.perf_counter()
@@ -152,15 +153,18 @@ def main() -> None:
     args = parser.parse_args()
     project = args.project.resolve()
     os.chdir(project)
-    config = yaml.safe_load(Path("params.yaml").read_text())
-    seeds = args.seeds or [int(config["track2"].get("seed", 0))]
+    from miga.params import validated
+
+    config = yaml.safe_load(Path("params.yaml").read_text())  # as written: the holdout project's params.yaml is a copy
+    track2_params = validated(config)["track2"]
+    seeds = args.seeds or [int(track2_params["seed"])]
     holdout = args.holdout.resolve() if args.holdout else None
-    if holdout is not None and config["track2"].get("dataset", "smg") != "smg":
+    if holdout is not None and track2_params["dataset"] != "smg":
         raise SystemExit("--holdout is a synthetic SMG pool: it needs track2.dataset smg")
     if holdout is not None and not (holdout / "data/interim/smg/keypoints.parquet").exists():
         print(f"building the holdout pool: {args.holdout_sequences} sequences, synth seed {args.holdout_seed} -> {holdout}", flush=True)
         build_holdout(holdout, config, args.holdout_seed, args.holdout_sequences)
-    print(f"track2 sweep on {config['track2'].get('dataset', 'smg')} ({project}), seeds {seeds}"
+    print(f"track2 sweep on {track2_params['dataset']} ({project}), seeds {seeds}"
           + (f", holdout {holdout}" if holdout else ""), flush=True)
     jobs = [(project, config, text, seed, holdout) for text in args.variants for seed in seeds]
     results: dict[str, dict[int, dict]] = {text: {} for text in args.variants}

@@ -27,10 +27,8 @@ Track 2 (detection in continuous sequences):
   extra class `BACKGROUND`.
 - `window_baseline_detections(...)`: classify each window, merge consecutive windows of the same
   class into segments `(start, end, label, score)` with score >= threshold.
-- `tune_threshold(...)`: the score threshold with the best F1 on validation sequences.
-- `track2_f1(predictions, truth)`: the Track 2 rule: a ground-truth instance is found when a
-  prediction has its class and temporal IoU `(min(ends) - max(starts)) / (max(ends) - min(starts))`
-  above 0.3; precision = found / predictions, recall = found / ground truth.
+- `tune_threshold(...)`: the score threshold with the best F1 on validation sequences, scored by the
+  challenge's own rule (`miga.evaluation.metrics.instance_f1`).
 
 Everything is deterministic for a given `seed`.
 """
@@ -46,145 +44,16 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from miga.evaluation.metrics import instance_f1
 from miga.layouts import Layout, get_layout
+from miga.skeleton.normalise import HANDS as _HANDS
+from miga.skeleton.normalise import HEAD as _HEAD
+from miga.skeleton.normalise import NECK as _NECK
+from miga.skeleton.normalise import PELVIS as _PELVIS
+from miga.skeleton.normalise import clip_normalised as normalise
+from miga.skeleton.normalise import first_joint as _first
 
 BACKGROUND = -1  # the extra class of the window baseline
-_EPS = 1e-6
-
-# Joint names by role, in order of preference; a layout uses those it has.
-_NECK = ("Neck", "SpineShoulder")
-_SHOULDERS = ("LShoulder", "RShoulder")
-_HIPS = ("LHip", "RHip")
-_PELVIS = ("MidHip", "SpineBase")
-_HEAD = ("Nose", "Head")
-_HANDS = {
-    "L": ("LWrist", "LHand", "LIndexTip", "LHandTip", "LHandRoot", "LIndex"),
-    "R": ("RWrist", "RHand", "RIndexTip", "RHandTip", "RHandRoot", "RIndex"),
-}
-
-
-# ---------------------------------------------------------------- normalisation
-
-
-def _as_clip(keypoints: np.ndarray, layout: Layout) -> np.ndarray:
-    """`(M, T, V, 3)` or `(T, V, 3)` -> person 0 as float64 `(T, V, 3)`, non-finite values missing."""
-    kp = np.asarray(keypoints, dtype=np.float64)
-    if kp.ndim == 4:
-        if kp.shape[0] == 0:
-            kp = np.zeros((0,) + kp.shape[2:])
-        else:
-            kp = kp[0]
-    if kp.ndim != 3 or kp.shape[-1] < 3 or kp.shape[1] != layout.num_joints:
-        raise ValueError(f"keypoints must be (M, T, V, 3) or (T, V, 3) with V = {layout.num_joints} ({layout.name}), got {np.shape(keypoints)}")
-    kp = kp[..., :3].copy()
-    bad = ~np.isfinite(kp).all(axis=-1)
-    kp[bad] = 0.0
-    return kp
-
-
-def _carry(xy: np.ndarray, seen: np.ndarray) -> np.ndarray:
-    """Fill unseen frames of each joint with its last seen value (the first seen one before it; 0 if never)."""
-    t_len = xy.shape[0]
-    if t_len == 0:
-        return xy
-    index = np.where(seen, np.arange(t_len)[:, None], -1)
-    last = np.maximum.accumulate(index, axis=0)  # (T, V): last seen frame, -1 before the first
-    first = np.where(seen.any(axis=0), np.argmax(seen, axis=0), 0)
-    last = np.where(last < 0, first[None, :], last)
-    out = np.take_along_axis(xy, last[..., None].repeat(2, axis=-1), axis=0)
-    out[:, ~seen.any(axis=0)] = 0.0
-    return out
-
-
-def _first(layout: Layout, names: Sequence[str]) -> int | None:
-    for name in names:
-        if name in layout.joints:
-            return layout.index(name)
-    return None
-
-
-def _pair(layout: Layout, names: Sequence[str]) -> tuple[int, int] | None:
-    if all(n in layout.joints for n in names):
-        return layout.index(names[0]), layout.index(names[1])
-    return None
-
-
-def _centres(xy: np.ndarray, seen: np.ndarray, layout: Layout) -> np.ndarray:
-    """Per-frame body centre `(T, 2)`: neck, else shoulder midpoint, else mean of the seen joints
-    (frames where none of these is seen take the previous frame's centre)."""
-    t_len = xy.shape[0]
-    centre = np.zeros((t_len, 2))
-    have = np.zeros(t_len, bool)
-    neck = _first(layout, _NECK)
-    if neck is not None:
-        centre[seen[:, neck]] = xy[seen[:, neck], neck]
-        have |= seen[:, neck]
-    shoulders = _pair(layout, _SHOULDERS)
-    if shoulders is not None:
-        both = seen[:, shoulders[0]] & seen[:, shoulders[1]] & ~have
-        centre[both] = (xy[both, shoulders[0]] + xy[both, shoulders[1]]) / 2
-        have |= both
-    count = seen.sum(axis=1)
-    rest = ~have & (count > 0)
-    if rest.any():
-        sums = (xy * seen[..., None]).sum(axis=1)
-        centre[rest] = sums[rest] / count[rest, None]
-        have |= rest
-    filled = _carry(centre[:, None, :], have[:, None])[:, 0]
-    return filled
-
-
-def _body_size(xy: np.ndarray, seen: np.ndarray, centre: np.ndarray, layout: Layout) -> float:
-    """One clip-level body size: median shoulder width, else torso length, else joint spread, else 1."""
-    shoulders = _pair(layout, _SHOULDERS)
-    if shoulders is not None:
-        both = seen[:, shoulders[0]] & seen[:, shoulders[1]]
-        if both.any():
-            width = np.median(np.linalg.norm(xy[both, shoulders[0]] - xy[both, shoulders[1]], axis=-1))
-            if width > _EPS:
-                return float(width)
-    top = _first(layout, _NECK)
-    bottom = _first(layout, _PELVIS)
-    hips = _pair(layout, _HIPS)
-    lengths = []
-    for t in np.flatnonzero(seen.any(axis=1)):
-        upper = xy[t, top] if top is not None and seen[t, top] else (
-            (xy[t, shoulders[0]] + xy[t, shoulders[1]]) / 2 if shoulders is not None and seen[t, list(shoulders)].all() else None)
-        lower = xy[t, bottom] if bottom is not None and seen[t, bottom] else (
-            (xy[t, hips[0]] + xy[t, hips[1]]) / 2 if hips is not None and seen[t, list(hips)].all() else None)
-        if upper is not None and lower is not None:
-            lengths.append(np.linalg.norm(upper - lower))
-    if lengths and np.median(lengths) > _EPS:
-        return float(np.median(lengths))
-    if seen.any():
-        spread = np.linalg.norm(xy - centre[:, None, :], axis=-1)[seen]
-        if spread.size and np.sqrt(np.mean(spread**2)) > _EPS:
-            return float(np.sqrt(np.mean(spread**2)))
-    return 1.0
-
-
-def normalise(keypoints: np.ndarray, layout: str, *, min_score: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Body-normalised, gap-filled coordinates `(T, V, 2)`, the seen mask `(T, V)` and the body
-    centre's path `(T, 2)` in body sizes (relative to its mean) of person 0.
-
-    A joint is seen where its score is above `min_score` (score 0 = missing).
-    """
-    spec = get_layout(layout)
-    kp = _as_clip(keypoints, spec)
-    seen = kp[..., 2] > min_score
-    xy = kp[..., :2]
-    centre = _centres(xy, seen, spec)
-    size = _body_size(xy, seen, centre, spec)
-    filled = _carry(xy, seen)
-    never = ~seen.any(axis=0)
-    norm = (filled - centre[:, None, :]) / size
-    norm[:, never] = 0.0
-    path = centre / size
-    if len(path):
-        path = path - path.mean(axis=0)
-    return norm, seen, path
-
-
 # ---------------------------------------------------------------- pooling
 
 
@@ -447,32 +316,6 @@ def window_baseline_detections(features_per_sequence: Mapping[str, Windows], bas
     return out
 
 
-def temporal_iou(a: tuple[int, int], b: tuple[int, int]) -> float:
-    """`(min(ends) - max(starts)) / (max(ends) - min(starts))` (the Track 2 rule, frames as given)."""
-    inter = min(a[1], b[1]) - max(a[0], b[0])
-    union = max(a[1], b[1]) - min(a[0], b[0])
-    if union <= 0:
-        return 1.0 if tuple(a[:2]) == tuple(b[:2]) else 0.0
-    return inter / union
-
-
-def track2_f1(predictions: Mapping[str, Sequence[tuple]], truth: Mapping[str, Sequence[tuple]], *, iou: float = 0.3) -> dict[str, float]:
-    """Track 2 F1: a ground-truth `(start, end, label)` is found when a prediction `(start, end, label, ...)`
-    of the same sequence has its class and IoU > `iou`; precision = found / predictions, recall = found / truth."""
-    found = 0
-    n_true = sum(len(v) for v in truth.values())
-    n_pred = sum(len(v) for v in predictions.values())
-    for key, gts in truth.items():
-        preds = predictions.get(key, ())
-        for gt in gts:
-            if any(int(p[2]) == int(gt[2]) and temporal_iou((p[0], p[1]), (gt[0], gt[1])) > iou for p in preds):
-                found += 1
-    precision = found / n_pred if n_pred else 0.0
-    recall = found / n_true if n_true else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "found": found, "predictions": n_pred, "truth": n_true}
-
-
 def tune_threshold(baseline: WindowBaseline, val_windows: Mapping[str, Windows], val_segments: Mapping[str, Sequence[tuple]], *,
                    thresholds: Sequence[float] = tuple(np.round(np.arange(0.0, 1.0, 0.05), 2)),
                    smooths: Sequence[int] = (1,), min_windows: Sequence[int] = (1,), iou: float = 0.3) -> tuple[float, float]:
@@ -486,7 +329,7 @@ def tune_threshold(baseline: WindowBaseline, val_windows: Mapping[str, Windows],
         for t in thresholds:
             for m in min_windows:
                 preds = {key: _merge(val_windows[key], c, s, baseline.stride, float(t), int(m)) for key, (c, s) in cached.items()}
-                f1 = track2_f1(preds, val_segments, iou=iou)["f1"]
+                f1 = instance_f1(preds, val_segments, iou=iou)["f1"]
                 if f1 > best[3] + 1e-12:
                     best = (float(t), int(smooth), int(m), f1)
     baseline.threshold, baseline.smooth, baseline.min_windows = best[:3]

@@ -6,6 +6,8 @@ column order, or raises `ContractError` naming the source and the problem.
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
 
 
@@ -37,6 +39,23 @@ DETECTIONS_SCHEMA: dict[str, pl.DataType] = {**SEGMENTS_SCHEMA, "score": pl.Floa
 SPLITS = ("train", "val", "test")
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+
+
+def check_sample_id(sample_id: object, source: str) -> str:
+    """A sample id names files (`<id>.csv`, `<id>.png`), so it must be a plain name: letters, digits, `_ . + -`,
+    not starting with a dot, no `..`, no path separator; otherwise a ContractError naming `source`."""
+    text = str(sample_id)
+    _require(isinstance(sample_id, str) and bool(_PLAIN_NAME.fullmatch(text)) and ".." not in text, source,
+             f"sample id {text!r} is not a plain name (letters, digits, _ . + -; no path separators or '..')")
+    return text
+
+
+def _check_sample_ids(frame: pl.DataFrame, source: str) -> None:
+    for sample_id in frame["sample_id"].drop_nulls().unique().to_list():
+        check_sample_id(sample_id, source)
+
+
 def _conform(frame: pl.DataFrame, schema: dict[str, pl.DataType], source: str) -> pl.DataFrame:
     missing = [c for c in schema if c not in frame.columns]
     if missing:
@@ -63,6 +82,7 @@ def validate_manifest(frame: pl.DataFrame, source: str = "manifest", num_classes
     frame = _conform(frame, MANIFEST_SCHEMA, source)
     _require(frame["sample_id"].null_count() == 0, source, "sample_id has nulls")
     _require(frame["sample_id"].n_unique() == frame.height, source, "sample_id is not unique")
+    _check_sample_ids(frame, source)
     bad_split = frame.filter(~pl.col("split").is_in(SPLITS))
     _require(bad_split.is_empty(), source, f"split must be one of {SPLITS}; got {bad_split['split'].unique().to_list()}")
     _frames_ordered(frame, source)
@@ -74,6 +94,7 @@ def validate_manifest(frame: pl.DataFrame, source: str = "manifest", num_classes
 def validate_segments(frame: pl.DataFrame, source: str = "segments", num_classes: int | None = None) -> pl.DataFrame:
     frame = _conform(frame, SEGMENTS_SCHEMA, source)
     _require(frame.null_count().sum_horizontal().item() == 0, source, "segments may not contain nulls")
+    _check_sample_ids(frame, source)
     _frames_ordered(frame, source)
     if num_classes is not None:
         _check_labels(frame, source, num_classes)
@@ -82,6 +103,7 @@ def validate_segments(frame: pl.DataFrame, source: str = "segments", num_classes
 
 def validate_detections(frame: pl.DataFrame, source: str = "detections", num_classes: int | None = None) -> pl.DataFrame:
     frame = _conform(frame, DETECTIONS_SCHEMA, source)
+    _check_sample_ids(frame, source)
     _frames_ordered(frame, source)
     if num_classes is not None:
         _check_labels(frame, source, num_classes)

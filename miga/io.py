@@ -127,6 +127,13 @@ def write_keypoints(samples: Mapping[str, tuple[int, np.ndarray]], layout: str, 
         pq.write_table(table, tmp, compression="zstd")
 
 
+class MissingKeypointsError(ContractError, KeyError):
+    """A sample of the manifest has no keypoints: the keypoints file is out of date."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
 class KeypointStore:
     """Read access to a keypoints file: `store[sample_id] -> (M, T, V, 3) float32`."""
 
@@ -170,7 +177,8 @@ class KeypointStore:
         try:
             offset, shape, _ = self._index[sample_id]
         except KeyError:
-            raise KeyError(f"{self.path}: no keypoints for sample {sample_id!r}") from None
+            raise MissingKeypointsError(f"{self.path}: no keypoints for sample {sample_id!r}: the file is older than the "
+                                        "manifest (re-run the pose stage: dvc repro)") from None
         return self._flat[offset: offset + int(np.prod(shape))].reshape(shape)
 
     def start_frame(self, sample_id: str) -> int:

@@ -24,8 +24,10 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import subprocess
 import sys
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -56,9 +58,9 @@ class TrainConfig:
     warmup_epochs: int = 0  # linear warm-up before the cosine decay
 
     @classmethod
-    def from_params(cls, params: dict) -> "TrainConfig":
-        known = {k: params[k] for k in cls.__dataclass_fields__ if k in params}
-        return cls(**known)
+    def from_params(cls, params: Mapping) -> "TrainConfig":
+        """From the `train` params section (every optimisation key of the schema's)."""
+        return cls(**{k: params[k] for k in cls.__dataclass_fields__})
 
 
 def device() -> torch.device:
@@ -137,12 +139,12 @@ def relaunch(train_params: Mapping, argv: Sequence[str]) -> bool:
 
     Inside a torchrun job (WORLD_SIZE set: started by hand, e.g. on several nodes) it returns False.
     """
-    launcher = train_params.get("launcher", "local") or "local"
+    launcher = train_params["launcher"]
     if launcher not in LAUNCHERS:
         raise ConfigError(f"train.launcher must be one of {list(LAUNCHERS)}, not {launcher!r}")
     if launcher == "local" or "WORLD_SIZE" in os.environ:
         return False
-    nproc = train_params.get("nproc", 2)
+    nproc = train_params["nproc"]
     if not (isinstance(nproc, int) and nproc >= 1) and nproc not in ("gpu", "cpu", "auto"):
         raise ConfigError(f"train.nproc must be a number of processes >= 1 (or gpu, cpu, auto), not {nproc!r}")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *argv]
@@ -260,10 +262,23 @@ def save_checkpoint(path: Path, state: dict) -> None:
     barrier()
 
 
+def read_torch_file(path: Path, way_out: str, map_location: str = "cpu") -> dict:
+    """`torch.load(path, weights_only=True)` of a saved state dict; a truncated, empty or foreign file is one
+    ConfigError naming the file and `way_out` (what to delete or rerun), never a traceback or click's "Aborted."."""
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:120]
+        raise ConfigError(f"{path}: not a readable PyTorch file ({type(error).__name__}: {first}); {way_out}") from None
+    if not isinstance(state, dict):
+        raise ConfigError(f"{path}: holds a {type(state).__name__}, not a saved state; {way_out}")
+    return state
+
+
 def load_checkpoint(path: Path) -> dict | None:
     if not Path(path).exists():
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return read_torch_file(path, f"delete {path} to start this training over")
 
 
 def fit(
@@ -293,6 +308,11 @@ def fit(
     with the same global batch; `model` is left with the trained weights on every rank, the
     history is the same on every rank (losses averaged over the ranks) and rank 0 writes the checkpoint.
     """
+    if config.epochs < 1 or config.batch_size < 1:
+        raise ConfigError(f"{description}: epochs and batch_size must be >= 1 (got {config.epochs}, {config.batch_size}); "
+                          "a run that trains nothing would replace the trained model with random weights")
+    if len(dataset) == 0:
+        raise ConfigError(f"{description}: no training samples")
     here = init_distributed()
     dev = device()
     model.to(dev)

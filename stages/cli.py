@@ -8,12 +8,11 @@ import polars as pl
 import typer
 
 from miga.contracts import validate_manifest, validate_segments
-from miga.datasets import imigue, smg
 from miga.io import read_parquet, write_json
-from miga.evaluation.metrics import classification_metrics, detection_metrics
-from miga.evaluation.submission import SubmissionError, check_track1, check_track2, read_track1, read_track2
+from miga.evaluation.scoring import score_track1, score_track2
+from miga.evaluation.submission import check_track1, check_track2
 from stages import ingest, online, pose, rgb, synth, track1, track2
-from miga.datasets import format_of
+from miga.datasets import format_of, reader
 from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params, section
 from stages.ingest import needs_video
 
@@ -94,13 +93,24 @@ submission_app = typer.Typer(no_args_is_help=True, help="Submission files: check
 app.add_typer(submission_app, name="submission")
 
 TRACK = typer.Argument(..., help="1 or 2")
-CLASS_BASE = typer.Option(1, help="Track 2 class numbering in the file (0 or 1).")
+CLASS_BASE = typer.Option(None, help="Track 2 class numbering in the file (0 or 1; default evaluate.track2_class_base).")
+
+
+def _track_dataset(track: int, config: dict) -> str:
+    if track not in (1, 2):
+        raise typer.BadParameter("track must be 1 or 2")
+    return "imigue" if track == 1 else config["track2"]["dataset"]
 
 
 def _test_manifest(dataset: str, manifest: Path | None) -> pl.DataFrame:
     path = manifest or interim(dataset) / "manifest.parquet"
     frame = validate_manifest(read_parquet(path), str(path))
     return frame.filter(pl.col("split") == "test")
+
+
+def _num_classes(dataset: str, config: dict) -> int:
+    entry = dataset_entry(config, dataset)
+    return len(reader(format_of(dataset, entry)).class_names(Path(entry["root"]), entry))
 
 
 @submission_app.command("check")
@@ -110,27 +120,21 @@ def submission_check(
     path: Path = typer.Argument(..., help="The submission CSV."),
     manifest: Path = typer.Option(None, help="Manifest with the test split (default: data/interim/<dataset>/manifest.parquet)."),
     class_base: int = CLASS_BASE,
+    params: Path = PARAMS_OPTION,
 ) -> None:
     """Validate a submission CSV: header, every test id once, classes and frames in range. Lists problems row by row."""
+    config = load_params(params)
+    dataset = _track_dataset(track, config)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: submission file not found")
-    if track == 1:
-        problems = check_track1(path, _test_manifest("imigue", manifest), imigue.NUM_CLASSES)
-    elif track == 2:
-        problems = check_track2(path, _test_manifest("smg", manifest), smg.NUM_CLASSES, class_base)
-    else:
-        raise typer.BadParameter("track must be 1 or 2")
+    test, num_classes = _test_manifest(dataset, manifest), _num_classes(dataset, config)
+    base = config["evaluate"]["track2_class_base"] if class_base is None else class_base
+    problems = check_track1(path, test, num_classes) if track == 1 else check_track2(path, test, num_classes, base)
     for problem in problems:
         typer.echo(f"{path}: {problem}")
     if problems:
         raise typer.Exit(1)
     typer.echo(f"{path}: valid Track {track} submission")
-
-
-def _refuse_invalid(path: Path, problems: list[str]) -> None:
-    """Scoring a file with missing or out-of-range rows would credit or blame them silently: refuse it."""
-    if problems:
-        raise SubmissionError(f"{path}: not scored, {len(problems)} problems (see `miga submission check`): {problems[0]}")
 
 
 @app.command("score")
@@ -139,31 +143,31 @@ def score(
     track: int = TRACK,
     path: Path = typer.Argument(..., help="The submission CSV."),
     manifest: Path = typer.Option(None, help="Manifest with ground-truth labels of the test split."),
-    segments: Path = typer.Option(Path("data/interim/smg/segments.parquet"), help="Track 2 ground-truth segments."),
+    segments: Path = typer.Option(None, help="Track 2 ground-truth segments (default: data/interim/<track2.dataset>/segments.parquet)."),
     class_base: int = CLASS_BASE,
-    iou_threshold: float = typer.Option(0.3, help="Track 2: temporal overlap a match must exceed."),
+    iou_threshold: float = typer.Option(None, help="Track 2: temporal overlap a match must exceed (default evaluate.iou_threshold)."),
     out: Path = typer.Option(None, help="Also write the metrics as JSON here."),
+    params: Path = PARAMS_OPTION,
 ) -> None:
     """Score any submission CSV against ground truth (Track 1 accuracy, Track 2 F1 in both matching modes)."""
+    config = load_params(params)
+    dataset = _track_dataset(track, config)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: submission file not found")
+    test, num_classes = _test_manifest(dataset, manifest), _num_classes(dataset, config)
     if track == 1:
-        test = _test_manifest("imigue", manifest)
-        _refuse_invalid(path, check_track1(path, test, imigue.NUM_CLASSES))
-        test = test.drop_nulls("label")
-        if test.is_empty():
-            raise SubmissionError(f"{manifest or interim('imigue') / 'manifest.parquet'}: the test split has no labels to score against "
-                                  "(set datasets.imigue.test_truth)")
-        submitted = read_track1(path).join(test.select(pl.col("sample_id").alias("Id"), "label"), on="Id", how="right")
-        onehot = (submitted["Target"].to_numpy()[:, None] == range(imigue.NUM_CLASSES)).astype(float)
-        result = classification_metrics(submitted["label"].to_numpy(), onehot)
-        typer.echo(f"top-1 {result['top1']:.4f} on {test.height} clips (top-5 is meaningless for a label-only file)")
-    elif track == 2:
-        test = _test_manifest("smg", manifest)
-        _refuse_invalid(path, check_track2(path, test, smg.NUM_CLASSES, class_base))
-        truth = validate_segments(read_parquet(segments), str(segments)).filter(pl.col("sample_id").is_in(test["sample_id"]))
-        result = detection_metrics(truth, read_track2(path, class_base), num_classes=smg.NUM_CLASSES, iou_threshold=iou_threshold)
-        typer.echo(f"F1 official {result['official']['f1']:.4f}, one-to-one {result['one_to_one']['f1']:.4f}")
+        result = score_track1(path, test, num_classes)
+        typer.echo(f"top-1 {result['top1']:.4f} on {result['num_clips']} clips (top-5 is meaningless for a label-only file)")
     else:
-        raise typer.BadParameter("track must be 1 or 2")
+        segments = segments or interim(dataset) / "segments.parquet"
+        truth = validate_segments(read_parquet(segments), str(segments), num_classes)
+        iou = config["evaluate"]["iou_threshold"] if iou_threshold is None else iou_threshold
+        if not 0 < iou < 1:
+            raise typer.BadParameter(f"--iou-threshold must lie in (0, 1), not {iou}")
+        base = config["evaluate"]["track2_class_base"] if class_base is None else class_base
+        result = score_track2(path, test, truth, num_classes, class_base=base, iou_threshold=iou)
+        typer.echo(f"F1 official {result['official']['f1']:.4f}, one-to-one {result['one_to_one']['f1']:.4f} "
+                   f"on {result['num_sequences']} sequences")
     if out:
         write_json(result, out)
 

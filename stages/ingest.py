@@ -8,17 +8,14 @@ import typer
 
 from miga.datasets import format_of, pose_source, reader
 from miga.io import write_parquet
-from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params, section, track1_uses_rgb
+from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params, section
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
 
 def needs_video(dataset: str, config: dict) -> bool:
-    """A clip without video breaks the run when its pose comes from video, or when Track 1 fuses RGB on this dataset."""
-    entry = dataset_entry(config, dataset)
-    from_video = pose_source(entry, section(config, "pose")) != "provided"
-    rgb = dataset == "imigue" and track1_uses_rgb(config)
-    return from_video or rgb
+    """A clip without video breaks the run when its pose comes from video (Track 1's RGB streams check their own crops)."""
+    return pose_source(dataset_entry(config, dataset), section(config, "pose")) != "provided"
 
 
 @app.command()

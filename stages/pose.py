@@ -36,10 +36,10 @@ def main(
     if name == "provided":
         result = backend(format_of(dataset, entry), Path(entry["root"]), manifest, entry=entry)
     else:
-        backend_options = dict(options.get(name) or {})
+        backend_options = dict(options[name])
         backend_options.setdefault("shard_dir", str(Path("data/cache/pose") / dataset))  # finished videos survive a kill
         result = backend(format_of(dataset, entry), Path(entry["root"]), manifest, executor=executor, **backend_options)
-    if entry.get("mirror", False):
+    if entry["mirror"]:
         result = mirrored(result)
     out = interim(dataset) / "keypoints.parquet"
     write_keypoints(result.keypoints, result.layout, out, source={"backend": name, **result.source})

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from miga import baselines as bl
+from miga.evaluation.metrics import instance_f1
+from miga.evaluation.overlap import overlap_ratio
 from miga.layouts import get_layout
 
 LAYOUT = "openpose25_hands10"
@@ -142,7 +144,7 @@ def test_window_baseline_finds_inserted_gestures():
     test, test_segs = make(2)
     model = bl.fit_window_baseline(train, train_segs, window=window, stride=stride, seed=0)
     threshold, val_f1 = bl.tune_threshold(model, val, val_segs)
-    scores = bl.track2_f1(bl.window_baseline_detections(test, model), test_segs)
+    scores = instance_f1(bl.window_baseline_detections(test, model), test_segs)
     assert scores["truth"] == 4
     assert scores["f1"] > 0.5, scores
 
@@ -151,8 +153,8 @@ def test_track2_f1_rule():
     truth = {"a": [(10, 20, 1), (40, 60, 2)], "b": [(0, 9, 0)]}
     preds = {"a": [(12, 22, 1, 0.9), (40, 60, 1, 0.8), (100, 120, 2, 0.5)], "b": [(0, 3, 0, 0.9)]}
     # (10,20) vs (12,22): 8/12 > 0.3 found; (40,60) class 2 not predicted; (0,9) vs (0,3): 3/9 = 0.33 > 0.3 found
-    out = bl.track2_f1(preds, truth)
+    out = instance_f1(preds, truth)
     assert out["found"] == 2 and out["predictions"] == 4 and out["truth"] == 3
     assert out["precision"] == pytest.approx(0.5) and out["recall"] == pytest.approx(2 / 3)
-    assert bl.temporal_iou((0, 10), (20, 30)) < 0
-    assert bl.track2_f1({"b": [(0, 2, 0, 1.0)]}, {"b": [(0, 9, 0)]})["found"] == 0  # 2/9 < 0.3
+    assert overlap_ratio(np.array([0]), np.array([10]), np.array([20]), np.array([30]))[0, 0] < 0
+    assert instance_f1({"b": [(0, 2, 0, 1.0)]}, {"b": [(0, 9, 0)]})["found"] == 0  # 2/9 < 0.3

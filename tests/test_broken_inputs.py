@@ -29,8 +29,10 @@ def release(tmp_path_factory) -> Path:
     generate_smg(root / "data/raw/smg", "tiny", 5, edition="kaggle2024")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["model"]["fusion"] = "none"
+    params["track2"].update(epochs=1, windows_per_epoch=2, window=64, layers=2, channels=8, ensemble=1, affine_copies=0)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for command in (["ingest", "--dataset", "imigue"], ["ingest", "--dataset", "smg"], ["pose", "--dataset", "imigue"]):
+    for command in (["ingest", "--dataset", "imigue"], ["ingest", "--dataset", "smg"], ["pose", "--dataset", "imigue"],
+                    ["pose", "--dataset", "smg"], ["track2", "train"]):
         result = _invoke(root, command)
         assert result.exit_code == 0, result.output
     return root
@@ -119,6 +121,116 @@ def _submission_out_of_range(root: Path) -> None:
     (root / "sub.csv").write_text("Id,Target\n" + rows)
 
 
+def _copy_skeleton(root: Path, name: str = "probe_skeleton.csv") -> Path:
+    source = _first(root, "data/raw/smg/**/Sample0036_skeleton.csv")
+    shutil.copy(source, root / name)
+    return root / name
+
+
+def _old_output(relative: str, text: str = "an earlier run's output\n"):
+    """An output a previous run wrote: the broken run must leave it as it was."""
+    return _write(relative, text)
+
+
+def _both(*changes):
+    def change(target) -> None:
+        for one in changes:
+            one(target)
+    return change
+
+
+def _stream_release(sample_ids: list[str]):
+    """A stream-format dataset at data/raw/clips whose samples.csv lists `sample_ids` (train, val, test, ...)."""
+    def make(root: Path) -> None:
+        folder = root / "data/raw/clips"
+        folder.mkdir(parents=True)
+        (folder / "dataset.yaml").write_text("layout: kinect20\nfps: 30\nclasses: [a, b]\n")
+        splits = ["train", "val", "test"]
+        rows = "".join(f"{sid},{i},{splits[i % 3]}\n" for i, sid in enumerate(sample_ids))
+        (folder / "samples.csv").write_text("sample_id,subject,split\n" + rows)
+        (folder / "segments.csv").write_text("sample_id,label,start_frame,end_frame\n")
+        header = "frame," + ",".join(f"j{j}_{c}" for j in range(20) for c in ("x", "y", "score"))
+        for sid in sample_ids:
+            if "/" not in sid:
+                (folder / f"{sid}.csv").write_text(header + "\n" + "".join(f"{t}" + ",0.5" * 60 + "\n" for t in range(40)))
+    return make
+
+
+_CLIPS = {"root": "data/raw/clips", "format": "stream"}
+
+
+def _label_file(root: Path) -> Path:
+    return _first(root, "data/raw/imigue/imigue_data_phase1/datasets/imigue_skeleton_train/*/*_label.csv")
+
+
+def _empty_label_file(root: Path) -> None:
+    _label_file(root).write_bytes(b"")
+
+
+def _label_file_a_folder(root: Path) -> None:
+    path = _label_file(root)
+    path.unlink()
+    path.mkdir()
+
+
+def _label_file_missing(root: Path) -> None:
+    _label_file(root).unlink()
+
+
+def _light_hand_cell(value: str):
+    def damage(root: Path) -> None:
+        path = _first(root, "data/raw/imigue/imigue_data_phase1/datasets/imigue_skeleton_train/*/*_light_hand.csv")
+        lines = path.read_text().splitlines()
+        row = next(i for i, line in enumerate(lines) if line[:1].isdigit())
+        cells = lines[row].split(",")
+        cells[3] = value
+        lines[row] = ",".join(cells)
+        path.write_text("\n".join(lines) + "\n")
+    return damage
+
+
+def _torch_file(relative: str, *, truncate: bool):
+    def write(root: Path) -> None:
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not truncate:
+            path.write_bytes(b"")
+            return
+        torch.save({"model": {"weight": torch.zeros(64, 64)}, "epoch": 1}, path)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return write
+
+
+def _stale_keypoints(root: Path) -> None:
+    """keypoints.parquet from before a re-ingest: one clip of the manifest is not in it."""
+    from miga.io import KeypointStore, write_keypoints
+
+    path = root / "data/interim/imigue/keypoints.parquet"
+    store = KeypointStore(path)
+    kept = {sid: (store.start_frame(sid), store[sid]) for sid in store.ids[1:]}
+    write_keypoints(kept, store.layout, path, source=store.source)
+
+
+def _score_file(name: str, scores) -> Callable[[Path], None]:
+    def write(root: Path) -> None:
+        import polars as pl
+
+        pl.DataFrame({"sample_id": ["0001_0", "0002_0"], "split": ["test", "test"], "label": [None, None],
+                      "scores": scores}, schema_overrides={"label": pl.Int64}).write_parquet(root / name)
+    return write
+
+
+def _empty_crops(root: Path) -> None:
+    """An RGB crop cache that holds no clip (their videos were missing)."""
+    import numpy as np
+
+    np.savez(root / "data/interim/imigue/rgb_crops.npz", sample_ids=np.array([], dtype=str), crops=np.zeros((0, 1, 1, 1, 3), np.uint8))
+
+
+_ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n" \
+              "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -138,8 +250,9 @@ CASES = [
     Case("train labels missing", ["ingest", "--dataset", "smg"], files=_remove_train_labels, says="finelabels"),
     Case("no video for video pose", ["ingest", "--dataset", "imigue"], _set("datasets.imigue.pose", "mediapipe"),
          _remove_videos, says="video"),
-    Case("no video for RGB fusion", ["ingest", "--dataset", "imigue"],
-         lambda p: (_set("model.fusion", "late")(p), _set("model.streams", ["pose", "rgb"])(p)), _remove_videos, says="video"),
+    Case("no video for RGB fusion", ["track1", "train"],
+         lambda p: (_set("model.fusion", "late")(p), _set("model.streams", ["pose", "rgb"])(p)),
+         _empty_crops, says="rgb_crops.npz"),
     Case("unreadable video", ["ingest", "--dataset", "imigue"], files=_damage_video, says=".mp4"),
     Case("test truth folder missing", ["ingest", "--dataset", "smg"], _set("datasets.smg.test_truth", "gone"), says="gone"),
     Case("unknown skeleton source", ["pose", "--dataset", "imigue"], _set("datasets.imigue.skeleton", "kinect"), says="skeleton"),
@@ -159,7 +272,56 @@ CASES = [
     Case("score: Target out of range", ["score", "1", "sub.csv"], files=_submission_out_of_range, says="sub.csv"),
     Case("score: bad track", ["score", "3", "sub.csv"], files=_submission_missing_ids, exit_code=2),
     Case("online: source missing", ["online", "absent_skeleton.csv"], exit_code=2),
+    Case("online: no trained detector", ["online", "probe_skeleton.csv"], files=lambda root: _copy_skeleton(root) and
+         (root / "models/track2/model.pt").unlink(), says="model.pt"),
     Case("render: unknown sample", ["render", "out.mp4", "--dataset", "imigue", "--sample", "9999_9"], exit_code=2),
+    # issue 24: a wrong number, a lost file or a traceback before
+    Case("per-stream epochs -1 keeps the model", ["track1", "train"], _set("train.per_stream.tcn.epochs", -1),
+         _old_output("models/track1/tcn.pt"), says="train.per_stream.tcn.epochs"),
+    Case("track2 epochs -1 keeps the model", ["track2", "train"], _set("track2.epochs", -1), _old_output("models/track2/model.pt"),
+         says="track2.epochs"),
+    Case("evaluate.split typo keeps the metrics", ["track2", "evaluate"], _set("evaluate.split", "tset"),
+         _old_output("metrics/track2.json", "{}"), says="evaluate.split"),
+    Case("'false' is not a boolean", ["pose", "--dataset", "smg"], _set("datasets.smg.mirror", "false"), says="datasets.smg.mirror"),
+    Case("epochs 'ten'", ["track1", "train"], _set("train.epochs", "ten"), says="train.epochs"),
+    Case("batch_size 0", ["track1", "train"], _set("train.batch_size", 0), says="train.batch_size"),
+    Case("track2.epochs a list", ["track2", "train"], _set("track2.epochs", [2]), says="track2.epochs"),
+    Case("datasets.imigue null", ["ingest", "--dataset", "imigue"], _set("datasets.imigue", None), says="datasets.imigue"),
+    Case("root a number", ["ingest", "--dataset", "imigue"], _set("datasets.imigue.root", 5), says="datasets.imigue.root"),
+    Case("track2.threads 0", ["track2", "train"], _set("track2.threads", 0), says="track2.threads"),
+    Case("unknown params key", ["track2", "train"], _set("track2.epoch", 3), says="track2.epoch"),
+    Case("YAML alias bomb", ["ingest", "--dataset", "smg"], files=_write("params.yaml", _ALIAS_BOMB), says="alias"),
+    Case("sample id an absolute path", ["ingest", "--dataset", "clips"], _set("datasets.clips", _CLIPS),
+         _stream_release(["s1", "s2", "/tmp/miga-outside/a3"]), says="not a plain name"),
+    Case("sample id climbing out", ["ingest", "--dataset", "clips"], _set("datasets.clips", _CLIPS),
+         _stream_release(["s1", "s2", "..", "s4"]), says="not a plain name"),
+    Case("online --out is the source", ["online", "probe_skeleton.csv", "--out", "probe_skeleton.csv"], files=_copy_skeleton,
+         exit_code=2),
+    Case("online failing keeps --out", ["online", "bad_skeleton.csv", "--out", "out.jsonl"],
+         files=_both(_write("bad_skeleton.csv", "1,2,x\n"), _old_output("out.jsonl")), says="bad_skeleton.csv"),
+    Case("online: corrupt tuning file", ["online", "probe_skeleton.csv"], files=_both(_copy_skeleton, _write("metrics/track2_tuning.json", "{")),
+         says="track2_tuning.json"),
+    Case("online --hop 0", ["online", "probe_skeleton.csv", "--hop", "0"], files=_copy_skeleton, exit_code=2),
+    Case("online --window 0", ["online", "probe_skeleton.csv", "--window", "0"], files=_copy_skeleton, exit_code=2),
+    Case("label file 0 bytes", ["ingest", "--dataset", "imigue"], files=_empty_label_file, says="_label.csv"),
+    Case("label file a folder", ["ingest", "--dataset", "imigue"], files=_label_file_a_folder, says="_label.csv"),
+    Case("label file missing", ["ingest", "--dataset", "imigue"], files=_label_file_missing, says="_label.csv"),
+    Case("empty cell in video_subjects.csv", ["ingest", "--dataset", "imigue"],
+         files=_write("data/raw/imigue/video_subjects.csv", "video,subject\n1,\n"), says="video_subjects.csv"),
+    Case("inf coordinate", ["pose", "--dataset", "imigue"], files=_light_hand_cell("inf"), says="_light_hand.csv"),
+    Case("coordinate beyond float32", ["pose", "--dataset", "imigue"], files=_light_hand_cell("1e39"), says="_light_hand.csv"),
+    Case("score 2: ID beyond 64 bits", ["score", "2", "sub2.csv"],
+         files=_write("sub2.csv", "ID,class,start_frame,end_frame,sample_id\n99999999999999999999,1,0,5,36\n"), says="sub2.csv"),
+    Case("model file 0 bytes", ["track1", "predict"], files=_torch_file("models/track1/tcn.pt", truncate=False), says="tcn.pt"),
+    Case("truncated checkpoint", ["track1", "train"], files=_torch_file("checkpoints/track1/tcn.pt", truncate=True),
+         says="delete checkpoints/track1/tcn.pt"),
+    Case("keypoints older than the manifest", ["rgb"], files=_stale_keypoints, says="keypoints.parquet"),
+    Case("ensemble member of the wrong shape", ["track1", "ensemble"], _set("ensemble.members", [{"file": "m.parquet"}]),
+         _score_file("m.parquet", [[0.5, 0.5], [0.2, 0.8]]), says="m.parquet"),
+    Case("ensemble weight not a number", ["track1", "ensemble"], _set("ensemble.members", [{"file": "m.parquet", "weight": "heavy"}]),
+         says="ensemble.members"),
+    Case("ensemble NaN scores", ["track1", "ensemble"], _set("ensemble.members", [{"file": "m.parquet"}]),
+         _score_file("m.parquet", [[float("nan")] * 32, [1 / 32] * 32]), says="non-finite"),
 ]
 
 
@@ -189,6 +351,7 @@ def test_broken_input_is_one_line(case: Case, release: Path, tmp_path: Path, mon
     after = _snapshot(root)
     changed = [str(p.relative_to(root)) for p, digest in before.items() if after.get(p) != digest]
     assert not changed, f"{case.name}: files changed or lost: {changed}"
+    assert not Path("/tmp/miga-outside").exists(), f"{case.name}: wrote outside the project"
 
 
 def test_data_check_fails_on_a_broken_release(release: Path, tmp_path: Path):
@@ -204,3 +367,66 @@ def test_data_check_passes_on_the_release(release: Path):
     result = _invoke(release, ["data", "check", "imigue"])
     assert result.exit_code == 0, result.output
     assert "2025 Kaggle" in result.output and "OK: 0 errors" in result.output
+
+
+def _stream_project(root: Path) -> None:
+    """A stream-format dataset `clips` (ids s1..s6; s3 and s6 test) with one gesture per sequence, ingested, as Track 2's dataset."""
+    _stream_release(["s1", "s2", "s3", "s4", "s5", "s6"])(root)
+    (root / "data/raw/clips/segments.csv").write_text(
+        "sample_id,label,start_frame,end_frame\n" + "".join(f"s{i},{i % 2},{5 + i},{20 + i}\n" for i in range(1, 7)))
+    _edit_params(root, _both(_set("datasets.clips", _CLIPS), _set("track2.dataset", "clips")))
+    result = _invoke(root, ["ingest", "--dataset", "clips"])
+    assert result.exit_code == 0, result.output
+
+
+def test_score_2_reads_any_datasets_ids(release: Path, tmp_path: Path):
+    """`miga score 2` on a stream dataset (test ids s3, s6): the exact truth scores F1 1, half of it 2/3; the
+    checker, the scorer and `track2 evaluate` agree (before: ids rebuilt as Sample0003, F1 0 without a word)."""
+    root = tmp_path / "project"
+    shutil.copytree(release, root)
+    _stream_project(root)
+    header = "ID,class,start_frame,end_frame,sample_id\n"
+    (root / "exact.csv").write_text(header + "1,2,8,23,3\n2,1,11,26,6\n")  # class base 1: label 0 -> class 1
+    (root / "half.csv").write_text(header + "1,2,8,23,3\n")
+    assert _invoke(root, ["submission", "check", "2", "exact.csv"]).exit_code == 0
+    exact = _invoke(root, ["score", "2", "exact.csv"])
+    assert exact.exit_code == 0 and "F1 official 1.0000" in exact.output and "on 2 sequences" in exact.output, exact.output
+    half = _invoke(root, ["score", "2", "half.csv", "--out", "half.json"])
+    assert half.exit_code == 0, half.output
+    import json
+
+    scored = json.loads((root / "half.json").read_text())
+    assert scored["official"]["recall"] == pytest.approx(0.5) and scored["official"]["f1"] == pytest.approx(2 / 3)
+    (root / "elsewhere.csv").write_text(header + "1,1,0,5,36\n")  # an SMG number: not a sequence of this dataset
+    checked = _invoke(root, ["submission", "check", "2", "elsewhere.csv"])
+    assert checked.exit_code == 1 and "not a test sequence" in checked.output
+
+
+def test_checker_refuses_what_the_scorer_cannot_read(release: Path, tmp_path: Path):
+    root = tmp_path / "project"
+    shutil.copytree(release, root)
+    (root / "sub2.csv").write_text("ID,class,start_frame,end_frame,sample_id\n99999999999999999999,1,0,5,36\n")
+    checked = _invoke(root, ["submission", "check", "2", "sub2.csv"])
+    assert checked.exit_code == 1 and "64-bit integer range" in checked.output and "Traceback" not in checked.output
+
+
+def test_data_check_reports_a_missing_label_file(release: Path, tmp_path: Path):
+    root = tmp_path / "project"
+    shutil.copytree(release, root)
+    _label_file_missing(root)
+    result = _invoke(root, ["data", "check", "imigue"])
+    assert result.exit_code == 1 and "_label.csv" in result.output and "Traceback" not in result.output, result.output
+
+
+def test_online_reports_a_closed_output(monkeypatch):
+    import io
+
+    from stages import online
+
+    sink = io.StringIO()
+    sink.close()
+    gesture = type("G", (), {"label": 0, "start_frame": 1, "end_frame": 2, "score": 0.5, "decided_at": 3, "delay": 1})()
+    from miga.errors import MigaError
+
+    with pytest.raises(MigaError, match="output was closed"):
+        online._emit(sink, gesture)

@@ -5,6 +5,7 @@ import polars as pl
 import pytest
 
 from miga.datasets import DatasetFormatError, imigue, smg
+from miga.datasets.entry import default_entry
 from miga.datasets.safe_pickle import load_name_label_pickle
 from tests.conftest import write_test_video
 
@@ -254,7 +255,7 @@ def test_biisc_clips_become_an_imigue_release_split_by_person(tmp_path):
     assert counts == {"train": 4, "val": 4, "test": 4}
 
     assert imigue.scan(tmp_path / "release").filter(pl.col("split") == "test")["label"].null_count() == 4  # placeholder rule
-    manifest = imigue.scan(tmp_path / "release", entry={"test_labels": "real"})  # as the converter's note says
+    manifest = imigue.scan(tmp_path / "release", entry=default_entry() | {"test_labels": "real"})  # as the converter's note says
     assert manifest.height == 12
     by_subject = {s: set(g["split"]) for (s,), g in manifest.group_by(["subject"])}
     assert by_subject == {1: {"train"}, 7: {"train"}, 8: {"test"}, 9: {"test"}, 10: {"val"}, 11: {"val"}}

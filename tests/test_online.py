@@ -5,6 +5,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from miga.params import defaults
 from miga.track2.online import OnlineDetector, emitted_table, run_stream
 from miga.track2.segments import _detections
 
@@ -112,12 +113,13 @@ def test_causal_features_make_the_frame_detector_stream_what_offline_decodes(nor
     kp[0, :, :, :2] = rng.uniform(100, 200, (25, 2)) + rng.normal(0, 2, (frames, 25, 2))
     kp[0, :, :, 0] += np.linspace(0, 300, frames)[:, None]  # the person walks across the image
     kp[0, :, :, 2] = 1
-    options = {"detector": "frame", "features": ["joints", "posture", "velocity"], "velocity_steps": [1, 4],
-               "norm_window": norm_window, "smooth": 5, "min_length": 4, "nms_iou": 0.5}
+    options = defaults("track2") | {"detector": "frame", "features": ["joints", "posture", "velocity"], "velocity_steps": [1, 4],
+                                    "norm_window": norm_window, "smooth": 5, "min_length": 4, "nms_iou": 0.5,
+                                    "channels": 16, "layers": 3, "dropout": 0.0, "ensemble": 1}
     features = track2.frame_features(kp, "kinect25", track2.feature_config(options))
     standardize = track2.Standardizer.fit([features])
     torch.manual_seed(0)
-    model = track2.build_detector({**options, "channels": 16, "layers": 3, "dropout": 0.0, "ensemble": 1}, features.shape[1], 2)
+    model = track2.build_detector(options, features.shape[1], 2)
     with torch.no_grad():
         model.out.bias.copy_(torch.tensor([0.0, 0.3, 0.3]))  # an untrained model: some frames above threshold
     offline = track2.make_decoder(model, options, {"S": standardize(features)})(0.4).with_columns(pl.lit("S").alias("sample_id"))

@@ -1,9 +1,10 @@
-"""Every leaf of params.yaml is read by some code (a key nobody reads still reruns stages when changed).
+"""Every leaf of params.yaml (and of the schema, `miga.params`) is read by some code (a key nobody reads still
+reruns stages when changed), and library code reads params the one way the schema allows.
 
 A leaf key path (`track2.lr`, `pose.mediapipe.workers`) counts as read when its top-level section
 and its last key name both appear in the code under miga/ or stages/, found with `ast`, as
 
-- a string constant (`cfg["lr"]`, `cfg.get("lr")`, `section(params, "track2")`, a name in a tuple),
+- a string constant (`cfg["lr"]`, `section(params, "track2")`, a name in a tuple),
 - a keyword argument of a call (`Adam(lr=...)`),
 - a parameter that can be passed by keyword with a default, or a keyword-only one
   (`def backend(..., *, workers=1)`: a section splatted as `**options` lands there),
@@ -14,7 +15,13 @@ over `${datasets}`). Plain attribute access and positional parameters do not cou
 `features` are common variables. Lists are leaves (their items, e.g. `ensemble.members`, are
 read wholesale), and intermediate keys are not checked (`datasets.<name>`, `pose.<backend>` are
 looked up by a value: `--dataset`, `pose.backend`). A name-based check: a key that shares its
-name with one the code reads passes; it catches keys nobody reads under any name.
+name with one the code reads passes; it catches keys nobody reads under any name. The keys checked are
+params.yaml's laid over the schema's defaults, so a schema key that params.yaml leaves out is checked too.
+
+The schema is the single place a default lives: library code (miga/) reads a validated tree by indexing,
+`section["key"]`, never `section.get("key", default)`. Checked by name on the variables that hold params
+sections in miga/ (`PARAMS_VARIABLES`): no `.get(...)` on them, and every string key they are indexed with is a
+key of the schema (a typo would otherwise be a ConfigError only when that line runs).
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from pathlib import Path
 
 import yaml
 
+from miga.params import ProjectParams, Section, defaults, merged
+
 REPO = Path(__file__).resolve().parents[1]
 CODE_ROOTS = ("miga", "stages")
 _VAR = re.compile(r"\$\{\s*([^}]+?)\s*\}")
@@ -33,6 +42,15 @@ _VAR = re.compile(r"\$\{\s*([^}]+?)\s*\}")
 # Key paths read in a way the check above cannot see ("*" matches one key). Each entry needs its
 # reason; empty now: ensemble.members (a list) and datasets.<name>.* (string keys) pass as they are.
 ALLOWED: dict[str, str] = {}
+
+# Variables that hold a params section (or the whole tree, `config`) in library code, and the exceptions
+# (path under the repo, variable) where such a name holds something else.
+PARAMS_VARIABLES = ("options", "entry", "model", "model_params", "train", "train_params", "heatmap", "skeleton", "rgb",
+                    "pose_params", "config", "params")
+NOT_PARAMS: dict[tuple[str, str], str] = {
+    ("miga/pose/mmpose_backend.py", "config"): "an MMEngine model config (a dict of the model's own keys), not params",
+    ("miga/params.py", "params"): "the schema module itself",
+}
 
 
 def code_names(roots: Iterable[Path] = tuple(REPO / r for r in CODE_ROOTS)) -> set[str]:
@@ -117,8 +135,21 @@ def unread_keys(params: dict, names: set[str], dvc_refs: set[tuple[str, ...]] = 
     return unread
 
 
+def schema_defaults() -> dict:
+    """Every section's defaults from the schema (`datasets` has none: its entries are params.yaml's own)."""
+    return {name: defaults(name) for name, field in ProjectParams.model_fields.items() if not field.is_required()}
+
+
+def schema_keys() -> set[str]:
+    """Every key name the schema knows: sections and the fields of every section model (nested ones included)."""
+    import miga.params as schema
+
+    models = [m for m in vars(schema).values() if isinstance(m, type) and issubclass(m, Section)]
+    return {name for model in models for name in model.model_fields}
+
+
 def check_params(params_path: Path = REPO / "params.yaml", dvc_path: Path = REPO / "dvc.yaml") -> list[str]:
-    params = yaml.safe_load(Path(params_path).read_text(encoding="utf-8"))
+    params = merged(schema_defaults(), yaml.safe_load(Path(params_path).read_text(encoding="utf-8")))
     dvc = yaml.safe_load(Path(dvc_path).read_text(encoding="utf-8")) if Path(dvc_path).is_file() else {}
     return unread_keys(params, code_names(), dvc_references(dvc, params))
 
@@ -127,6 +158,63 @@ def test_every_params_key_is_read():
     unread = check_params()
     assert not unread, ("params.yaml keys that no code under miga/ or stages/ reads (nor dvc.yaml interpolates); "
                         f"remove them or read them: {', '.join(unread)}")
+
+
+def _params_reads(roots: Iterable[Path] = (REPO / "miga",)) -> Iterator[tuple[str, int, str, str, str]]:
+    """(path, line, variable, how, key) of each `var["key"]` ("index") and `var.get(...)` ("get") on a params variable."""
+    for root in roots:
+        for path in sorted(Path(root).rglob("*.py")):
+            where = path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else str(path)
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+                if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in PARAMS_VARIABLES
+                        and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str)):
+                    variable, how, key = node.value.id, "index", node.slice.value
+                elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+                        and isinstance(node.func.value, ast.Name) and node.func.value.id in PARAMS_VARIABLES):
+                    variable, how = node.func.value.id, "get"
+                    key = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else "?"
+                else:
+                    continue
+                if (where, variable) not in NOT_PARAMS:
+                    yield where, node.lineno, variable, how, str(key)
+
+
+def test_params_yaml_keys_are_in_the_schema():
+    from miga.params import load_params
+
+    tree = load_params(REPO / "params.yaml")  # a ConfigError names a key the schema does not know
+    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    assert set(raw) <= set(tree) and all(set(raw[s] or {}) <= set(tree[s]) for s in raw if isinstance(raw[s], dict))
+
+
+def test_library_code_indexes_params_and_never_gets_them():
+    reads = list(_params_reads())
+    gets = [f"{path}:{line}: {variable}.get({key!r})" for path, line, variable, how, key in reads if how == "get"]
+    assert not gets, ("library code reads params by indexing (the schema fills every default); "
+                      f"replace these with section[key]: {', '.join(gets)}")
+    known = schema_keys() | set(ProjectParams.model_fields)
+    unknown = [f"{path}:{line}: {variable}[{key!r}]" for path, line, variable, how, key in reads if how == "index" and key not in known]
+    assert not unknown, f"keys indexed on params that the schema (miga/params.py) does not define: {', '.join(unknown)}"
+    assert any(how == "index" for *_, how, _ in reads)  # the check sees the reads at all
+
+
+def test_params_read_check_flags_gets_and_unknown_keys(tmp_path):
+    (tmp_path / "m.py").write_text(
+        "def f(options, entry, model, state):\n"
+        "    return options['lr'], options.get('lr', 0.1), entry['tset_truth'], model.get('dropout'), state.get('x')\n")
+    reads = {(variable, how, key) for _, _, variable, how, key in _params_reads([tmp_path])}
+    assert reads == {("options", "index", "lr"), ("options", "get", "lr"), ("entry", "index", "tset_truth"),
+                     ("model", "get", "dropout")}
+    assert "tset_truth" not in schema_keys() and {"lr", "test_truth", "dropout", "track2"} <= schema_keys() | set(ProjectParams.model_fields)
+
+
+def test_a_schema_key_params_yaml_leaves_out_is_checked_too(tmp_path):
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    params["heatmap"].pop("sigma", None)  # still in the schema, with its default: still checked (and read)
+    fake = tmp_path / "params.yaml"
+    fake.write_text(yaml.safe_dump(params, sort_keys=False))
+    assert check_params(fake) == []
+    assert ("heatmap", "sigma") in set(leaf_paths(merged(schema_defaults(), params)))
 
 
 def test_allowlist_entries_name_existing_keys():

@@ -24,6 +24,7 @@ import yaml
 from typer.testing import CliRunner
 
 from miga.errors import ConfigError, MissingExtraError
+from miga.params import defaults
 from miga.pose import ray_executor as rx
 from miga.pose import shards as sh
 from tests.conftest import REALDATA, write_test_video
@@ -207,15 +208,17 @@ def test_stage_names_an_unreadable_video_in_one_line(ray_session, tmp_path, monk
 
 
 def test_executor_params_and_a_missing_ray(monkeypatch):
-    assert rx.executor_of({}) is None and rx.executor_of({"executor": "local"}) is None
-    executor = rx.executor_of({"executor": "ray", "ray": {"address": "auto", "workers": 4, "num_gpus": 0.5, "cpus_per_worker": 2}})
+    pose = defaults("pose")
+    ray = lambda **settings: pose | {"executor": "ray", "ray": pose["ray"] | settings}  # noqa: E731
+    assert rx.executor_of(pose) is None and rx.executor_of(pose | {"executor": "local"}) is None
+    executor = rx.executor_of(ray(address="auto", workers=4, num_gpus=0.5, cpus_per_worker=2))
     assert executor == rx.RayExecutor(address="auto", workers=4, num_gpus=0.5, cpus_per_worker=2.0)
     with pytest.raises(ConfigError, match="pose.executor must be one of"):
-        rx.executor_of({"executor": "dask"})
+        rx.executor_of(pose | {"executor": "dask"})
     with pytest.raises(ConfigError, match="unknown keys \\['gpus'\\]"):
-        rx.executor_of({"executor": "ray", "ray": {"gpus": 1}})
+        rx.executor_of(ray(gpus=1))
     with pytest.raises(ConfigError, match="pose.ray.retries"):
-        rx.executor_of({"executor": "ray", "ray": {"retries": -1}})
+        rx.executor_of(ray(retries=-1))
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(MissingExtraError, match="pip install ray=="):
         rx.import_ray()

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from miga.datasets import DatasetFormatError, imigue, smg
+from miga.datasets.entry import default_entry
 from miga.datasets.openpose_xlsx import read_openpose_xlsx, write_openpose_xlsx
 from miga.layouts import OPENPOSE137, convert
 from miga.track1.rgb import extract_crops
@@ -39,7 +40,8 @@ def _generated(generate, root: Path, edition: str) -> Path:
 
 
 def _truth(root: Path, name: str) -> dict:
-    return {"test_truth": str(root / name)} if (root / name).exists() else {}
+    """A dataset entry (the schema's defaults) naming the release's real test labels when it ships them."""
+    return default_entry() | ({"test_truth": str(root / name)} if (root / name).exists() else {})
 
 
 def _imigue_manifest(root: Path, **entry) -> pl.DataFrame:
@@ -94,7 +96,7 @@ def test_test_labels_are_placeholders_unless_truth_or_real(imigue_trees):
     assert bare.filter(pl.col("split") == "test")["label"].null_count() == bare.filter(pl.col("split") == "test").height
     assert bare.filter(pl.col("split") != "test")["label"].null_count() == 0
     with pytest.raises(DatasetFormatError, match="class 0 is out of range"):
-        imigue.scan(root, entry={"test_labels": "real"})  # trusted placeholders are caught, not learned
+        imigue.scan(root, entry=default_entry() | {"test_labels": "real"})  # trusted placeholders are caught, not learned
 
 
 def test_separate_skeleton_and_video_roots(imigue_trees, tmp_path):

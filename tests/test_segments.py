@@ -3,7 +3,8 @@ import polars as pl
 import pytest
 
 from miga.contracts import DETECTIONS_SCHEMA
-from miga.track2.segments import frame_scores_to_segments, moving_average, nms_1d, temporal_iou
+from miga.evaluation.overlap import frame_iou
+from miga.track2.segments import frame_scores_to_segments, moving_average, nms_1d
 
 
 def curve(*pieces, num_columns=3):
@@ -59,7 +60,7 @@ def test_moving_average_matches_convolution_inside_and_averages_available_frames
 
 
 def test_temporal_iou_counts_inclusive_frames():
-    iou = temporal_iou(np.array([0, 5, 10, 20]), np.array([0, 14, 19, 29]), 0, 9)
+    iou = frame_iou(np.array([0, 5, 10, 20]), np.array([0, 14, 19, 29]), 0, 9)
     assert iou.tolist() == [pytest.approx(1 / 10), pytest.approx(5 / 15), 0.0, 0.0]
 
 

@@ -224,15 +224,16 @@ def test_anchor_groups_are_separable_in_pose():
 
 
 def test_stage_replaces_the_dataset_only_when_complete(tmp_path, monkeypatch):
-    from stages import synth as stage
+    from miga.synth import project as synth_project
+    from stages.cli import app
 
     params = tmp_path / "params.yaml"
     roots = {"imigue_root": str(tmp_path / "raw/imigue"), "smg_root": str(tmp_path / "raw/smg")}
-    params.write_text(yaml.safe_dump({"synth": {"preset": "tiny", "seed": 1, **roots}}))
+    params.write_text(yaml.safe_dump({"synth": {"preset": "tiny", "seed": 1, "smg_edition": "organisers", **roots}}))
     stale = tmp_path / "raw/smg/stale.txt"
     stale.parent.mkdir(parents=True)
     stale.write_text("from an older run")
-    result = CliRunner().invoke(stage.app, ["--params", str(params)])
+    result = CliRunner().invoke(app, ["synth", "--params", str(params)])
     assert result.exit_code == 0, result.output
     assert not stale.exists() and (tmp_path / "raw/smg/Sample0001/Sample0001_color.mp4").exists()
     assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["imigue", "smg"]
@@ -241,8 +242,8 @@ def test_stage_replaces_the_dataset_only_when_complete(tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     before = sorted(p.relative_to(tmp_path) for p in (tmp_path / "raw/smg").rglob("*"))
-    monkeypatch.setattr(stage, "generate_smg", interrupted)
-    result = CliRunner().invoke(stage.app, ["--params", str(params)])
+    monkeypatch.setattr(synth_project, "generate_smg", interrupted)
+    result = CliRunner().invoke(app, ["synth", "--params", str(params)])
     assert result.exit_code != 0
     assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "raw/smg").rglob("*")) == before
     assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["imigue", "smg"]  # no half-written folder left

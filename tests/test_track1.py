@@ -4,14 +4,16 @@ import pytest
 from miga.errors import ConfigError
 import torch
 
+from miga.params import defaults
+
 from miga.track1 import recipe as track1
 from miga.heatmap import rasterize
 from miga.layouts import get_layout
 from miga.models.fusion import CrossAttentionFusion, PrototypeClassifier
 from miga.track1.transforms import PoseClipConfig, flip_volume
 
-MODEL = dict(stage_blocks=[1, 1], dropout=0.0, pose_base_channels=8, rgb_base_channels=8, fusion_dim=16, fusion_heads=2,
-             fusion_layers=1, prototype_scale=10.0, prototype_margin=0.2)
+MODEL = defaults("model") | dict(stage_blocks=[1, 1], dropout=0.0, pose_base_channels=8, rgb_base_channels=8, fusion_dim=16,
+                                fusion_heads=2, fusion_layers=1, prototype_scale=10.0, prototype_margin=0.2)
 INPUTS = track1.StreamInputs(in_channels=22, num_classes=5)
 
 
@@ -160,14 +162,14 @@ def test_streams_for_reads_model_streams():
 
 
 def test_a_stream_trains_with_its_own_recipe_over_the_train_params():
-    train = {"epochs": 20, "lr": 0.1, "optimizer": "sgd", "batch_size": 16, "launcher": "local",
-             "per_stream": {"tcn": {"optimizer": "adamw", "lr": 0.002, "epochs": 100}}}
+    train = defaults("train") | {"epochs": 20, "lr": 0.1, "optimizer": "sgd", "batch_size": 16, "launcher": "local",
+                                 "per_stream": {"tcn": {"optimizer": "adamw", "lr": 0.002, "epochs": 100}}}
     own = track1.train_config("tcn", train)
     assert (own.optimizer, own.lr, own.epochs, own.batch_size) == ("adamw", 0.002, 100, 16)
     other = track1.train_config("pose", train)
     assert (other.optimizer, other.lr, other.epochs) == ("sgd", 0.1, 20)
     with pytest.raises(ConfigError, match=r"train.per_stream.tcn: unknown keys \['learning_rate'\]"):
-        track1.train_config("tcn", {"per_stream": {"tcn": {"learning_rate": 0.1}}})
+        track1.train_config("tcn", defaults("train") | {"per_stream": {"tcn": {"learning_rate": 0.1}}})
 
 
 def test_tcn_streams_read_their_skeleton_feature():
@@ -231,11 +233,12 @@ def test_fused_model_with_prototypes_resumes_mid_epoch_to_the_same_weights(tmp_p
 
 def test_rgb_recipe_is_the_backbones_published_one_scaled_to_the_cache():
     published = track1.input_recipe("x3d_xs")
-    at_cache = track1.rgb_recipe({"rgb_backbone": "x3d_xs"}, {"frames": 4, "sampling_rate": 12, "size": published.cache_size})
+    x3d, rgb = defaults("model") | {"rgb_backbone": "x3d_xs"}, defaults("rgb")
+    at_cache = track1.rgb_recipe(x3d, rgb | {"frames": 4, "sampling_rate": 12, "size": published.cache_size})
     assert (at_cache.frames, at_cache.sampling_rate, at_cache.size, at_cache.eval_size, at_cache.scale_range) == (4, 12, 160, 182, (182, 228))
-    small = track1.rgb_recipe({"rgb_backbone": "x3d_xs"}, {"frames": 8, "sampling_rate": 0, "size": 48})
+    small = track1.rgb_recipe(x3d, rgb | {"frames": 8, "sampling_rate": 0, "size": 48})
     assert (small.size, small.eval_size, small.scale_range) == (42, 48, (48, 60))
-    default = track1.rgb_recipe({}, {"frames": 8, "size": 48})
+    default = track1.rgb_recipe(defaults("model"), rgb | {"frames": 8, "size": 48})  # slowonly_small, sampling_rate 0
     assert (default.size, default.eval_size, default.scale_range) == (48, 48, None)
 
 

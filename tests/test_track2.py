@@ -6,6 +6,7 @@ import pytest
 import torch
 import yaml
 
+from miga.params import defaults, load_params
 from miga.track2 import recipe as track2
 from miga.layouts import COCO17, KINECT25
 
@@ -118,7 +119,7 @@ def test_decode_and_tune_find_a_clean_segment():
 def test_every_detector_trains_and_decodes_from_the_track2_options(detector):
     # The untrained anchor-free head scores below the default pre_threshold and predicts near-empty extents:
     # with the defaults it would decode to nothing.
-    options = {**yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["track2"],
+    options = {**load_params(Path(__file__).resolve().parents[1] / "params.yaml")["track2"],
                "detector": detector, "channels": 8, "layers": 1, "levels": 3, "window": 64, "windows_per_epoch": 4, "window_length": 16,
                "pre_threshold": 0.0, "min_length": 1}
     torch.manual_seed(0)
@@ -138,7 +139,7 @@ def test_every_detector_trains_and_decodes_from_the_track2_options(detector):
 
 def test_an_unknown_detector_is_named_in_the_error():
     with pytest.raises(ValueError, match="'transformer'.*anchorfree"):
-        track2.build_detector({"detector": "transformer", "channels": 8, "layers": 1, "dropout": 0.0}, 6, 3)
+        track2.build_detector(defaults("track2") | {"detector": "transformer", "channels": 8, "layers": 1, "dropout": 0.0}, 6, 3)
 
 
 def test_feature_parts_posture_drops_the_body_path_and_velocity_steps_smooth():
@@ -160,7 +161,9 @@ def test_feature_parts_posture_drops_the_body_path_and_velocity_steps_smooth():
     assert four[10:70, :, 0].std(axis=0).mean() < 0.5 * one[10:70, :, 0].std(axis=0).mean()
     np.testing.assert_allclose(four[10:70, :, 0].mean(), one[10:70, :, 0].mean(), rtol=0.05)
     default = track2.frame_features(kp, "kinect25")
-    assert default.shape[1] == track2.frame_features(kp, "kinect25", track2.feature_config({})).shape[1]
+    plain = defaults("track2") | {"features": list(track2.DEFAULT_FEATURES), "velocity_steps": [1], "norm_window": 0}
+    assert track2.feature_config(plain) == track2.FeatureConfig()
+    assert default.shape[1] == track2.frame_features(kp, "kinect25", track2.feature_config(plain)).shape[1]
     with pytest.raises(ValueError, match="unknown"):
         track2.FeatureConfig(parts=("joints", "depth"))
 
@@ -172,7 +175,7 @@ def test_smooth_and_min_length_lists_are_tuned_on_val():
     probs[48:51] = [0.6, 0.4, 0.0]  # a short dip splits the segment unless smoothed
     probs[100:103] = [0.1, 0.0, 0.9]  # a 3-frame blip: a false positive unless min_length > 3
     truth = pl.DataFrame({"sample_id": ["S"], "label": [0], "start_frame": [20], "end_frame": [79]})
-    options = {"detector": "frame", "smooth": [1, 9], "min_length": [1, 5], "nms_iou": 0.5}
+    options = defaults("track2") | {"detector": "frame", "smooth": [1, 9], "min_length": [1, 5], "nms_iou": 0.5}
     grid = track2.decode_grid(options)
     assert grid == [{"smooth": 1, "min_length": 1}, {"smooth": 1, "min_length": 5}, {"smooth": 9, "min_length": 1},
                     {"smooth": 9, "min_length": 5}]
@@ -189,7 +192,7 @@ def test_smooth_and_min_length_lists_are_tuned_on_val():
 
 
 def test_track2_data_folds_reassign_splits():
-    from miga.track2.project import Track2Data
+    from miga.track2.pipeline import Track2Data
 
     class Store(dict):
         layout = "kinect25"

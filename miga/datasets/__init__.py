@@ -27,12 +27,12 @@ def reader(fmt: str) -> ModuleType:
 
 
 def format_of(name: str, entry: Mapping) -> str:
-    return str(entry.get("format", name))
+    return str(entry["format"] or name)
 
 
 def pose_source(entry: Mapping, pose_params: Mapping) -> str:
     """Where a dataset's keypoints come from: its own `pose`, else the project's `pose.backend`."""
-    return str(entry.get("pose") or pose_params.get("backend", "provided"))
+    return str(entry["pose"] or pose_params["backend"])
 
 
 __all__ = ["READERS", "DatasetFormatError", "format_of", "imigue", "pose_source", "reader", "smg", "stream"]

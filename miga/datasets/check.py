@@ -65,9 +65,13 @@ def check_release(fmt: str, root: Path, entry: Mapping, options: Mapping, *, req
 def _check_imigue(root: Path, entry: Mapping, options: Mapping, require_video: bool) -> Report:
     tree = imigue.release_tree(root, entry)
     report = Report("imigue", tree.edition)
+    try:
+        imigue.require_labels(tree)
+    except DatasetFormatError as err:
+        report.fatal.append(str(err))
     source = imigue.skeleton_source(entry)
-    trust_test = str(entry.get("test_labels", "placeholder")) == "real"
-    truth = Path(entry["test_truth"]) if entry.get("test_truth") else None
+    trust_test = str(entry["test_labels"]) == "real"
+    truth = Path(entry["test_truth"]) if entry["test_truth"] else None
     for split in SPLITS:
         part = report.splits[split]
         for video in tree.videos(split):
@@ -140,11 +144,11 @@ def _probe(report: Report, part: SplitReport, path: Path):
 def _check_smg(root: Path, entry: Mapping, options: Mapping, require_video: bool) -> Report:
     tree = smg.release_tree(root, entry)
     report = Report("smg", tree.edition)
-    truth = Path(entry["test_truth"]) if entry.get("test_truth") else None
+    truth = Path(entry["test_truth"]) if entry["test_truth"] else None
     for sample in sorted(tree.samples.values(), key=lambda s: s.sample_id):
         try:
-            split = smg.split_of_sample(sample, options.get("smg_splits", {}))
-            num_frames, _, _ = smg.length_and_rate(sample, float(options.get("smg_default_fps", 30)))
+            split = smg.split_of_sample(sample, options["smg_splits"])
+            num_frames, _, _ = smg.length_and_rate(sample, float(options["smg_default_fps"]))
         except (DatasetFormatError, VideoError) as err:
             report.fatal.append(str(err))
             continue

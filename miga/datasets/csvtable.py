@@ -37,10 +37,25 @@ def read_numeric_csv(path: Path, *, columns: int | None, allow_header: bool = Tr
     path = Path(path)
     if not path.exists():
         raise DatasetFormatError(f"{path}: file not found{f' ({what})' if what else ''}")
-    fast = _read_fast(path, columns, allow_header)
-    if fast is not None:
-        return fast
-    return _read_strict(path, columns, allow_header, what)
+    if path.is_dir():
+        raise DatasetFormatError(f"{path}: a folder, expected a CSV file{f' ({what})' if what else ''}")
+    table = _read_fast(path, columns, allow_header)
+    if table is None:
+        table = _read_strict(path, columns, allow_header, what)
+    _refuse_non_finite(path, table, what)
+    return table
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _refuse_non_finite(path: Path, table: np.ndarray, what: str) -> None:
+    """Infinite values (or values float32 keypoints cannot hold) are never coordinates; empty cells (NaN) are missing."""
+    bad = np.argwhere(np.abs(np.nan_to_num(table, nan=0.0, posinf=np.inf, neginf=np.inf)) > _FLOAT32_MAX)
+    if bad.size:
+        row, col = (int(i) for i in bad[0])
+        raise DatasetFormatError(f"{path}: data row {row + 1}, column {col + 1}: {table[row, col]!r} is not a finite number "
+                                 f"that float32 holds{f' ({what})' if what else ''}; {len(bad)} such cells")
 
 
 def _read_fast(path: Path, columns: int | None, allow_header: bool) -> np.ndarray | None:

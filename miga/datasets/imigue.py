@@ -23,6 +23,7 @@ import polars as pl
 
 from miga.contracts import SEGMENTS_SCHEMA, SPLITS, empty, validate_manifest
 from miga.datasets.csvtable import DatasetFormatError, read_numeric_csv, read_segment_rows
+from miga.datasets.entry import entry_or_default
 from miga.datasets.imigue_tree import SKELETON_SOURCES, ImigueTree, find_tree
 from miga.datasets.openpose_xlsx import read_openpose_xlsx
 from miga.datasets.safe_pickle import load_name_label_pickle
@@ -58,6 +59,8 @@ def label_to_raw(label: np.ndarray) -> np.ndarray:
 def read_labels(path: Path, *, placeholder: bool = False) -> np.ndarray:
     """`{vid}_label.csv` -> int64 (n, 3) rows of (0-based label, start, end); label -1 where `placeholder`."""
     rows = read_segment_rows(path, what="iMiGUE label file: class,start_frame,end_frame")
+    if not len(rows):
+        raise DatasetFormatError(f"{path}: no label rows (every interview has clips; an empty file would drop them silently)")
     if placeholder:
         rows[:, 0] = -1
         return rows
@@ -92,22 +95,34 @@ def read_video_subjects(root: Path) -> dict[str, int]:
     if not path.exists():
         return {}
     table = read_numeric_csv(path, columns=2, what="video,subject")
+    bad = np.argwhere(np.isnan(table) | (table != np.round(table)) | (table < 0))
+    if bad.size:
+        raise DatasetFormatError(f"{path}: data row {int(bad[0, 0]) + 1}: video and subject must be non-negative integers "
+                                 f"(an empty or fractional cell)")
     return {f"{int(v):04d}": int(s) for v, s in table}
 
 
 def release_tree(root: Path, entry: Mapping | None = None) -> ImigueTree:
     """The parts of the release under `root` (and the entry's `skeleton_root` / `video_root`)."""
-    entry = entry or {}
-    roots = [Path(entry.get(key) or root) for key in ("skeleton_root", "video_root")]
-    truth = entry.get("test_truth")
+    entry = entry_or_default(entry)
+    roots = [Path(entry[key] or root) for key in ("skeleton_root", "video_root")]
+    truth = entry["test_truth"]
     tree = find_tree(roots, exclude=[truth] if truth else [])
     if not any(tree.label_dirs.values()):
         raise DatasetFormatError(f"{roots[0]}: no iMiGUE label files ({{vid}}/{{vid}}_label.csv under imigue_skeleton_train/_validate/_test)")
     return tree
 
 
+def require_labels(tree: ImigueTree) -> None:
+    """An interview folder with a skeleton but no readable label file would lose its clips without a word: an error."""
+    if tree.without_labels:
+        video, folder = next(iter(sorted(tree.without_labels.items())))
+        raise DatasetFormatError(f"{folder / f'{video}_label.csv'}: missing or not a file, but the interview's skeleton is there "
+                                 f"({len(tree.without_labels)} such interviews); its clips would be dropped")
+
+
 def skeleton_source(entry: Mapping | None) -> str:
-    source = str((entry or {}).get("skeleton", "light_hand"))
+    source = str(entry_or_default(entry)["skeleton"])
     if source not in SKELETON_SOURCES:
         raise DatasetFormatError(f"datasets.imigue.skeleton: unknown skeleton source {source!r}; known: {sorted(SKELETON_SOURCES)}")
     return source
@@ -121,11 +136,12 @@ def scan(root: Path, *, default_fps: float = 25.0, entry: Mapping | None = None,
     root = Path(root)
     if not root.is_dir():
         raise DatasetFormatError(f"{root}: iMiGUE root folder not found")
-    entry = entry or {}
+    entry = entry_or_default(entry)
     tree = release_tree(root, entry)
+    require_labels(tree)
     subjects = read_video_subjects(root)
     truth = _test_truth(entry, tree)
-    trust_test = str(entry.get("test_labels", "placeholder")) == "real"
+    trust_test = str(entry["test_labels"]) == "real"
     rows = []
     for split in SPLITS:
         for video in tree.videos(split):
@@ -139,7 +155,7 @@ def scan(root: Path, *, default_fps: float = 25.0, entry: Mapping | None = None,
 
 
 def _test_truth(entry: Mapping, tree: ImigueTree) -> dict[str, Path]:
-    folder = entry.get("test_truth")
+    folder = entry["test_truth"]
     if not folder:
         return {}
     folder = Path(folder)
@@ -240,7 +256,7 @@ def read_2023_arrays(data_path: Path, label_path: Path) -> tuple[list[str], np.n
 
 
 def scan_release(root: Path, options: dict, entry: Mapping | None = None, *, require_video: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
-    manifest = scan(root, default_fps=float(options.get("imigue_default_fps", 25.0)), entry=entry, require_video=require_video)
+    manifest = scan(root, default_fps=float(options["imigue_default_fps"]), entry=entry, require_video=require_video)
     return manifest, empty(SEGMENTS_SCHEMA)
 
 

@@ -50,6 +50,7 @@ class ImigueTree:
     label_dirs: dict[str, dict[str, Path]] = field(default_factory=lambda: {"train": {}, "val": {}, "test": {}})
     whole_videos: dict[str, Path] = field(default_factory=dict)
     clip_videos: dict[tuple[str, int], Path] = field(default_factory=dict)
+    without_labels: dict[str, Path] = field(default_factory=dict)  # interview folders with a skeleton but no label file
     notes: list[str] = field(default_factory=list)
 
     def split_of(self, video: str) -> str:
@@ -87,6 +88,9 @@ def _take_folder(tree: ImigueTree, folder: Path, files: list[str]) -> None:
         elif match := _CLIP.match(stem):
             key = (f"{int(match.group(1)):04d}", int(match.group(2)))
             _add_unique(tree.clip_videos, key, folder / name, "clip video")
+    has_skeleton = any(f"{folder.name}{suffix}" in files for suffix in SKELETON_SOURCES.values())
+    if _VID.match(folder.name) and has_skeleton and f"{folder.name}_label.csv" not in files:
+        tree.without_labels[folder.name] = folder
     if _VID.match(folder.name) and f"{folder.name}_label.csv" in files:
         split = split_of_folder(folder.parent.name)
         if split is None:

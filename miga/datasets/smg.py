@@ -22,6 +22,7 @@ import polars as pl
 
 from miga.contracts import validate_manifest, validate_segments
 from miga.datasets.csvtable import DatasetFormatError, read_numeric_csv, read_segment_rows
+from miga.datasets.entry import entry_or_default
 from miga.datasets.smg_tree import SmgSample, SmgTree, find_tree
 from miga.layouts import KINECT25
 from miga.video import probe_video
@@ -99,9 +100,9 @@ def read_labels(path: Path, num_frames: int | None = None) -> np.ndarray:
 
 
 def release_tree(root: Path, entry: Mapping | None = None) -> SmgTree:
-    entry = entry or {}
-    roots = [Path(entry.get(key) or root) for key in ("skeleton_root", "video_root")]
-    truth = entry.get("test_truth")
+    entry = entry_or_default(entry)
+    roots = [Path(entry[key] or root) for key in ("skeleton_root", "video_root")]
+    truth = entry["test_truth"]
     return find_tree(roots, exclude=[truth] if truth else [])
 
 
@@ -111,7 +112,7 @@ def scan(root: Path, splits: Mapping[str, Sequence[int]], *, entry: Mapping | No
     root = Path(root)
     if not root.is_dir():
         raise DatasetFormatError(f"{root}: SMG root folder not found")
-    entry = entry or {}
+    entry = entry_or_default(entry)
     tree = release_tree(root, entry)
     truth = _truth_files(entry)
     manifest_rows, segment_rows, unlabelled = [], [], []
@@ -171,7 +172,7 @@ def length_and_rate(sample: SmgSample, default_fps: float):
 
 
 def _truth_files(entry: Mapping) -> dict[str, Path]:
-    folder = entry.get("test_truth")
+    folder = entry["test_truth"]
     if not folder:
         return {}
     if not Path(folder).is_dir():
@@ -199,8 +200,8 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def scan_release(root: Path, options: dict, entry: Mapping | None = None, *, require_video: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
-    return scan(root, options.get("smg_splits", {}), entry=entry, require_video=require_video,
-                default_fps=float(options.get("smg_default_fps", 30.0)))
+    return scan(root, options["smg_splits"], entry=entry, require_video=require_video,
+                default_fps=float(options["smg_default_fps"]))
 
 
 def class_names(root: Path | None = None, entry: Mapping | None = None) -> list[str]:

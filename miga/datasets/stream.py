@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 import yaml
 
-from miga.contracts import MANIFEST_SCHEMA, SEGMENTS_SCHEMA, validate_manifest, validate_segments
+from miga.contracts import MANIFEST_SCHEMA, SEGMENTS_SCHEMA, check_sample_id, validate_manifest, validate_segments
 from miga.datasets.csvtable import DatasetFormatError, read_numeric_csv
 from miga.io import atomic_path
 from miga.layouts import get_layout
@@ -60,6 +60,7 @@ def scan(root: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     samples = pl.read_csv(root / "samples.csv", schema_overrides={"sample_id": pl.String})
     manifest_rows = []
     for sample_id, subject, split in samples.select("sample_id", "subject", "split").iter_rows():
+        check_sample_id(sample_id, str(root / "samples.csv"))
         length = read_sequence(root / f"{sample_id}.csv", meta["layout"]).shape[1]
         manifest_rows.append({
             "sample_id": sample_id, "dataset": DATASET, "split": split, "subject": subject, "video": None,
@@ -86,7 +87,7 @@ def layout_of(root: Path, entry: Mapping | None = None) -> str:
 
 def provided_keypoints(root: Path, manifest: pl.DataFrame, entry: Mapping | None = None) -> dict[str, tuple[int, np.ndarray]]:
     layout = layout_of(root)
-    return {sid: (0, read_sequence(Path(root) / f"{sid}.csv", layout)) for sid in manifest["sample_id"]}
+    return {sid: (0, read_sequence(Path(root) / f"{check_sample_id(sid, 'manifest')}.csv", layout)) for sid in manifest["sample_id"]}
 
 
 def write(root: Path, *, layout: str, fps: float, classes: Sequence[str], sequences: Mapping[str, np.ndarray],

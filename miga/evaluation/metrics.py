@@ -7,14 +7,15 @@ recall and F1 with nothing to count are 0, as the challenge reports them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import polars as pl
 
-from miga.contracts import validate_detections, validate_segments
+from miga.contracts import DETECTIONS_SCHEMA, SEGMENTS_SCHEMA, validate_detections, validate_segments
+from miga.evaluation.overlap import overlap_ratio
 
 MatchMode = Literal["official", "one_to_one"]
 MATCH_MODES: tuple[MatchMode, ...] = ("official", "one_to_one")
@@ -171,25 +172,6 @@ def match_detections(
     return Matching(mode, gt_match, pred_matched)
 
 
-def overlap_ratio(gt_starts: np.ndarray, gt_ends: np.ndarray, pred_starts: np.ndarray, pred_ends: np.ndarray) -> np.ndarray:
-    """(G, P) overlap of every ground truth with every prediction, as the organisers compute it.
-
-    tester_SMG: `alpha = (min(end_frame[pred_i], gt_end_frame) - max(begin_frame[pred_i],
-    gt_begin_frame)) / (max(end_frame[pred_i], gt_end_frame) - min(begin_frame[pred_i],
-    gt_begin_frame))`. It is taken as written on the frame numbers, with no +1 for inclusive
-    ends, so that scores match the official ones exactly (a one-frame overlap scores 0, and
-    disjoint segments score below 0). When both are the same single frame it is 0/0, NaN in
-    the organisers' NumPy code, which never passes the threshold; here it is -inf.
-    """
-    gs, ge = gt_starts[:, None].astype(np.int64), gt_ends[:, None].astype(np.int64)
-    ps, pe = pred_starts[None, :].astype(np.int64), pred_ends[None, :].astype(np.int64)
-    inter = (np.minimum(ge, pe) - np.maximum(gs, ps)).astype(np.float64)
-    span = (np.maximum(ge, pe) - np.minimum(gs, ps)).astype(np.float64)
-    out = np.full(inter.shape, -np.inf)
-    np.divide(inter, span, out=out, where=span > 0)
-    return out
-
-
 def _score_rank(pred: pl.DataFrame) -> np.ndarray:
     """Rank of each prediction row in descending score; ties keep row order, nulls last."""
     order = (
@@ -263,3 +245,18 @@ def _prf(found: int, num_pred: int, num_gt: int) -> dict:
     recall = found / num_gt if num_gt else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
     return {"precision": precision, "recall": recall, "f1": f1, "found": found, "num_pred": num_pred, "num_gt": num_gt}
+
+
+def instance_f1(predictions: Mapping[str, Sequence[tuple]], truth: Mapping[str, Sequence[tuple]], *, iou: float = 0.3) -> dict:
+    """Official Track 2 precision / recall / F1 (`match_detections`, official mode) of plain tuples:
+    predictions `{sample_id: [(start, end, label, score), ...]}` against truth `{sample_id: [(start, end, label), ...]}`;
+    also the counts `found`, `predictions`, `truth`."""
+    pred = pl.DataFrame([(sid, int(p[2]), int(p[0]), int(p[1]), float(p[3]) if len(p) > 3 else None)
+                         for sid, rows in predictions.items() for p in rows], schema=DETECTIONS_SCHEMA, orient="row")
+    gt = pl.DataFrame([(sid, int(t[2]), int(t[0]), int(t[1])) for sid, rows in truth.items() for t in rows],
+                      schema=SEGMENTS_SCHEMA, orient="row")
+    found = match_detections(gt, pred, iou_threshold=iou, mode="official").found
+    precision = found / pred.height if pred.height else 0.0
+    recall = found / gt.height if gt.height else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "found": found, "predictions": pred.height, "truth": gt.height}

@@ -4,7 +4,7 @@ Track 1: `Id,Target`, one row per test clip, Target the 0-based class.
 Track 2: `ID,class,start_frame,end_frame,sample_id`; ID counts up from 1 (the DESIGN says
 "incremental" without a start; `first_id` changes it), class = label + `class_base` (the
 base is unverified; default 1 as in the label files), sample_id the sequence number
-(`Sample0005` -> 5).
+(`Sample0005` -> 5; any dataset's ids map back through its test manifest, `sequence_ids`).
 
 Checkers return a list of problems, each naming where it is as "row N (line L)": N counts
 data rows from 1 (the header is not a row), L is the line in the file.
@@ -33,6 +33,7 @@ TRACK2_SCHEMA: dict[str, pl.DataType] = {name: pl.Int64 for name in TRACK2_HEADE
 _INTEGER = re.compile(r"-?[0-9]+")
 _SEQUENCE_NUMBER = re.compile(r"(\d+)$")
 _MAX_LISTED = 10
+_INT64 = 2**63
 
 
 def sequence_number(sample_id: str) -> int:
@@ -41,6 +42,22 @@ def sequence_number(sample_id: str) -> int:
     if found is None:
         raise ValueError(f"sample_id {sample_id!r} does not end in a sequence number")
     return int(found.group(1))
+
+
+def sequence_ids(sample_ids: Sequence[str]) -> dict[int, str]:
+    """Sequence number -> sample id, for the ids of a test split; a SubmissionError when two ids share a number
+    (the Track 2 format, which keeps only the number, could not tell them apart)."""
+    out: dict[int, str] = {}
+    for sample_id in sample_ids:
+        try:
+            number = sequence_number(sample_id)
+        except ValueError as error:
+            raise SubmissionError(f"Track 2 submissions need sequence ids ending in a number: {error}") from None
+        if number in out:
+            raise SubmissionError(f"sample ids {out[number]!r} and {sample_id!r} share the sequence number {number}: "
+                                  "a Track 2 submission cannot tell them apart")
+        out[number] = sample_id
+    return out
 
 
 # ---------------------------------------------------------------- writers
@@ -116,14 +133,22 @@ def _read_rows(path: str | os.PathLike, header: tuple[str, ...]) -> tuple[list[_
     return rows, []
 
 
+def _integer_problem(text: str) -> str | None:
+    if not _INTEGER.fullmatch(text):
+        return "is not an integer"
+    if not -_INT64 <= int(text) < _INT64:
+        return "is outside the 64-bit integer range"
+    return None
+
+
 def _parse_integers(row: _Row, names: tuple[str, ...], problems: list[str]) -> list[int] | None:
     """The row's fields as integers, or None after reporting each bad field."""
     if len(row.fields) != len(names):
         problems.append(f"{row.where()}: expected {len(names)} fields, got {len(row.fields)}")
         return None
-    bad = [(n, v) for n, v in zip(names, row.fields) if not _INTEGER.fullmatch(v)]
+    bad = [(n, v) for n, v in zip(names, row.fields) if _integer_problem(v)]
     for name, value in bad:
-        problems.append(f"{row.where()}: {name} {value!r} is not an integer")
+        problems.append(f"{row.where()}: {name} {value!r} {_integer_problem(value)}")
     return None if bad else [int(v) for v in row.fields]
 
 
@@ -138,8 +163,8 @@ def _parse_track1(rows: list[_Row]) -> tuple[list[tuple[_Row, str, int]], list[s
             problems.append(f"{row.where()}: Id {sample_id!r} already appears in row {seen[sample_id]}")
             continue
         seen[sample_id] = row.number
-        if not _INTEGER.fullmatch(target):
-            problems.append(f"{row.where()}: Target {target!r} is not an integer")
+        if _integer_problem(target):
+            problems.append(f"{row.where()}: Target {target!r} {_integer_problem(target)}")
             continue
         records.append((row, sample_id, int(target)))
     return records, problems
@@ -202,9 +227,9 @@ def check_track2(path: str | os.PathLike, manifest_test: pl.DataFrame, num_class
     if problems:
         return problems
     records, problems = _parse_track2(rows, class_base)
+    numbers = {sample_id: number for number, sample_id in sequence_ids(manifest_test["sample_id"].to_list()).items()}
     sequences = {
-        sequence_number(s): (first, last)
-        for s, first, last in manifest_test.select("sample_id", "start_frame", "end_frame").iter_rows()
+        numbers[s]: (first, last) for s, first, last in manifest_test.select("sample_id", "start_frame", "end_frame").iter_rows()
     }
     top = class_base + num_classes - 1
     for row, (_, label, start, end, number) in records:
@@ -230,15 +255,19 @@ def read_track1(path: str | os.PathLike) -> pl.DataFrame:
     return pl.DataFrame({"Id": [r[1] for r in records], "Target": [r[2] for r in records]}, schema=TRACK1_SCHEMA)
 
 
-def read_track2(path: str | os.PathLike, class_base: int = 1) -> pl.DataFrame:
-    """A Track 2 file as contract detections (`Sample%04d` ids, 0-based labels, null scores)."""
+def read_track2(path: str | os.PathLike, class_base: int = 1, sample_ids: Sequence[str] | None = None) -> pl.DataFrame:
+    """A Track 2 file as contract detections (0-based labels, null scores). `sample_ids` (the test split's ids) map
+    each row's sequence number back to its id; without them ids are rebuilt as SMG's `Sample%04d`."""
     rows, problems = _read_rows(path, TRACK2_HEADER)
     records, row_problems = _parse_track2(rows, class_base)
     _raise_if(path, problems + row_problems)
     values = np.asarray([v for _, v in records], dtype=np.int64).reshape(-1, len(TRACK2_HEADER))
+    by_number = sequence_ids(sample_ids) if sample_ids is not None else None
+    unknown = sorted({int(n) for n in values[:, 4]} - set(by_number)) if by_number is not None else []
+    _raise_if(path, [f"sample_id {n} is not a test sequence" for n in unknown])
     return pl.DataFrame(
         {
-            "sample_id": [f"Sample{n:04d}" for n in values[:, 4]],
+            "sample_id": [by_number[n] if by_number is not None else f"Sample{n:04d}" for n in values[:, 4].tolist()],
             "label": values[:, 1] - class_base,
             "start_frame": values[:, 2],
             "end_frame": values[:, 3],

@@ -44,7 +44,9 @@ def load_trained(model: nn.Module, path, map_location: str = "cpu") -> dict:
     match (the model file was trained with other params.yaml settings). Returns the whole saved dict."""
     if not Path(path).exists():
         raise FileNotFoundError(f"{path}: trained model not found (run its train stage: dvc repro)")
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    from miga.training import read_torch_file
+
+    state = read_torch_file(path, "delete it and retrain (dvc repro)", map_location)
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, KeyError) as err:

@@ -33,7 +33,7 @@ def provided(fmt: str, raw_root: Path, manifest: pl.DataFrame, *, entry: dict | 
     module = reader(fmt)
     keypoints = module.provided_keypoints(Path(raw_root), manifest, entry)
     source = {"backend": "provided", "format": fmt}
-    if entry and entry.get("skeleton"):
+    if entry is not None and entry["skeleton"]:
         source["skeleton"] = str(entry["skeleton"])
     return PoseResult(module.layout_of(Path(raw_root), entry), keypoints, source)
 

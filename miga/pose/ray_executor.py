@@ -227,12 +227,12 @@ class PoseWorker:
 
 def executor_of(options: Mapping) -> RayExecutor | None:
     """`pose.executor` and `pose.ray` -> None (local processes, `<backend>.workers`) or a `RayExecutor`."""
-    name = options.get("executor", "local") or "local"
+    name = options["executor"]
     if name not in EXECUTORS:
         raise ConfigError(f"pose.executor must be one of {list(EXECUTORS)}, not {name!r}")
     if name == "local":
         return None
-    settings = dict(options.get("ray") or {})
+    settings = dict(options["ray"])
     known = set(RayExecutor.__dataclass_fields__)
     unknown = sorted(set(settings) - known)
     if unknown:

@@ -27,6 +27,7 @@ from miga.layouts import convert, get_layout
 from miga.models import (InputRecipe, LoadReport, build_model, create_rgb_backbone, freeze_batchnorm, freeze_stages,
                          input_recipe, load_rgb_checkpoint, param_groups, rgb_clip_transform)
 from miga.models.fusion import CrossAttentionFusion, PrototypeClassifier
+from miga.params import defaults as schema_defaults
 from miga.track1.skeleton import FEATURES as GCN_STREAMS
 from miga.track1.skeleton import SkeletonClipConfig, SkeletonClips
 from miga.training import TrainConfig
@@ -43,10 +44,15 @@ def skeleton_feature(stream: str) -> str:
     return TCN_STREAMS.get(stream, stream)
 
 
+def _skeleton_config(skeleton: Mapping | None) -> SkeletonClipConfig:
+    """The `skeleton` params as a clip config; None = the schema's defaults."""
+    return SkeletonClipConfig.from_params(schema_defaults("skeleton") if skeleton is None else skeleton)
+
+
 def train_config(stream: str, train: Mapping) -> TrainConfig:
     """A stream's training options: the `train` params, with its own entry of `train.per_stream` over them
     (the temporal conv net trains with AdamW for more epochs than the heatmap and RGB networks' SGD)."""
-    own = dict((train.get("per_stream") or {}).get(stream) or {})
+    own = dict(train["per_stream"].get(stream) or {})  # a stream without its own entry trains on `train`
     unknown = sorted(set(own) - set(TrainConfig.__dataclass_fields__))
     if unknown:
         raise ConfigError(f"train.per_stream.{stream}: unknown keys {unknown}; known: {sorted(TrainConfig.__dataclass_fields__)}")
@@ -98,7 +104,7 @@ class PoseClips(Dataset):
 
 
 def _rgb_backbone_name(model: Mapping) -> str:
-    return str(model.get("rgb_backbone", "slowonly_small"))
+    return str(model["rgb_backbone"])
 
 
 def rgb_recipe(model: Mapping, rgb: Mapping) -> InputRecipe:
@@ -109,7 +115,7 @@ def rgb_recipe(model: Mapping, rgb: Mapping) -> InputRecipe:
     size = int(rgb["size"])
     scale = size / published.cache_size
     side = lambda pixels: max(1, int(round(pixels * scale)))  # noqa: E731
-    return InputRecipe(int(rgb["frames"]), int(rgb.get("sampling_rate", 0)), min(size, side(published.size)),
+    return InputRecipe(int(rgb["frames"]), int(rgb["sampling_rate"]), min(size, side(published.size)),
                        published.mean, published.std, test_size=min(size, side(published.eval_size)),
                        scale_range=tuple(side(p) for p in published.scale_range) if published.scale_range else None)
 
@@ -185,7 +191,7 @@ def clip_dataset(stream: str, ids: list[str], labels: np.ndarray, heatmap: Mappi
     `rgb` recipe (`rgb_recipe`; None = the small SlowOnly's), both (`fused`), or one skeleton feature of the
     keypoints (`skeleton`: the `skeleton` params)."""
     if stream in SKELETON_STREAMS:
-        return SkeletonClips([store[i] for i in ids], store.layout, labels, config=SkeletonClipConfig.from_params(skeleton or {}),
+        return SkeletonClips([store[i] for i in ids], store.layout, labels, config=_skeleton_config(skeleton),
                              feature=skeleton_feature(stream), train=train, seed=seed)
     pose = lambda: PoseClips(store, ids, labels, layout=heatmap["layout"], pipeline=pose_pipeline(heatmap),  # noqa: E731
                              train=train, seed=seed)
@@ -202,27 +208,27 @@ def build_stream(stream: str, model: Mapping, inputs: StreamInputs, skeleton: Ma
     pose = lambda: build_model("pose_slowonly", in_channels=inputs.in_channels, base_channels=int(model["pose_base_channels"]), **common)  # noqa: E731
     rgb = lambda: _rgb_network(model, inputs.num_classes)  # noqa: E731
     if stream in TCN_STREAMS:
-        layout = SkeletonClipConfig.from_params(skeleton or {}).layout_for(inputs.keypoint_layout)
+        layout = _skeleton_config(skeleton).layout_for(inputs.keypoint_layout)
         network = build_model("skeleton_tcn", num_joints=get_layout(layout).num_joints, num_classes=inputs.num_classes,
-                              channels=int(model.get("tcn_channels", 128)), blocks=int(model.get("tcn_blocks", 4)),
-                              dropout=float(model.get("tcn_dropout", 0.1)))
+                              channels=int(model["tcn_channels"]), blocks=int(model["tcn_blocks"]),
+                              dropout=float(model["tcn_dropout"]))
     elif stream in GCN_STREAMS:
-        network = build_model("stgcn", layout=SkeletonClipConfig.from_params(skeleton or {}).layout_for(inputs.keypoint_layout), num_classes=inputs.num_classes,
-                              base_channels=int(model.get("gcn_channels", 32)), num_blocks=int(model.get("gcn_blocks", 6)),
-                              inflate_at=tuple(model.get("gcn_inflate_at", (2, 4))), dropout=float(model["dropout"]))
+        network = build_model("stgcn", layout=_skeleton_config(skeleton).layout_for(inputs.keypoint_layout), num_classes=inputs.num_classes,
+                              base_channels=int(model["gcn_channels"]), num_blocks=int(model["gcn_blocks"]),
+                              inflate_at=tuple(model["gcn_inflate_at"]), dropout=float(model["dropout"]))
     elif stream == "pose":
         network = pose()
     elif stream == "rgb":
         network = rgb()
     elif stream == "fused":
-        network = CrossAttentionFusion(pose(), rgb(), inputs.num_classes, dim=int(model.get("fusion_dim", 64)),
-                                       heads=int(model.get("fusion_heads", 4)), layers=int(model.get("fusion_layers", 1)),
+        network = CrossAttentionFusion(pose(), rgb(), inputs.num_classes, dim=int(model["fusion_dim"]),
+                                       heads=int(model["fusion_heads"]), layers=int(model["fusion_layers"]),
                                        dropout=float(model["dropout"]))
     else:
         raise ConfigError(f"unknown stream {stream!r}; choose from {STREAMS}")
-    if model.get("prototypes", False):
-        network = PrototypeClassifier(network, inputs.num_classes, scale=float(model.get("prototype_scale", 10.0)),
-                                      margin=float(model.get("prototype_margin", 0.2)))
+    if model["prototypes"]:
+        network = PrototypeClassifier(network, inputs.num_classes, scale=float(model["prototype_scale"]),
+                                      margin=float(model["prototype_margin"]))
     return network
 
 
@@ -253,12 +259,12 @@ def init_rgb_weights(network: torch.nn.Module, stream: str, model: Mapping) -> l
     rgb = network.get_submodule(prefix) if prefix else network
     name = _rgb_backbone_name(model)
     done = []
-    if model.get("rgb_checkpoint"):
+    if model["rgb_checkpoint"]:
         report: LoadReport = load_rgb_checkpoint(rgb, model["rgb_checkpoint"], name=name)
         done.append(str(report))
-    if model.get("rgb_freeze_bn", False):
+    if model["rgb_freeze_bn"]:
         done.append(f"{name}: {freeze_batchnorm(rgb)} BatchNorm layers frozen")
-    if int(model.get("rgb_freeze_stages", 0)):
+    if int(model["rgb_freeze_stages"]):
         done.append(f"{name}: first {int(model['rgb_freeze_stages'])} stages frozen ({freeze_stages(rgb, int(model['rgb_freeze_stages']))} parameters)")
     return done
 
@@ -267,10 +273,10 @@ def optimizer_groups(network: torch.nn.Module, stream: str, model: Mapping, *, l
     """Fine-tuning from `model.rgb_checkpoint`: the RGB backbone at `lr * rgb_backbone_lr_scale`, the rest (its new
     classifier, the pose branch and fusion of `fused`) at `lr`; BatchNorm weights at `rgb_norm_weight_decay` when
     set. None (one group, the optimizer's default) when nothing is pretrained."""
-    if "rgb" not in inputs_for(stream) or not model.get("rgb_checkpoint"):
+    if "rgb" not in inputs_for(stream) or not model["rgb_checkpoint"]:
         return None
-    norm_decay = model.get("rgb_norm_weight_decay")
-    return param_groups(network, lr=lr, backbone_lr_scale=float(model.get("rgb_backbone_lr_scale", 0.1)),
+    norm_decay = model["rgb_norm_weight_decay"]
+    return param_groups(network, lr=lr, backbone_lr_scale=float(model["rgb_backbone_lr_scale"]),
                         norm_weight_decay=None if norm_decay is None else float(norm_decay),
                         backbone=_rgb_prefix(network, stream) + "backbone")
 
@@ -282,8 +288,8 @@ def to_device(inputs, dev: torch.device):
 def make_loss(model_params: Mapping):
     """Cross-entropy on the (fused) logits, plus the per-stream auxiliary losses of the fused
     model (`stream_loss_weight`) and the prototype loss (`prototype_weight`) when enabled."""
-    stream_weight = float(model_params.get("stream_loss_weight", 0.5))
-    prototype_weight = float(model_params.get("prototype_weight", 1.0))
+    stream_weight = float(model_params["stream_loss_weight"])
+    prototype_weight = float(model_params["prototype_weight"])
 
     def loss_fn(model: torch.nn.Module, batch, dev: torch.device) -> torch.Tensor:
         inputs, labels = batch

@@ -6,7 +6,7 @@ A clip's keypoints `(M, T, V, 3)` (pixels, score 0 = missing; person 0 is used) 
 1. `fill_gaps`: a joint missing for at most `max_gap` frames between two detections is
    interpolated linearly (pose estimators drop hands for a frame or two); longer gaps are left
    to step 2.
-2. body normalisation (`miga.baselines.normalise`): centred on the neck / shoulder midpoint of
+2. body normalisation (`miga.skeleton.clip_normalised`): centred on the neck / shoulder midpoint of
    each frame, scaled by the clip's median shoulder width, still-missing joints carry their last
    seen position. The same normalisation the pooled-statistics baselines use.
 3. in training, pyskl's augmentations on the normalised coordinates: random scale, rotation and
@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from miga.baselines import normalise
+from miga.skeleton import affine_matrix, mirrored
+from miga.skeleton import clip_normalised as normalise
 from miga.layouts import Layout, convert, get_layout
 from miga.track1.transforms import uniform_sample_indices
 
@@ -49,7 +50,8 @@ class SkeletonClipConfig:
 
     @classmethod
     def from_params(cls, params: Mapping) -> "SkeletonClipConfig":
-        known = {k: params[k] for k in cls.__dataclass_fields__ if k in params}
+        """From the `skeleton` params section (every key of the schema's)."""
+        known = {k: params[k] for k in cls.__dataclass_fields__}
         return cls(**{k: (v if k == "layout" else type(getattr(cls, k))(v)) for k, v in known.items()})
 
     def layout_for(self, source_layout: str) -> str:
@@ -94,16 +96,12 @@ def random_affine(xy: np.ndarray, rng: np.random.Generator, *, scale: float, rot
     sx, sy = rng.uniform(1 - scale, 1 + scale, size=2)
     hx, hy = rng.uniform(-shear, shear, size=2)
     angle = rng.uniform(-rotate, rotate)
-    c, s = np.cos(angle), np.sin(angle)
-    matrix = np.array([[c, -s], [s, c]]) @ np.array([[1, hx], [hy, 1]]) @ np.diag([sx, sy])
-    return xy @ matrix.T
+    return xy @ affine_matrix(angle, (sx, sy), (hx, hy)).T
 
 
 def mirror(clip: np.ndarray, flip_index: np.ndarray) -> np.ndarray:
     """`(T, V, C)` normalised clip seen in a mirror: x negated, left and right joints swapped."""
-    out = clip[:, flip_index].copy()
-    out[..., 0] = -out[..., 0]
-    return out
+    return mirrored(clip, flip_index)
 
 
 def parents(layout: Layout) -> np.ndarray:

@@ -25,7 +25,7 @@ import polars as pl
 
 from miga.errors import ConfigError
 from miga.project import TRACK2_MODEL
-from miga.track2.segments import temporal_iou
+from miga.evaluation.overlap import frame_iou
 
 # window keypoints (1, W, V, 3) -> detections table with frames relative to the window
 DetectFn = Callable[[np.ndarray], pl.DataFrame]
@@ -110,7 +110,7 @@ class OnlineDetector:
         same = [e for e in self.emitted if e.label == label]
         if not same:
             return False
-        iou = temporal_iou(np.array([e.start_frame for e in same]), np.array([e.end_frame for e in same]), start, end)
+        iou = frame_iou(np.array([e.start_frame for e in same]), np.array([e.end_frame for e in same]), start, end)
         return bool((iou > self.merge_iou).any())
 
 
@@ -130,7 +130,7 @@ def emitted_table(sample_id: str, emitted: Iterable[Emitted]) -> pl.DataFrame:
 
 def online_detector(model, standardize, layout: str, options: dict, threshold: float, setting: dict, *,
                     window: int, hop: int, guard: int) -> OnlineDetector:
-    """A trained detector (`miga.track2.project.fit_detector` / `load_detector`) as an OnlineDetector decoding
+    """A trained detector (`miga.track2.pipeline.fit_detector` / `load_detector`) as an OnlineDetector decoding
     at `threshold` and the decoding `setting` (smooth / min_length) tuned offline."""
     from miga.track2 import recipe as track2
 
@@ -146,7 +146,7 @@ def online_detector(model, standardize, layout: str, options: dict, threshold: f
 
 def build_online(config: dict, *, window: int, hop: int, guard: int) -> tuple[OnlineDetector, str]:
     """The project's trained Track 2 detector as an OnlineDetector at its val-tuned threshold, and its keypoint layout."""
-    from miga.track2.project import class_names, load_detector, tuned_decoding
+    from miga.track2.pipeline import class_names, load_detector, tuned_decoding
 
     options = config["track2"]
     model, standardize, layout = load_detector(options, len(class_names(config)))

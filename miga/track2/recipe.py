@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,7 +14,9 @@ from torch.utils.data import Dataset
 
 from miga.track2 import detection
 from miga.errors import ConfigError
+from miga import skeleton
 from miga.layouts import get_layout
+from miga.skeleton import causal_normalised
 from miga.evaluation.metrics import detection_metrics
 from miga.models import build_model
 from miga.track2.segments import frame_scores_to_segments, nms_1d
@@ -28,21 +29,6 @@ DECODE_PARAMS = ("window_stride", "pre_threshold", "top_k", "nms", "nms_iou", "m
 # Joints a hand may touch during a micro-gesture, by name in the layout (missing names are skipped).
 _HAND_TARGETS = ("Head", "Nose", "Neck", "SpineShoulder", "SpineMid", "LShoulder", "RShoulder", "LElbow", "RElbow", "LHip", "RHip")
 _HANDS = ("LHand", "RHand", "LWrist", "RWrist")
-
-
-def _fill_missing(xy: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Carry the last valid position of each joint forward (and the first one backward)."""
-    out = xy.copy()
-    for joint in range(xy.shape[1]):
-        ok = valid[:, joint]
-        if not ok.any():
-            out[:, joint] = 0
-            continue
-        index = np.where(ok, np.arange(len(ok)), -1)
-        np.maximum.accumulate(index, out=index)
-        index[index < 0] = np.argmax(ok)
-        out[:, joint] = xy[index, joint]
-    return out
 
 
 FEATURE_PARTS = ("joints", "posture", "path", "velocity", "distances", "scores")
@@ -79,18 +65,7 @@ class FeatureConfig:
 
 
 def feature_config(options: Mapping) -> FeatureConfig:
-    return FeatureConfig(tuple(options.get("features", DEFAULT_FEATURES)), tuple(int(k) for k in options.get("velocity_steps", (1,))),
-                         int(options.get("norm_window", 0)))
-
-
-def _trailing_median(values: np.ndarray, seen: np.ndarray, window: int) -> np.ndarray:
-    """(T, ...) values -> (T, ...) median over the seen rows among the last `window` rows (NaN where none was seen)."""
-    masked = np.where(seen.reshape(-1, *([1] * (values.ndim - 1))), values, np.nan)
-    padded = np.concatenate([np.full((window - 1, *values.shape[1:]), np.nan), masked])
-    view = np.lib.stride_tricks.sliding_window_view(padded, window, axis=0)  # (T, ..., window)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows: NaN, filled by the caller
-        return np.nanmedian(view, axis=-1)
+    return FeatureConfig(tuple(options["features"]), tuple(int(k) for k in options["velocity_steps"]), int(options["norm_window"]))
 
 
 def _velocity(values: np.ndarray, step: int) -> np.ndarray:
@@ -104,31 +79,9 @@ def _velocity(values: np.ndarray, step: int) -> np.ndarray:
 
 def frame_features(keypoints: np.ndarray, layout: str, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
     """(M, T, V, 3) keypoints -> float32 (T, F): the parts of `config` (body-normalised joints, velocities, hand-to-body distances, scores)."""
-    spec = get_layout(layout)
-    person = keypoints[0]
-    valid = person[..., 2] > 1e-3
-    xy = _fill_missing(person[..., :2].astype(np.float64), valid)
-    names = spec.joints
-    shoulders = [names.index(n) for n in ("LShoulder", "RShoulder")]
-    both = valid[:, shoulders].all(axis=1)
-    neck = next((names.index(n) for n in ("SpineShoulder", "Neck") if n in names), None)
-    if neck is None:  # a layout without a neck point (coco17): the shoulders' midpoint
-        body, body_seen = xy[:, shoulders].mean(axis=1), both
-    else:
-        body, body_seen = xy[:, neck], valid[:, neck]
-    centre = np.median(body[body_seen], axis=0) if body_seen.any() else xy.reshape(-1, 2).mean(0)
-    width = np.linalg.norm(xy[:, shoulders[0]] - xy[:, shoulders[1]], axis=-1)
-    scale = float(np.median(width[both])) if both.any() else 1.0
-    scale = scale or 1.0
-    if config.norm_window > 0:  # causal: each frame's own recent past
-        recent = _trailing_median(body, body_seen, config.norm_window)
-        centre = np.where(np.isnan(recent), centre, recent)[:, None]  # (T, 1, 2)
-        recent_width = _trailing_median(width, both, config.norm_window)
-        scale = np.where(np.isnan(recent_width) | (recent_width <= 0), scale, recent_width)[:, None, None]  # (T, 1, 1)
-    norm = (xy - centre) / scale
-    norm[:, ~valid.any(axis=0)] = 0.0  # a joint never seen in the sequence sits at the body centre
-    t = len(norm)
-    path = ((body[:, None] - centre) / scale)[:, 0]  # (T, 2): the frame's body centre, relative to the sequence's
+    names = get_layout(layout).joints
+    body = causal_normalised(keypoints, layout, int(config.norm_window))
+    norm, valid, path, t = body.joints, body.seen, body.path, len(body.joints)
     parts = []
     for part in config.parts:
         if part == "joints":
@@ -153,20 +106,16 @@ def mirrored(keypoints: np.ndarray, layout: str) -> np.ndarray:
     """(..., V, 3) keypoints of the same recording seen in a mirror: left and right joints swapped, x negated.
 
     `frame_features` centres and scales each sequence, so negating x is a mirror about the body."""
-    out = keypoints[..., get_layout(layout).flip_index, :].copy()
-    out[..., 0] = -out[..., 0]
-    return out
+    return skeleton.mirrored(keypoints, get_layout(layout).flip_index)
 
 
 def affine_copy(keypoints: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
-    """(..., V, 3) keypoints under one random 2-D affine map (pyskl's RandomRot / RandomScale / shear in one):
-    rotation in +-strength rad, scale per axis in 1 +- strength, shear in +-strength. Scores unchanged."""
+    """(..., V, 3) keypoints under one random 2-D affine map: rotation in +-strength rad, scale per axis in
+    1 +- strength, shear in +-strength. Scores unchanged."""
     angle, shear = rng.uniform(-strength, strength, 2)
     scale = 1 + rng.uniform(-strength, strength, 2)
-    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    matrix = rotation @ np.array([[1.0, shear], [0.0, 1.0]]) @ np.diag(scale)
     out = keypoints.copy()
-    out[..., :2] = keypoints[..., :2] @ matrix.T.astype(keypoints.dtype)
+    out[..., :2] = keypoints[..., :2] @ skeleton.affine_matrix(angle, scale, (shear, 0.0)).T.astype(keypoints.dtype)
     return out
 
 
@@ -428,14 +377,14 @@ def window_probabilities(model: torch.nn.Module, features: np.ndarray, *, length
 
 
 def detector_of(options: Mapping) -> str:
-    detector = options.get("detector", "anchorfree")
+    detector = options["detector"]
     if detector not in DETECTORS:
         raise ConfigError(f"unknown track2.detector {detector!r}; choose one of {list(DETECTORS)}")
     return detector
 
 
 def pyramid_for(options: Mapping) -> detection.Pyramid:
-    return detection.Pyramid(tuple(2**level for level in range(int(options["levels"]))), base_range=float(options.get("base_range", 4.0)))
+    return detection.Pyramid(tuple(2**level for level in range(int(options["levels"]))), base_range=float(options["base_range"]))
 
 
 def make_decoder(model: torch.nn.Module, options: Mapping, features: Mapping[str, np.ndarray]) -> Callable[..., pl.DataFrame]:
@@ -479,8 +428,8 @@ def past_context(options: Mapping) -> int:
     the velocities, half the temporal receptive field of the network (dilations 1, 2, ..., 2^(layers-1)) and of the
     smoothing. `miga.track2.online` decides nothing that starts closer than this to its window's oldest frame."""
     features = feature_config(options)
-    network = 2 ** int(options.get("layers", 4)) - 1 if detector_of(options) != "window" else int(options.get("window_length", 32))
-    return int(features.norm_window) + max(features.velocity_steps) + network + max(_ints(options.get("smooth", 1))) // 2
+    network = 2 ** int(options["layers"]) - 1 if detector_of(options) != "window" else int(options["window_length"])
+    return int(features.norm_window) + max(features.velocity_steps) + network + max(_ints(options["smooth"])) // 2
 
 
 def train_config(options: Mapping) -> TrainConfig:
@@ -488,7 +437,7 @@ def train_config(options: Mapping) -> TrainConfig:
     return TrainConfig(
         epochs=int(options["epochs"]), batch_size=int(options["batch_size"]), lr=float(options["lr"]),
         weight_decay=float(options["weight_decay"]), seed=int(options["seed"]), workers=0,
-        optimizer=options.get("optimizer", "sgd"), warmup_epochs=int(options.get("warmup_epochs", 0)),
+        optimizer=options["optimizer"], warmup_epochs=int(options["warmup_epochs"]),
     )
 
 
@@ -511,7 +460,7 @@ class Averaged(torch.nn.Module):
 
 
 def ensemble_size(options: Mapping) -> int:
-    size = int(options.get("ensemble", 1))
+    size = int(options["ensemble"])
     if size < 1:
         raise ConfigError(f"track2.ensemble must be >= 1, got {size}")
     return size
@@ -533,7 +482,7 @@ def build_detector(options: Mapping, in_features: int, num_classes: int) -> torc
 def training_set(options: Mapping, inputs: Sequence[np.ndarray], segments: Sequence[pl.DataFrame], num_classes: int, seed: int):
     """(dataset, loss function) that train `track2.detector` on standardised feature sequences and their segments."""
     detector, window, per_epoch = detector_of(options), int(options["window"]), int(options["windows_per_epoch"])
-    stretch = float(options.get("time_stretch", 0.0))
+    stretch = float(options["time_stretch"])
     if detector == "anchorfree":
         return DetectionWindows(inputs, [detection.segments_array(s) for s in segments], window=window, per_epoch=per_epoch,
                                 seed=seed, pyramid=pyramid_for(options), num_classes=num_classes, radius=float(options["radius"]),

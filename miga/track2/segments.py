@@ -69,13 +69,6 @@ def _runs(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends
 
 
-def temporal_iou(starts: np.ndarray, ends: np.ndarray, start: int, end: int) -> np.ndarray:
-    """IoU of inclusive frame ranges [starts, ends] with [start, end] (lengths count frames)."""
-    inter = np.clip(np.minimum(ends, end) - np.maximum(starts, start) + 1, 0, None)
-    union = (ends - starts + 1) + (end - start + 1) - inter
-    return inter / union
-
-
 def nms_1d(segments: pl.DataFrame, iou_threshold: float) -> pl.DataFrame:
     """Hard NMS per (sample, class): keep the best-scored segment, drop those with IoU > threshold.
 
@@ -117,7 +110,7 @@ def _soft_nms_order(starts: np.ndarray, ends: np.ndarray, scores: np.ndarray, si
         best = int(np.where(alive, scores, -np.inf).argmax())
         alive[best] = False
         picked.append(best)
-        iou = temporal_iou(starts[alive], ends[alive], starts[best], ends[best])
+        iou = frame_iou(starts[alive], ends[alive], starts[best], ends[best])
         scores[alive] *= np.exp(-(iou**2) / sigma)
     return np.asarray(picked, dtype=np.int64)
 
@@ -130,7 +123,7 @@ def _nms_group(starts: np.ndarray, ends: np.ndarray, iou_threshold: float) -> np
         if not alive[i]:
             continue
         kept.append(i)
-        alive[i + 1:] &= temporal_iou(starts[i + 1:], ends[i + 1:], starts[i], ends[i]) <= iou_threshold
+        alive[i + 1:] &= frame_iou(starts[i + 1:], ends[i + 1:], starts[i], ends[i]) <= iou_threshold
     return np.asarray(kept, dtype=np.int64)
 
 

@@ -1,4 +1,5 @@
-"""Track 2 on a project's files: its dataset, training the configured detector, loading it, tuned decoding.
+"""Track 2 on a project's files: its dataset, training the configured detector, loading it, tuned decoding,
+prediction and evaluation (the counterpart of `miga.track1.pipeline`).
 
 Shared by the `track2` and `online` stages and the benchmarks; knows nothing of DVC or the CLI
 (the stage logs the returned training history to dvclive).
@@ -8,23 +9,30 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import torch
 
-from miga.contracts import validate_manifest, validate_segments
+from miga.contracts import check_sample_id, validate_manifest, validate_segments
 from miga.datasets import DatasetFormatError, format_of, reader
-from miga.io import KeypointStore, read_parquet
+from miga.errors import ConfigError
+from miga.baselines import window_baseline_on
+from miga.contracts import DETECTIONS_SCHEMA, validate_detections
+from miga.evaluation.metrics import detection_metrics
+from miga.evaluation.submission import track2_frame, write_track2
+from miga.io import KeypointStore, read_parquet, write_json, write_parquet
+from miga.plots import timeline
 from miga.models import load_trained
-from miga.project import TRACK2_CHECKPOINT, TRACK2_MODEL, TRACK2_TUNING, interim
+from miga.project import TRACK2_CHECKPOINT, TRACK2_DETECTIONS, TRACK2_MODEL, TRACK2_TUNING, interim
 from miga.track2 import recipe as track2
-from miga.training import fingerprint, fit, seed_everything
+from miga.training import fingerprint, fit, read_torch_file, save_checkpoint, seed_everything
 
 
 def dataset_name(config: dict) -> str:
-    return str(config["track2"].get("dataset", "smg"))
+    return str(config["track2"]["dataset"])
 
 
 def class_names(config: dict, project: Path = Path(".")) -> list[str]:
@@ -78,21 +86,21 @@ def fit_detector(config: dict, data: Track2Data, checkpoint: Path = TRACK2_CHECK
     track2.detector_of(options)
     train_config = track2.train_config(options)
     seed_everything(train_config.seed)
-    torch.set_num_threads(int(options.get("threads", 1)))  # BENCHMARKS.md: 1 thread is as fast as 2 here
+    torch.set_num_threads(int(options["threads"]))  # BENCHMARKS.md: 1 thread is as fast as 2 here
     feature_config = track2.feature_config(options)
     features = data.features("train", feature_config)
     if not features:
         raise DatasetFormatError(f"{dataset_name(config)}: no training sequences in the manifest")
     standardize = track2.Standardizer.fit(list(features.values()))
     inputs, ids = [standardize(f) for f in features.values()], list(features)
-    if options.get("mirror", False):
+    if options["mirror"]:
         store = data.store
         inputs += [standardize(track2.frame_features(track2.mirrored(store[sid], store.layout), store.layout, feature_config)) for sid in features]
         ids += list(features)
-    copies, rng = int(options.get("affine_copies", 0)), np.random.default_rng(train_config.seed)
+    copies, rng = int(options["affine_copies"]), np.random.default_rng(train_config.seed)
     for _ in range(copies):
         store = data.store
-        strength = float(options.get("affine_strength", 0.1))
+        strength = float(options["affine_strength"])
         inputs += [standardize(track2.frame_features(track2.affine_copy(store[sid], rng, strength), store.layout, feature_config))
                    for sid in features]
         ids += list(features)
@@ -128,26 +136,28 @@ def detector_state(model: torch.nn.Module, standardize: track2.Standardizer, lay
 def load_detector(options: dict, num_classes: int, path: Path = TRACK2_MODEL) -> tuple[torch.nn.Module, track2.Standardizer, str | None]:
     """The trained detector, its feature standardizer and the keypoint layout it was trained on (CPU threads per `track2.threads`)."""
     track2.detector_of(options)
-    torch.set_num_threads(int(options.get("threads", 1)))
+    torch.set_num_threads(int(options["threads"]))
     if not Path(path).exists():
         raise FileNotFoundError(f"{path}: trained detector not found (run train_track2: dvc repro)")
-    in_features = int(torch.load(path, map_location="cpu", weights_only=True)["in_features"])
-    model = track2.build_detector(options, in_features, num_classes)
+    saved = read_torch_file(path, "delete it and retrain Track 2 (dvc repro)")
+    if "in_features" not in saved:
+        raise ConfigError(f"{path}: not a Track 2 detector file (no in_features); delete it and retrain Track 2 (dvc repro)")
+    model = track2.build_detector(options, int(saved["in_features"]), num_classes)
     state = load_trained(model, path)
     return model, track2.Standardizer(state["mean"].numpy(), state["std"].numpy()), state.get("layout")
-
-
-def tuned_threshold(options: dict, tuning: Path = TRACK2_TUNING) -> float:
-    """The val-tuned score threshold `predict_track2` recorded, else the middle of `track2.thresholds`."""
-    return tuned_decoding(options, tuning)[0]
 
 
 def tuned_decoding(options: dict, tuning: Path = TRACK2_TUNING) -> tuple[float, dict]:
     """(threshold, decoding setting: smooth / min_length when `track2` lists several) that `predict_track2` tuned on val."""
     if not Path(tuning).exists():
         return float(np.median(options["thresholds"])), {}
-    recorded = json.loads(Path(tuning).read_text())
-    return recorded["threshold"], dict(recorded.get("decoding", {}))
+    try:
+        recorded = json.loads(Path(tuning).read_text())
+        threshold, decoding = float(recorded["threshold"]), dict(recorded["decoding"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise ConfigError(f"{tuning}: not the tuning predict_track2 writes ({type(error).__name__}); "
+                          "delete it and rerun predict_track2 (dvc repro)") from None
+    return threshold, decoding
 
 
 def tuned_detections(config: dict, model: torch.nn.Module, standardize: track2.Standardizer, data: Track2Data):
@@ -171,3 +181,99 @@ def tuned_detections(config: dict, model: torch.nn.Module, standardize: track2.S
     else:
         threshold, trials = float(np.median(thresholds)), []
     return decode_at(threshold, **setting), threshold, trials, list(val_features), list(test_features)
+
+
+SUBMISSION = Path("submissions/track2.csv")
+METRICS = Path("metrics/track2.json")
+PER_CLASS = Path("metrics/track2_per_class.json")
+TIMELINES = Path("plots/track2")
+
+
+def train(config: dict, data: Track2Data, *, project: Path = Path(".")) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Train `track2.detector` and save it to `models/track2/model.pt`; returns (history, training features by id)."""
+    model, standardize, layout, history, features = fit_detector(config, data, Path(project) / TRACK2_CHECKPOINT)
+    save_checkpoint(Path(project) / TRACK2_MODEL, detector_state(model, standardize, layout, history))
+    return history, features
+
+
+def predict(config: dict, data: Track2Data, *, project: Path = Path(".")) -> dict:
+    """Tune the decoding on val for F1, detect on val and test; writes the detections, the tuning and the test submission."""
+    options = config["track2"]
+    model, standardize, _ = load_detector(options, data.num_classes, Path(project) / TRACK2_MODEL)
+    detections, threshold, trials, val_ids, test_ids = tuned_detections(config, model, standardize, data)
+    write_parquet(detections, Path(project) / TRACK2_DETECTIONS)
+    test_detections = detections.filter(pl.col("sample_id").is_in(test_ids))
+    write_track2(track2_frame(test_detections, class_base=int(config["evaluate"]["track2_class_base"])), Path(project) / SUBMISSION)
+    best = track2.best_trial(trials) if trials else {}
+    tuning = {"detector": track2.detector_of(options), "threshold": threshold,
+              "decoding": {k: best[k] for k in ("smooth", "min_length") if k in best}, "val_trials": trials}
+    write_json(tuning, Path(project) / TRACK2_TUNING)
+    return tuning | {"val_sequences": len(val_ids), "test_detections": test_detections.height}
+
+
+def evaluated_ids(data: Track2Data, split: str) -> tuple[str, list[str], str | None]:
+    """(split scored, its sequence ids, a note) for `evaluate.split`. A split whose sequences have no ground-truth
+    segments at all (a real release's test) is reported on val instead, with a note; an empty split is an error."""
+    ids = data.manifest.filter(pl.col("split") == split)["sample_id"].to_list()
+    if not ids:
+        raise ConfigError(f"evaluate.split: no {split} sequences in the {dataset_name_of(data)} manifest")
+    annotated = set(data.segments["sample_id"].to_list())
+    if any(sid in annotated for sid in ids):
+        return split, ids, None
+    val = [sid for sid in data.manifest.filter(pl.col("split") == "val")["sample_id"].to_list() if sid in annotated]
+    if split == "val" or not val:
+        raise ConfigError(f"neither the {split} split nor val has ground-truth segments to evaluate against")
+    return "val", val, (f"the {split} split has no labels (no ground-truth segments; test metrics need them: datasets.<name>.test_truth); "
+                        "these metrics are on val")
+
+
+def dataset_name_of(data: Track2Data) -> str:
+    names = data.manifest["dataset"].unique().to_list()
+    return names[0] if len(names) == 1 else "Track 2"
+
+
+def evaluate(config: dict, data: Track2Data, *, project: Path = Path(".")) -> dict:
+    """Precision, recall and F1 at temporal overlap > `evaluate.iou_threshold` (official and one-to-one matching) on
+    `evaluate.split`, beside the sliding-window logistic regression; writes the metrics and a timeline per sequence."""
+    requested = config["evaluate"]["split"]
+    split, ids, note = evaluated_ids(data, requested)
+    if note:
+        warnings.warn(note, stacklevel=1)
+    path = Path(project) / TRACK2_DETECTIONS
+    detections = validate_detections(read_parquet(path), str(path), data.num_classes)
+    iou = float(config["evaluate"]["iou_threshold"])
+    result = detection_metrics(data.segments.filter(pl.col("sample_id").is_in(ids)), detections.filter(pl.col("sample_id").is_in(ids)),
+                               num_classes=data.num_classes, iou_threshold=iou)
+    result.update({"split": split, "requested_split": requested, "note": note, "num_sequences": len(ids)})
+    result["baselines"] = {"window_logreg": window_baseline(config, data, ids)}
+    write_json({mode: result[mode].pop("per_class") for mode in ("official", "one_to_one")}, Path(project) / PER_CLASS)
+    write_json(result, Path(project) / METRICS)
+    _timelines(data, detections, ids, Path(project) / TIMELINES)
+    return result
+
+
+def window_baseline(config: dict, data: Track2Data, ids: list[str]) -> dict:
+    """The sliding-window logistic regression on pooled joint statistics, on the same keypoints and split: the bar."""
+    options, iou = config["track2"], float(config["evaluate"]["iou_threshold"])
+    splits = {name: data.manifest.filter(pl.col("split") == name)["sample_id"].to_list() for name in ("train", "val")}
+    splits["evaluated"] = [sid for sid in ids if sid not in splits["train"]]
+    segments = {sid: [(s, e, c) for c, s, e in group.select("label", "start_frame", "end_frame").iter_rows()]
+                for (sid,), group in data.segments.group_by(["sample_id"])}
+    keypoints = {sid: data.store[sid] for part in splits.values() for sid in part}
+    found, settings = window_baseline_on(keypoints, data.store.layout, segments, splits, window=int(options["window_length"]),
+                                         stride=int(options["window_stride"]), seed=int(options["seed"]), iou=iou)
+    rows = [(sid, label, start, end, score) for sid in splits["evaluated"] for start, end, label, score in found.get(sid, [])]
+    detections = pl.DataFrame(rows, schema=DETECTIONS_SCHEMA, orient="row")
+    scored = detection_metrics(data.segments.filter(pl.col("sample_id").is_in(ids)), detections,
+                               num_classes=data.num_classes, iou_threshold=iou)
+    return {mode: {k: scored[mode][k] for k in ("precision", "recall", "f1")} for mode in ("official", "one_to_one")} | settings
+
+
+def _timelines(data: Track2Data, detections: pl.DataFrame, ids: list[str], folder: Path) -> None:
+    lengths = dict(data.manifest.select("sample_id", "end_frame").iter_rows())
+    for sample_id in ids:
+        timeline(
+            data.segments.filter(pl.col("sample_id") == sample_id), detections.filter(pl.col("sample_id") == sample_id),
+            num_frames=lengths[sample_id] + 1, class_names=data.class_names, title=sample_id,
+            path=folder / f"{check_sample_id(sample_id, 'manifest')}.png",
+        )
