@@ -1,4 +1,4 @@
-"""The data contracts between stages (DESIGN.md section 2), validated where they are read.
+"""The data contracts between stages (docs/design.md section 2), validated where they are read.
 
 Tables are polars DataFrames. Each `validate_*` returns the frame with canonical dtypes and
 column order, or raises `ContractError` naming the source and the problem.

@@ -182,48 +182,7 @@ class TrainParams(Section):
     balanced: bool = False
     optimizer: Literal["sgd", "adamw"] = "sgd"
     warmup_epochs: NonNegativeInt = 0
-    launcher: Literal["local", "torchrun"] = "local"
-    nproc: Union[PositiveInt, Literal["gpu", "cpu", "auto"]] = 2
     per_stream: dict[str, StreamTrainParams] = {}
-
-
-class Track2Params(Section):
-    dataset: str = "smg"
-    detector: Literal["anchorfree", "frame", "window"] = "frame"
-    channels: PositiveInt = 64
-    layers: PositiveInt = 6
-    levels: PositiveInt = 5
-    radius: PositiveFloat = 3.0
-    base_range: PositiveFloat = 8.0
-    dropout: Fraction = 0.2
-    window: PositiveInt = 256
-    windows_per_epoch: PositiveInt = 128
-    window_length: PositiveInt = 32
-    window_stride: PositiveInt = 8
-    features: Annotated[list[Literal["joints", "posture", "path", "velocity", "distances", "scores"]], Field(min_length=1)] = [
-        "joints", "posture", "velocity", "distances", "scores"]
-    velocity_steps: Annotated[list[PositiveInt], Field(min_length=1)] = [1, 4]
-    norm_window: NonNegativeInt = 64
-    ensemble: PositiveInt = 3
-    time_stretch: NonNegativeFloat = 0.0
-    mirror: bool = False
-    affine_copies: NonNegativeInt = 2
-    affine_strength: NonNegativeFloat = 0.1
-    seed: int = 0
-    threads: PositiveInt = 1
-    epochs: PositiveInt = 80
-    batch_size: PositiveInt = 8
-    optimizer: Literal["sgd", "adamw"] = "adamw"
-    lr: PositiveFloat = 0.002
-    warmup_epochs: NonNegativeInt = 2
-    weight_decay: NonNegativeFloat = 0.0001
-    pre_threshold: Fraction = 0.05
-    top_k: PositiveInt = 2000
-    nms: Literal["soft", "hard"] = "soft"
-    nms_iou: OpenUnit = 0.5
-    min_length: Union[NonNegativeInt, Annotated[list[NonNegativeInt], Field(min_length=1)]] = [8, 12, 16, 20]
-    smooth: Union[PositiveInt, Annotated[list[PositiveInt], Field(min_length=1)]] = [5, 9, 15, 21, 31]
-    thresholds: Annotated[list[OpenUnit], Field(min_length=1)] = [0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
 
 
 class EnsembleMember(Section):
@@ -236,10 +195,82 @@ class EnsembleParams(Section):
     members: list[EnsembleMember] = []
 
 
+class Track1Params(Section):
+    heatmap: HeatmapParams = HeatmapParams()
+    skeleton: SkeletonParams = SkeletonParams()
+    rgb: RgbParams = RgbParams()
+    model: ModelParams = ModelParams()
+    train: TrainParams = TrainParams()
+    ensemble: EnsembleParams = EnsembleParams()
+
+
+class DetectorParams(Section):
+    detector: Literal["anchorfree", "frame", "window"] = "frame"
+    channels: PositiveInt = 64
+    layers: PositiveInt = 6
+    levels: PositiveInt = 5
+    radius: PositiveFloat = 3.0
+    base_range: PositiveFloat = 8.0
+    dropout: Fraction = 0.2
+    window_length: PositiveInt = 32
+    ensemble: PositiveInt = 3
+
+
+class FeatureParams(Section):
+    parts: Annotated[list[Literal["joints", "posture", "path", "velocity", "distances", "scores"]], Field(min_length=1)] = [
+        "joints", "posture", "velocity", "distances", "scores"]
+    velocity_steps: Annotated[list[PositiveInt], Field(min_length=1)] = [1, 4]
+    norm_window: NonNegativeInt = 64
+
+
+class DetectorTrainParams(Section):
+    window: PositiveInt = 256
+    windows_per_epoch: PositiveInt = 128
+    time_stretch: NonNegativeFloat = 0.0
+    mirror: bool = False
+    affine_copies: NonNegativeInt = 2
+    affine_strength: NonNegativeFloat = 0.1
+    seed: int = 0
+    threads: PositiveInt = 1
+    epochs: PositiveInt = 80
+    batch_size: PositiveInt = 8
+    optimizer: Literal["sgd", "adamw"] = "adamw"
+    lr: PositiveFloat = 0.002
+    warmup_epochs: NonNegativeInt = 2
+    weight_decay: NonNegativeFloat = 0.0001
+
+
+class DecodeParams(Section):
+    window_stride: PositiveInt = 8
+    pre_threshold: Fraction = 0.05
+    top_k: PositiveInt = 2000
+    nms: Literal["soft", "hard"] = "soft"
+    nms_iou: OpenUnit = 0.5
+    min_length: Union[NonNegativeInt, Annotated[list[NonNegativeInt], Field(min_length=1)]] = [8, 12, 16, 20]
+    smooth: Union[PositiveInt, Annotated[list[PositiveInt], Field(min_length=1)]] = [5, 9, 15, 21, 31]
+    thresholds: Annotated[list[OpenUnit], Field(min_length=1)] = [0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+
+
+class Track2Params(Section):
+    dataset: str = "smg"
+    model: DetectorParams = DetectorParams()
+    features: FeatureParams = FeatureParams()
+    train: DetectorTrainParams = DetectorTrainParams()
+    decode: DecodeParams = DecodeParams()
+
+
+class LaunchParams(Section):
+    launcher: Literal["local", "torchrun"] = "local"
+    nproc: Union[PositiveInt, Literal["gpu", "cpu", "auto"]] = 2
+
+
 class EvaluateParams(Section):
     split: Split = "test"
     head_k: PositiveInt = 10
     iou_threshold: OpenUnit = 0.3
+
+
+class SubmissionParams(Section):
     track2_class_base: Literal[0, 1] = 1
 
 
@@ -251,14 +282,11 @@ class ProjectParams(Section):
     }
     ingest: IngestParams = IngestParams()
     pose: PoseParams = PoseParams()
-    heatmap: HeatmapParams = HeatmapParams()
-    skeleton: SkeletonParams = SkeletonParams()
-    rgb: RgbParams = RgbParams()
-    model: ModelParams = ModelParams()
-    train: TrainParams = TrainParams()
+    track1: Track1Params = Track1Params()
     track2: Track2Params = Track2Params()
-    ensemble: EnsembleParams = EnsembleParams()
+    launch: LaunchParams = LaunchParams()
     evaluate: EvaluateParams = EvaluateParams()
+    submission: SubmissionParams = SubmissionParams()
 
 
 class Params(dict):
@@ -273,8 +301,16 @@ class Params(dict):
 
 
 def defaults(section: str) -> dict:
-    """The schema's defaults of one params section (`train`, `track2`, ...): what a key not in params.yaml takes."""
-    return copy.deepcopy(dict(validated({})[section]))
+    """The schema's defaults of one params section, by its dotted path (`track1.train`, `track2`, ...): what a key not
+    in params.yaml takes."""
+    node = validated({})
+    for name in section.split("."):
+        node = node[name]
+    return copy.deepcopy(_plain(node))
+
+
+def _plain(node):
+    return {k: _plain(v) for k, v in node.items()} if isinstance(node, Mapping) else node
 
 
 def validated(raw: Mapping, source: Path | str = "params.yaml") -> Params:
@@ -286,8 +322,9 @@ def validated(raw: Mapping, source: Path | str = "params.yaml") -> Params:
     except ValidationError as error:
         raise ConfigError(f"{source}: {_first_problem(error)}") from None
     tree = model.model_dump(mode="python")
-    tree["train"]["per_stream"] = {stream: {k: v for k, v in own.items() if v is not None}  # only what the stream sets
-                                   for stream, own in tree["train"]["per_stream"].items()}
+    train = tree["track1"]["train"]
+    train["per_stream"] = {stream: {k: v for k, v in own.items() if v is not None}  # only what the stream sets
+                           for stream, own in train["per_stream"].items()}
     return Params(tree, source=Path(source))
 
 

@@ -13,7 +13,7 @@ those of one process, and the averaged gradients those of one process for a loss
 over the batch (BatchNorm: synchronised on CUDA; per-rank statistics on the CPU, where
 SyncBatchNorm does not run). Rank 0 alone writes checkpoints (`save_checkpoint`, between
 barriers) and reads the one to resume from, which it sends to every rank. `relaunch` lets a stage start itself under
-torchrun (`train.launcher: torchrun`, `train.nproc`).
+torchrun (`launch.launcher: torchrun`, `launch.nproc`).
 """
 
 from __future__ import annotations
@@ -41,9 +41,6 @@ from miga.errors import ConfigError, MigaError
 from miga.io import atomic_path
 
 LAUNCHERS = ("local", "torchrun")
-LAUNCH_KEYS = ("launcher", "nproc")  # how training is started, not what it computes: kept out of run fingerprints
-
-
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 10
@@ -124,34 +121,29 @@ def barrier() -> None:
         dist.barrier()
 
 
-def run_params(train_params: Mapping) -> dict:
-    """The `train` params that change a result: without `train.launcher` / `train.nproc` (for run fingerprints)."""
-    return {k: v for k, v in dict(train_params).items() if k not in LAUNCH_KEYS}
-
-
 class TrainingLaunchError(MigaError):
-    """torchrun (train.launcher: torchrun) did not finish."""
+    """torchrun (launch.launcher: torchrun) did not finish."""
 
 
-def relaunch(train_params: Mapping, argv: Sequence[str]) -> bool:
-    """`train.launcher: torchrun` outside torchrun: run `python -m torch.distributed.run --nproc_per_node
-    <train.nproc> --standalone <argv>` (one machine) and return True once it succeeded; False: train here.
+def relaunch(launch: Mapping, argv: Sequence[str]) -> bool:
+    """`launch.launcher: torchrun` outside torchrun: run `python -m torch.distributed.run --nproc_per_node
+    <launch.nproc> --standalone <argv>` (one machine) and return True once it succeeded; False: train here.
 
     Inside a torchrun job (WORLD_SIZE set: started by hand, e.g. on several nodes) it returns False.
     """
-    launcher = train_params["launcher"]
+    launcher = launch["launcher"]
     if launcher not in LAUNCHERS:
-        raise ConfigError(f"train.launcher must be one of {list(LAUNCHERS)}, not {launcher!r}")
+        raise ConfigError(f"launch.launcher must be one of {list(LAUNCHERS)}, not {launcher!r}")
     if launcher == "local" or "WORLD_SIZE" in os.environ:
         return False
-    nproc = train_params["nproc"]
+    nproc = launch["nproc"]
     if not (isinstance(nproc, int) and nproc >= 1) and nproc not in ("gpu", "cpu", "auto"):
-        raise ConfigError(f"train.nproc must be a number of processes >= 1 (or gpu, cpu, auto), not {nproc!r}")
+        raise ConfigError(f"launch.nproc must be a number of processes >= 1 (or gpu, cpu, auto), not {nproc!r}")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *argv]
     print(f"train: {' '.join(command[1:])}", flush=True)
     code = subprocess.call(command)
     if code != 0:
-        raise TrainingLaunchError(f"train.launcher torchrun: {' '.join(command[1:])} exited with code {code} (its log is above)")
+        raise TrainingLaunchError(f"launch.launcher torchrun: {' '.join(command[1:])} exited with code {code} (its log is above)")
     return True
 
 

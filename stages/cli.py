@@ -13,7 +13,7 @@ from miga.evaluation.scoring import score_track1, score_track2
 from miga.evaluation.submission import check_track1, check_track2
 from stages import ingest, online, pose, rgb, synth, track1, track2
 from miga.datasets import format_of, reader
-from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params, section
+from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params
 from stages.ingest import needs_video
 
 app = typer.Typer(
@@ -82,7 +82,7 @@ def data_check(
     entry = dict(dataset_entry(config, dataset))
     if root is not None:
         entry.update(root=str(root), skeleton_root=None, video_root=None)
-    report = check_release(format_of(dataset, entry), Path(entry["root"]), entry, section(config, "ingest"),
+    report = check_release(format_of(dataset, entry), Path(entry["root"]), entry, config["ingest"],
                            require_video=needs_video(dataset, config))
     typer.echo("\n".join(report.lines()))
     if report.fatal:
@@ -93,7 +93,7 @@ submission_app = typer.Typer(no_args_is_help=True, help="Submission files: check
 app.add_typer(submission_app, name="submission")
 
 TRACK = typer.Argument(..., help="1 or 2")
-CLASS_BASE = typer.Option(None, help="Track 2 class numbering in the file (0 or 1; default evaluate.track2_class_base).")
+CLASS_BASE = typer.Option(None, help="Track 2 class numbering in the file (0 or 1; default submission.track2_class_base).")
 
 
 def _track_dataset(track: int, config: dict) -> str:
@@ -128,7 +128,7 @@ def submission_check(
     if not path.is_file():
         raise FileNotFoundError(f"{path}: submission file not found")
     test, num_classes = _test_manifest(dataset, manifest), _num_classes(dataset, config)
-    base = config["evaluate"]["track2_class_base"] if class_base is None else class_base
+    base = config["submission"]["track2_class_base"] if class_base is None else class_base
     problems = check_track1(path, test, num_classes) if track == 1 else check_track2(path, test, num_classes, base)
     for problem in problems:
         typer.echo(f"{path}: {problem}")
@@ -164,7 +164,7 @@ def score(
         iou = config["evaluate"]["iou_threshold"] if iou_threshold is None else iou_threshold
         if not 0 < iou < 1:
             raise typer.BadParameter(f"--iou-threshold must lie in (0, 1), not {iou}")
-        base = config["evaluate"]["track2_class_base"] if class_base is None else class_base
+        base = config["submission"]["track2_class_base"] if class_base is None else class_base
         result = score_track2(path, test, truth, num_classes, class_base=base, iou_threshold=iou)
         typer.echo(f"F1 official {result['official']['f1']:.4f}, one-to-one {result['one_to_one']['f1']:.4f} "
                    f"on {result['num_sequences']} sequences")

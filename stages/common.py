@@ -12,23 +12,16 @@ import typer
 from miga.contracts import ContractError
 from miga.datasets import DatasetFormatError
 from miga.errors import MigaError
-from miga.params import Params, load_params  # noqa: F401  (the stages' loader: schema-validated params.yaml)
+from miga.params import load_params  # noqa: F401  (the stages' loader: schema-validated params.yaml)
 from miga.project import interim  # noqa: F401  (the stages' one name for data/interim/<dataset>)
 from miga.video import VideoError
 
 PARAMS_OPTION = typer.Option(Path("params.yaml"), "--params", help="Parameters file (params.yaml).")
-EXPECTED_ERRORS = (MigaError, ContractError, DatasetFormatError, VideoError, FileNotFoundError, IsADirectoryError)
-
-
-def section(params: dict, name: str, path: Path = Path("params.yaml")) -> dict:
-    try:
-        return params[name]
-    except KeyError:
-        raise ContractError(f"{path}: no '{name}' section") from None
+EXPECTED_ERRORS = (MigaError, ContractError, DatasetFormatError, VideoError, OSError)  # OSError: a missing, unreadable or full file
 
 
 def dataset_entry(params: dict, name: str) -> dict:
-    datasets = section(params, "datasets")
+    datasets = params["datasets"]
     if name not in datasets:
         raise ContractError(f"params: no dataset {name!r} under 'datasets' (have: {sorted(datasets)})")
     return datasets[name]

@@ -1,4 +1,4 @@
-"""ingest: a dataset release, in any of its known layouts -> manifest.parquet + segments.parquet (DESIGN.md section 2)."""
+"""ingest: a dataset release, in any of its known layouts -> manifest.parquet + segments.parquet (docs/design.md section 2)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import typer
 
 from miga.datasets import format_of, pose_source, reader
 from miga.io import write_parquet
-from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params, section
+from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
 
 def needs_video(dataset: str, config: dict) -> bool:
     """A clip without video breaks the run when its pose comes from video (Track 1's RGB streams check their own crops)."""
-    return pose_source(dataset_entry(config, dataset), section(config, "pose")) != "provided"
+    return pose_source(dataset_entry(config, dataset), config["pose"]) != "provided"
 
 
 @app.command()
@@ -28,7 +28,7 @@ def main(
     config = load_params(params)
     entry = dataset_entry(config, dataset)
     manifest, segments = reader(format_of(dataset, entry)).scan_release(
-        Path(entry["root"]), section(config, "ingest"), entry, require_video=needs_video(dataset, config))
+        Path(entry["root"]), config["ingest"], entry, require_video=needs_video(dataset, config))
     out = interim(dataset)
     write_parquet(manifest, out / "manifest.parquet")
     write_parquet(segments, out / "segments.parquet")

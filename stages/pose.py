@@ -13,7 +13,7 @@ from miga.contracts import validate_manifest
 from miga.pose import get_backend, mirrored
 from miga.pose.ray_executor import executor_of
 from miga.datasets import format_of, pose_source
-from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params, section
+from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
@@ -26,7 +26,7 @@ def main(
 ) -> None:
     """Extract (or read) the keypoints of every sample of the dataset's manifest."""
     config = load_params(params)
-    options = section(config, "pose")
+    options = config["pose"]
     entry = dataset_entry(config, dataset)
     name = pose_source(entry, options)
     backend = get_backend(name)

@@ -11,7 +11,7 @@ import typer
 from miga.contracts import validate_manifest
 from miga.io import KeypointStore, read_parquet
 from miga.track1.rgb import extract_crops, save_crops
-from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params, section
+from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params
 
 app = typer.Typer(add_completion=False, help=__doc__)
 
@@ -22,7 +22,7 @@ def main(params: Path = PARAMS_OPTION) -> None:
     """Crop `rgb.frames` frames per clip (every `rgb.sampling_rate`-th of the centred window; 0 = spread over the
     clip) around the pose box, resized to `rgb.size`."""
     config = load_params(params)
-    options = section(config, "rgb")
+    options = config["track1"]["rgb"]
     manifest_path = interim("imigue") / "manifest.parquet"
     manifest = validate_manifest(read_parquet(manifest_path), str(manifest_path))
     store = KeypointStore(interim("imigue") / "keypoints.parquet")

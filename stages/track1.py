@@ -19,8 +19,8 @@ app = typer.Typer(add_completion=False, help=__doc__)
 def train(params: Path = PARAMS_OPTION) -> None:
     """Train what model.fusion needs (each of model.streams, or the joint cross-attention model), validating every epoch."""
     config = load_params(params)
-    if relaunch(config["train"], ["-m", "stages.track1", "train", "--params", str(params)]):
-        return  # train.launcher: torchrun ran this command in train.nproc processes
+    if relaunch(config["launch"], ["-m", "stages.track1", "train", "--params", str(params)]):
+        return  # launch.launcher: torchrun ran this command in launch.nproc processes
     data = pipeline.Track1Data.load(config)
     with EpochLogger("dvclive/track1") as logger:
         streams = pipeline.train(config, data, on_history=lambda stream, history: logger.log_history(history, prefix=f"{stream}/"),
@@ -35,7 +35,7 @@ def predict(params: Path = PARAMS_OPTION) -> None:
     config = load_params(params)
     table = pipeline.predict(config, pipeline.Track1Data.load(config), say=typer.echo)
     test = table.filter(table["split"] == "test").height
-    typer.echo(f"track1: scored {table.height} clips with fusion={config['model']['fusion']}; {test} test rows -> {pipeline.SUBMISSION}")
+    typer.echo(f"track1: scored {table.height} clips with fusion={config['track1']['model']['fusion']}; {test} test rows -> {pipeline.SUBMISSION}")
 
 
 @app.command()

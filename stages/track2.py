@@ -20,12 +20,12 @@ app = typer.Typer(add_completion=False, help=__doc__)
 def train(params: Path = PARAMS_OPTION) -> None:
     """Train the detector (`track2.detector`) on random windows of the training sequences."""
     config = load_params(params)
-    if relaunch(config["train"], ["-m", "stages.track2", "train", "--params", str(params)]):
-        return  # train.launcher: torchrun ran this command in train.nproc processes
+    if relaunch(config["launch"], ["-m", "stages.track2", "train", "--params", str(params)]):
+        return  # launch.launcher: torchrun ran this command in launch.nproc processes
     with EpochLogger("dvclive/track2") as logger:
         history, features = pipeline.train(config, pipeline.Track2Data(config))
         logger.log_history(history)
-    mirrored = " (each also mirrored)" if config["track2"]["mirror"] else ""
+    mirrored = " (each also mirrored)" if config["track2"]["train"]["mirror"] else ""
     typer.echo(f"track2: trained on {len(features)} sequences{mirrored} ({sum(len(f) for f in features.values())} frames) -> {TRACK2_MODEL}")
 
 

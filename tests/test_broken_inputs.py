@@ -28,8 +28,9 @@ def release(tmp_path_factory) -> Path:
     generate_imigue(root / "data/raw/imigue", "tiny", 5, edition="2025")
     generate_smg(root / "data/raw/smg", "tiny", 5, edition="kaggle2024")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["model"]["fusion"] = "none"
-    params["track2"].update(epochs=1, windows_per_epoch=2, window=64, layers=2, channels=8, ensemble=1, affine_copies=0)
+    params["track1"]["model"]["fusion"] = "none"
+    params["track2"]["model"].update(layers=2, channels=8, ensemble=1)
+    params["track2"]["train"].update(epochs=1, windows_per_epoch=2, window=64, affine_copies=0)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for command in (["ingest", "--dataset", "imigue"], ["ingest", "--dataset", "smg"], ["pose", "--dataset", "imigue"],
                     ["pose", "--dataset", "smg"], ["track2", "train"]):
@@ -251,7 +252,7 @@ CASES = [
     Case("no video for video pose", ["ingest", "--dataset", "imigue"], _set("datasets.imigue.pose", "mediapipe"),
          _remove_videos, says="video"),
     Case("no video for RGB fusion", ["track1", "train"],
-         lambda p: (_set("model.fusion", "late")(p), _set("model.streams", ["pose", "rgb"])(p)),
+         lambda p: (_set("track1.model.fusion", "late")(p), _set("track1.model.streams", ["pose", "rgb"])(p)),
          _empty_crops, says="rgb_crops.npz"),
     Case("unreadable video", ["ingest", "--dataset", "imigue"], files=_damage_video, says=".mp4"),
     Case("test truth folder missing", ["ingest", "--dataset", "smg"], _set("datasets.smg.test_truth", "gone"), says="gone"),
@@ -263,8 +264,8 @@ CASES = [
          absent=("mmpose", "mmpose.apis")),
     Case("missing params key", ["ingest", "--dataset", "smg"], _drop("datasets.smg.root"), says="datasets.smg.root"),
     Case("params not YAML", ["ingest", "--dataset", "smg"], files=_write("params.yaml", "datasets: [\n"), says="YAML"),
-    Case("unknown fusion", ["track1", "train"], _set("model.fusion", "average"), says="model.fusion"),
-    Case("unknown detector", ["track2", "train"], _set("track2.detector", "rnn"), says="track2.detector"),
+    Case("unknown fusion", ["track1", "train"], _set("track1.model.fusion", "average"), says="track1.model.fusion"),
+    Case("unknown detector", ["track2", "train"], _set("track2.model.detector", "rnn"), says="track2.model.detector"),
     Case("model does not match params", ["track1", "predict"], files=_foreign_model,
          says=".pt: the saved model does not match params.yaml"),
     Case("submission file missing", ["submission", "check", "1", "absent.csv"], says="absent.csv"),
@@ -276,20 +277,20 @@ CASES = [
          (root / "models/track2/model.pt").unlink(), says="model.pt"),
     Case("render: unknown sample", ["render", "out.mp4", "--dataset", "imigue", "--sample", "9999_9"], exit_code=2),
     # issue 24: a wrong number, a lost file or a traceback before
-    Case("per-stream epochs -1 keeps the model", ["track1", "train"], _set("train.per_stream.tcn.epochs", -1),
-         _old_output("models/track1/tcn.pt"), says="train.per_stream.tcn.epochs"),
-    Case("track2 epochs -1 keeps the model", ["track2", "train"], _set("track2.epochs", -1), _old_output("models/track2/model.pt"),
-         says="track2.epochs"),
+    Case("per-stream epochs -1 keeps the model", ["track1", "train"], _set("track1.train.per_stream.tcn.epochs", -1),
+         _old_output("models/track1/tcn.pt"), says="track1.train.per_stream.tcn.epochs"),
+    Case("track2 epochs -1 keeps the model", ["track2", "train"], _set("track2.train.epochs", -1), _old_output("models/track2/model.pt"),
+         says="track2.train.epochs"),
     Case("evaluate.split typo keeps the metrics", ["track2", "evaluate"], _set("evaluate.split", "tset"),
          _old_output("metrics/track2.json", "{}"), says="evaluate.split"),
     Case("'false' is not a boolean", ["pose", "--dataset", "smg"], _set("datasets.smg.mirror", "false"), says="datasets.smg.mirror"),
-    Case("epochs 'ten'", ["track1", "train"], _set("train.epochs", "ten"), says="train.epochs"),
-    Case("batch_size 0", ["track1", "train"], _set("train.batch_size", 0), says="train.batch_size"),
-    Case("track2.epochs a list", ["track2", "train"], _set("track2.epochs", [2]), says="track2.epochs"),
+    Case("epochs 'ten'", ["track1", "train"], _set("track1.train.epochs", "ten"), says="track1.train.epochs"),
+    Case("batch_size 0", ["track1", "train"], _set("track1.train.batch_size", 0), says="track1.train.batch_size"),
+    Case("track2.epochs a list", ["track2", "train"], _set("track2.train.epochs", [2]), says="track2.train.epochs"),
     Case("datasets.imigue null", ["ingest", "--dataset", "imigue"], _set("datasets.imigue", None), says="datasets.imigue"),
     Case("root a number", ["ingest", "--dataset", "imigue"], _set("datasets.imigue.root", 5), says="datasets.imigue.root"),
-    Case("track2.threads 0", ["track2", "train"], _set("track2.threads", 0), says="track2.threads"),
-    Case("unknown params key", ["track2", "train"], _set("track2.epoch", 3), says="track2.epoch"),
+    Case("track2.threads 0", ["track2", "train"], _set("track2.train.threads", 0), says="track2.train.threads"),
+    Case("unknown params key", ["track2", "train"], _set("track2.train.epoch", 3), says="track2.train.epoch"),
     Case("YAML alias bomb", ["ingest", "--dataset", "smg"], files=_write("params.yaml", _ALIAS_BOMB), says="alias"),
     Case("sample id an absolute path", ["ingest", "--dataset", "clips"], _set("datasets.clips", _CLIPS),
          _stream_release(["s1", "s2", "/tmp/miga-outside/a3"]), says="not a plain name"),
@@ -316,11 +317,11 @@ CASES = [
     Case("truncated checkpoint", ["track1", "train"], files=_torch_file("checkpoints/track1/tcn.pt", truncate=True),
          says="delete checkpoints/track1/tcn.pt"),
     Case("keypoints older than the manifest", ["rgb"], files=_stale_keypoints, says="keypoints.parquet"),
-    Case("ensemble member of the wrong shape", ["track1", "ensemble"], _set("ensemble.members", [{"file": "m.parquet"}]),
+    Case("ensemble member of the wrong shape", ["track1", "ensemble"], _set("track1.ensemble.members", [{"file": "m.parquet"}]),
          _score_file("m.parquet", [[0.5, 0.5], [0.2, 0.8]]), says="m.parquet"),
-    Case("ensemble weight not a number", ["track1", "ensemble"], _set("ensemble.members", [{"file": "m.parquet", "weight": "heavy"}]),
-         says="ensemble.members"),
-    Case("ensemble NaN scores", ["track1", "ensemble"], _set("ensemble.members", [{"file": "m.parquet"}]),
+    Case("ensemble weight not a number", ["track1", "ensemble"], _set("track1.ensemble.members", [{"file": "m.parquet", "weight": "heavy"}]),
+         says="track1.ensemble.members"),
+    Case("ensemble NaN scores", ["track1", "ensemble"], _set("track1.ensemble.members", [{"file": "m.parquet"}]),
          _score_file("m.parquet", [[float("nan")] * 32, [1 / 32] * 32]), says="non-finite"),
 ]
 

@@ -139,19 +139,18 @@ def test_launcher_param(monkeypatch):
     calls = []
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.setattr(training.subprocess, "call", lambda command: calls.append(command) or 0)
-    assert training.relaunch(defaults("train"), ["-m", "stages.track1", "train"]) is False
-    assert training.relaunch(defaults("train") | {"launcher": "local", "nproc": 4}, ["-m", "stages.track1", "train"]) is False
-    assert training.relaunch(defaults("train") | {"launcher": "torchrun", "nproc": 4}, ["-m", "stages.track1", "train", "--params", "p.yaml"])
+    assert training.relaunch(defaults("launch"), ["-m", "stages.track1", "train"]) is False
+    assert training.relaunch(defaults("launch") | {"launcher": "local", "nproc": 4}, ["-m", "stages.track1", "train"]) is False
+    assert training.relaunch(defaults("launch") | {"launcher": "torchrun", "nproc": 4}, ["-m", "stages.track1", "train", "--params", "p.yaml"])
     assert calls[-1][1:] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4",
                              "-m", "stages.track1", "train", "--params", "p.yaml"]
     monkeypatch.setenv("WORLD_SIZE", "4")  # already inside torchrun: train here
-    assert training.relaunch(defaults("train") | {"launcher": "torchrun", "nproc": 4}, ["-m", "stages.track1", "train"]) is False
+    assert training.relaunch(defaults("launch") | {"launcher": "torchrun", "nproc": 4}, ["-m", "stages.track1", "train"]) is False
     monkeypatch.delenv("WORLD_SIZE")
-    with pytest.raises(ConfigError, match="train.launcher must be one of"):
-        training.relaunch(defaults("train") | {"launcher": "slurm"}, [])
-    with pytest.raises(ConfigError, match="train.nproc"):
-        training.relaunch(defaults("train") | {"launcher": "torchrun", "nproc": 0}, [])
+    with pytest.raises(ConfigError, match="launch.launcher must be one of"):
+        training.relaunch(defaults("launch") | {"launcher": "slurm"}, [])
+    with pytest.raises(ConfigError, match="launch.nproc"):
+        training.relaunch(defaults("launch") | {"launcher": "torchrun", "nproc": 0}, [])
     monkeypatch.setattr(training.subprocess, "call", lambda command: 3)
     with pytest.raises(training.TrainingLaunchError, match="exited with code 3"):
-        training.relaunch(defaults("train") | {"launcher": "torchrun", "nproc": 2}, ["-m", "stages.track2", "train"])
-    assert training.run_params({"epochs": 3, "launcher": "torchrun", "nproc": 2}) == {"epochs": 3}
+        training.relaunch(defaults("launch") | {"launcher": "torchrun", "nproc": 2}, ["-m", "stages.track2", "train"])

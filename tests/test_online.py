@@ -5,7 +5,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from miga.params import defaults
+from miga.params import defaults, merged
 from miga.track2.online import OnlineDetector, emitted_table, run_stream
 from miga.track2.segments import _detections
 
@@ -55,7 +55,7 @@ def test_bad_settings_are_rejected():
 def test_trained_detector_streaming_agrees_with_offline():
     import torch
 
-    from miga.track2 import detection
+    from miga.track2 import detection, detectors, windows
     from miga.track2 import recipe as track2
     from miga.evaluation.metrics import detection_metrics
     from miga.models import build_model
@@ -77,15 +77,15 @@ def test_trained_detector_streaming_agrees_with_offline():
     seed_everything(0)
     model = build_model("temporal_detector", in_features=4, num_classes=2, channels=16, layers=2, levels=4, dropout=0.0)
     pyramid = detection.Pyramid(model.strides)
-    data = track2.DetectionWindows([f for f, _ in train], [s for _, s in train], window=128, per_epoch=64, seed=0,
+    data = windows.DetectionWindows([f for f, _ in train], [s for _, s in train], window=128, per_epoch=64, seed=0,
                                    pyramid=pyramid, num_classes=2, radius=1.5)
-    fit(model, data, config=TrainConfig(epochs=12, batch_size=8, lr=0.01, optimizer="adamw", weight_decay=0.0), loss_fn=track2.detector_loss,
+    fit(model, data, config=TrainConfig(epochs=12, batch_size=8, lr=0.01, optimizer="adamw", weight_decay=0.0), loss_fn=detectors.detector_loss,
         checkpoint=Path(tempfile.mkdtemp()) / "ckpt.pt", run_id="online-test", description="online test")
     config = detection.DetectorDecodeConfig(threshold=0.3, min_length=4)
 
     def detect(keypoints):  # keypoints (1, W, 4, 1) carry the features
         features = keypoints[0, :, :, 0]
-        scores, distances = track2.detector_outputs(model, features)
+        scores, distances = detectors.detector_outputs(model, features)
         return detection.decode_sequence("w", scores, distances, pyramid, len(features), config)
 
     features, segments = sequence(1500)
@@ -113,9 +113,10 @@ def test_causal_features_make_the_frame_detector_stream_what_offline_decodes(nor
     kp[0, :, :, :2] = rng.uniform(100, 200, (25, 2)) + rng.normal(0, 2, (frames, 25, 2))
     kp[0, :, :, 0] += np.linspace(0, 300, frames)[:, None]  # the person walks across the image
     kp[0, :, :, 2] = 1
-    options = defaults("track2") | {"detector": "frame", "features": ["joints", "posture", "velocity"], "velocity_steps": [1, 4],
-                                    "norm_window": norm_window, "smooth": 5, "min_length": 4, "nms_iou": 0.5,
-                                    "channels": 16, "layers": 3, "dropout": 0.0, "ensemble": 1}
+    options = merged(defaults("track2"), {
+        "model": {"detector": "frame", "channels": 16, "layers": 3, "dropout": 0.0, "ensemble": 1},
+        "features": {"parts": ["joints", "posture", "velocity"], "velocity_steps": [1, 4], "norm_window": norm_window},
+        "decode": {"smooth": 5, "min_length": 4, "nms_iou": 0.5}})
     features = track2.frame_features(kp, "kinect25", track2.feature_config(options))
     standardize = track2.Standardizer.fit([features])
     torch.manual_seed(0)

@@ -210,11 +210,11 @@ def test_params_read_check_flags_gets_and_unknown_keys(tmp_path):
 
 def test_a_schema_key_params_yaml_leaves_out_is_checked_too(tmp_path):
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    params["heatmap"].pop("sigma", None)  # still in the schema, with its default: still checked (and read)
+    params["track1"]["heatmap"].pop("sigma", None)  # still in the schema, with its default: still checked (and read)
     fake = tmp_path / "params.yaml"
     fake.write_text(yaml.safe_dump(params, sort_keys=False))
     assert check_params(fake) == []
-    assert ("heatmap", "sigma") in set(leaf_paths(merged(schema_defaults(), params)))
+    assert ("track1", "heatmap", "sigma") in set(leaf_paths(merged(schema_defaults(), params)))
 
 
 def test_allowlist_entries_name_existing_keys():
@@ -257,3 +257,14 @@ def test_dvc_interpolation_counts_as_read():
     refs = dvc_references(dvc, params)
     assert ("synth", "only_dvc") in refs and ("sets", "x", "root") in refs
     assert unread_keys(params, set(), refs) == ["sets.x.zz"]
+
+
+def test_every_shipped_config_overlay_validates():
+    """configs/*.yaml are overrides of params.yaml (`scripts/exp-with.sh`): each must fit the schema when laid over it."""
+    from miga.params import validated
+
+    base = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    overlays = sorted((REPO / "configs").glob("*.yaml"))
+    assert overlays
+    for path in overlays:
+        validated(merged(base, yaml.safe_load(path.read_text(encoding="utf-8")) or {}), path)  # a ConfigError names the key

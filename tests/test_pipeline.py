@@ -18,12 +18,14 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 TINY = {
     "synth": {"preset": "tiny"},
-    "heatmap": {"clip_len": 8, "test_clips": 1},
-    # the heatmap and RGB streams here; late fusion runs as an experiment below, the skeleton streams (the default) too
-    "model": {"pose_base_channels": 8, "fusion": "none", "streams": ["pose", "rgb"]},
-    # ~1 train clip per class: 10 epochs of 4 steps learn enough to beat the majority class on test (2 of 2 steps did not)
-    "train": {"epochs": 10, "batch_size": 8, "workers": 0},
-    "track2": {"epochs": 2, "windows_per_epoch": 8, "window": 128, "layers": 4, "channels": 16},
+    "track1": {
+        "heatmap": {"clip_len": 8, "test_clips": 1},
+        # the heatmap and RGB streams here; late fusion runs as an experiment below, the skeleton streams (the default) too
+        "model": {"pose_base_channels": 8, "fusion": "none", "streams": ["pose", "rgb"]},
+        # ~1 train clip per class: 10 epochs of 4 steps learn enough to beat the majority class on test (2 of 2 steps did not)
+        "train": {"epochs": 10, "batch_size": 8, "workers": 0},
+    },
+    "track2": {"model": {"layers": 4, "channels": 16}, "train": {"epochs": 2, "windows_per_epoch": 8, "window": 128}},
 }
 
 
@@ -112,7 +114,7 @@ def test_submissions_pass_the_checker(project):
 def test_second_repro_reruns_nothing_and_fusion_reruns_only_track1(project):
     status = _run([sys.executable, "-m", "dvc", "status"], project)
     assert "up to date" in status.stdout.lower()
-    result = _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "model.fusion=late"], project)
+    result = _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "track1.model.fusion=late"], project)
     # ingest re-checks that every clip has the video fusion needs (model.fusion is one of its params); its
     # outputs are unchanged, so pose and Track 2 do not rerun
     assert _stages_run(result) == {"ingest@imigue", "ingest@smg", "train_track1", "predict_track1", "evaluate_track1"}
@@ -132,9 +134,9 @@ def _stages_run(result: subprocess.CompletedProcess) -> set[str]:
 
 @pytest.mark.slow
 def test_track2_decoding_params_rerun_prediction_only_and_mirror_retrains(project):
-    decode = _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "track2.smooth=[3]"], project)
+    decode = _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "track2.decode.smooth=[3]"], project)
     assert _stages_run(decode) == {"predict_track2", "evaluate_track2"}
-    mirror = _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "track2.mirror=true"], project)
+    mirror = _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "track2.train.mirror=true"], project)
     assert _stages_run(mirror) == {"train_track2", "predict_track2", "evaluate_track2"}
     assert "each also mirrored" in mirror.stdout
 
@@ -142,16 +144,16 @@ def test_track2_decoding_params_rerun_prediction_only_and_mirror_retrains(projec
 @pytest.mark.slow
 def test_every_fusion_and_prototypes_run_as_experiments(project):
     # the default's temporal conv net (its own AdamW recipe, train.per_stream) beside an ST-GCN++ stream
-    _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "model.fusion=late", "-S", "model.streams=[tcn,bone]",
-          "-S", "train.per_stream.tcn.epochs=5"], project)
+    _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "track1.model.fusion=late", "-S", "track1.model.streams=[tcn,bone]",
+          "-S", "track1.train.per_stream.tcn.epochs=5"], project)
     fusion = json.loads((project / "metrics/track1_fusion.json").read_text())
     assert fusion["streams"] == ["tcn", "bone"] and (project / "models/track1/bone.pt").exists()
     assert set(json.loads((project / "metrics/track1.json").read_text())["streams"]) == {"tcn", "bone"}
     import torch
 
     epochs = {s: len(torch.load(project / f"models/track1/{s}.pt", weights_only=True)["history"]) for s in ("tcn", "bone")}
-    assert epochs == {"tcn": 5, "bone": TINY["train"]["epochs"]}
-    for setting in ("model.fusion=crossattn", "model.prototypes=true"):
+    assert epochs == {"tcn": 5, "bone": TINY["track1"]["train"]["epochs"]}
+    for setting in ("track1.model.fusion=crossattn", "track1.model.prototypes=true"):
         _run([sys.executable, "-m", "dvc", "exp", "run", "-S", setting], project)
         metrics = json.loads((project / "metrics/track1.json").read_text())
         assert {"top1", "top5", "mean_class_accuracy", "head_accuracy", "tail_accuracy"} <= set(metrics)
@@ -171,8 +173,9 @@ def test_pretrained_rgb_backbone_runs_as_an_experiment(project):
 
     torch.save({"model_state": create_x3d(input_clip_length=4, input_crop_size=64, head_activation=None).state_dict()},
                project / "X3D_XS.pyth")
-    result = _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "model.fusion=late", "-S", "model.prototypes=false",
-                   "-S", "model.streams=[pose,rgb]", "-S", "model.rgb_backbone=x3d_xs", "-S", f"model.rgb_checkpoint={project / 'X3D_XS.pyth'}"], project)
+    result = _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "track1.model.fusion=late", "-S", "track1.model.prototypes=false",
+                   "-S", "track1.model.streams=[pose,rgb]", "-S", "track1.model.rgb_backbone=x3d_xs",
+                   "-S", f"track1.model.rgb_checkpoint={project / 'X3D_XS.pyth'}"], project)
     assert "loaded 561 tensors into x3d_xs" in result.stdout + result.stderr
     fusion = json.loads((project / "metrics/track1_fusion.json").read_text())
     assert fusion["streams"] == ["pose", "rgb"] and set(fusion["val_top1"]) == {"pose", "rgb", "fused"}
@@ -209,7 +212,7 @@ def test_ensemble_of_saved_scores(project):
     shifted_column = pl.Series("scores", shifted.astype(np.float32).tolist(), dtype=pl.List(pl.Float32))
     saved.with_columns(shifted_column).write_parquet(project / "shifted.parquet")
     params = yaml.safe_load((project / "params.yaml").read_text())
-    params["ensemble"]["members"] = [{"file": "saved.parquet", "weight": 1.0}, {"file": "shifted.parquet", "weight": 2.0}]
+    params["track1"]["ensemble"]["members"] = [{"file": "saved.parquet", "weight": 1.0}, {"file": "shifted.parquet", "weight": 2.0}]
     (project / "ensemble.yaml").write_text(yaml.safe_dump(params))
     _run([sys.executable, "-m", "stages.track1", "ensemble", "--params", "ensemble.yaml"], project)
 
@@ -225,7 +228,7 @@ def test_ensemble_of_saved_scores(project):
     assert rows[0] == ["Id", "Target"] and len(rows) > 1
     predicted = dict(zip(saved["sample_id"].filter(pl.Series(test)).to_list(), expected[test].argmax(1).tolist()))
     assert {sample_id: int(target) for sample_id, target in rows[1:]} == predicted
-    params["ensemble"]["members"] = [{"file": "saved.parquet", "column": "nope"}]
+    params["track1"]["ensemble"]["members"] = [{"file": "saved.parquet", "column": "nope"}]
     (project / "ensemble.yaml").write_text(yaml.safe_dump(params))
     bad = subprocess.run([sys.executable, "-m", "stages.track1", "ensemble", "--params", "ensemble.yaml"], cwd=project,
                          capture_output=True, text=True)
@@ -266,12 +269,13 @@ UNLABELLED = {
     # weights tuned on val), only shorter
     "synth": {"preset": "tiny"},
     "datasets": {"imigue": {"test_truth": None}, "smg": {"test_truth": None}},
-    "heatmap": {"clip_len": 8, "test_clips": 1},
-    "skeleton": {"test_clips": 1},
-    "model": {"pose_base_channels": 8, "tcn_channels": 16},
-    "train": {"epochs": 2, "batch_size": 8, "workers": 0,
-              "per_stream": {"tcn": {"epochs": 2}, "tcn_bone": {"epochs": 2}}},
-    "track2": {"epochs": 2, "windows_per_epoch": 8, "window": 128, "layers": 4, "channels": 16, "ensemble": 1},
+    "track1": {
+        "heatmap": {"clip_len": 8, "test_clips": 1},
+        "skeleton": {"test_clips": 1},
+        "model": {"pose_base_channels": 8, "tcn_channels": 16},
+        "train": {"epochs": 2, "batch_size": 8, "workers": 0, "per_stream": {"tcn": {"epochs": 2}, "tcn_bone": {"epochs": 2}}},
+    },
+    "track2": {"model": {"layers": 4, "channels": 16, "ensemble": 1}, "train": {"epochs": 2, "windows_per_epoch": 8, "window": 128}},
 }
 
 

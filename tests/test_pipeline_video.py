@@ -42,10 +42,12 @@ CLIP = 10
 CLASSES = 4  # labels cycle over the first few classes
 TINY = {
     "pose": {"backend": "mediapipe", "mediapipe": {"model": "holistic", "workers": 1}},
-    "heatmap": {"clip_len": 8, "test_clips": 1},
-    "rgb": {"frames": 4},
-    "model": {"pose_base_channels": 8, "streams": ["pose", "rgb"]},  # RGB crops from the real videos
-    "train": {"epochs": 2, "workers": 0, "batch_size": 8},
+    "track1": {
+        "heatmap": {"clip_len": 8, "test_clips": 1},
+        "rgb": {"frames": 4},
+        "model": {"pose_base_channels": 8, "streams": ["pose", "rgb"]},  # RGB crops from the real videos
+        "train": {"epochs": 2, "workers": 0, "batch_size": 8},
+    },
 }
 STAGES = ("ingest@imigue", "pose@imigue", "rgb", "train_track1", "predict_track1", "evaluate_track1")
 

@@ -90,7 +90,7 @@ def test_slowonly_small_is_the_current_rgb_stream():
     torch.manual_seed(3)
     ours = create_rgb_backbone("slowonly_small", num_classes=NUM_CLASSES, dropout=0.1, stage_blocks=(1, 1, 1))
     torch.manual_seed(3)
-    current = build_model("rgb_slowonly", num_classes=NUM_CLASSES, dropout=0.1, base_channels=16, stage_blocks=(1, 1, 1))
+    current = build_model("rgb_slowonly_small", num_classes=NUM_CLASSES, dropout=0.1, base_channels=16, stage_blocks=(1, 1, 1))
     a, b = ours.state_dict(), current.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 

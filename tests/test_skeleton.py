@@ -99,20 +99,20 @@ def _waving_set(n: int, seed: int) -> tuple[list[np.ndarray], np.ndarray]:
 def test_skeleton_stream_learns_better_than_chance(stream):
     keypoints, labels = _waving_set(32, 0)
     test_keypoints, test_labels = _waving_set(16, 1)
-    skeleton = defaults("skeleton") | {"clip_len": 16, "test_clips": 1, "flip_test": False}
-    model_params = defaults("model") | {"stage_blocks": [1], "dropout": 0.0, "pose_base_channels": 4, "rgb_base_channels": 4,
+    skeleton = defaults("track1.skeleton") | {"clip_len": 16, "test_clips": 1, "flip_test": False}
+    model_params = defaults("track1.model") | {"stage_blocks": [1], "dropout": 0.0, "pose_base_channels": 4, "rgb_base_channels": 4,
                                         "gcn_channels": 8, "gcn_blocks": 2, "gcn_inflate_at": [1], "tcn_channels": 16, "tcn_blocks": 2}
     store = {f"c{i}": k for i, k in enumerate(keypoints + test_keypoints)}
     store = type("Store", (dict,), {"layout": LAYOUT})(store)
     ids = list(store)
     seed_everything(0)
     model = recipe.build_stream(stream, model_params, recipe.StreamInputs(1, 2, LAYOUT), skeleton)
-    data = recipe.clip_dataset(stream, ids[:32], labels, defaults("heatmap"), train=True, seed=0, store=store, skeleton=skeleton)
+    data = recipe.clip_dataset(stream, ids[:32], labels, defaults("track1.heatmap"), train=True, seed=0, store=store, skeleton=skeleton)
     assert isinstance(data, SkeletonClips)
     with tempfile.TemporaryDirectory() as tmp:
         fit(model, data, config=TrainConfig(epochs=15, batch_size=8, lr=0.1), loss_fn=recipe.make_loss(model_params),
             checkpoint=Path(tmp) / "c.pt", run_id="t", description=stream)
-    evaluated = recipe.clip_dataset(stream, ids[32:], test_labels, defaults("heatmap"), train=False, seed=0, store=store, skeleton=skeleton)
+    evaluated = recipe.clip_dataset(stream, ids[32:], test_labels, defaults("track1.heatmap"), train=False, seed=0, store=store, skeleton=skeleton)
     probs = recipe.view_averaged_probabilities(model, evaluated)
     assert probs.shape == (16, 2)
     assert (probs.argmax(1) == test_labels).mean() >= 0.8  # chance is 0.5

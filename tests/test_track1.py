@@ -6,13 +6,14 @@ import torch
 
 from miga.params import defaults
 
+from miga.models import input_recipe
 from miga.track1 import recipe as track1
 from miga.heatmap import rasterize
 from miga.layouts import get_layout
 from miga.models.fusion import CrossAttentionFusion, PrototypeClassifier
 from miga.track1.transforms import PoseClipConfig, flip_volume
 
-MODEL = defaults("model") | dict(stage_blocks=[1, 1], dropout=0.0, pose_base_channels=8, rgb_base_channels=8, fusion_dim=16,
+MODEL = defaults("track1.model") | dict(stage_blocks=[1, 1], dropout=0.0, pose_base_channels=8, rgb_base_channels=8, fusion_dim=16,
                                 fusion_heads=2, fusion_layers=1, prototype_scale=10.0, prototype_margin=0.2)
 INPUTS = track1.StreamInputs(in_channels=22, num_classes=5)
 
@@ -162,18 +163,54 @@ def test_streams_for_reads_model_streams():
 
 
 def test_a_stream_trains_with_its_own_recipe_over_the_train_params():
-    train = defaults("train") | {"epochs": 20, "lr": 0.1, "optimizer": "sgd", "batch_size": 16, "launcher": "local",
+    train = defaults("track1.train") | {"epochs": 20, "lr": 0.1, "optimizer": "sgd", "batch_size": 16, "launcher": "local",
                                  "per_stream": {"tcn": {"optimizer": "adamw", "lr": 0.002, "epochs": 100}}}
     own = track1.train_config("tcn", train)
     assert (own.optimizer, own.lr, own.epochs, own.batch_size) == ("adamw", 0.002, 100, 16)
     other = track1.train_config("pose", train)
     assert (other.optimizer, other.lr, other.epochs) == ("sgd", 0.1, 20)
     with pytest.raises(ConfigError, match=r"train.per_stream.tcn: unknown keys \['learning_rate'\]"):
-        track1.train_config("tcn", defaults("train") | {"per_stream": {"tcn": {"learning_rate": 0.1}}})
+        track1.train_config("tcn", defaults("track1.train") | {"per_stream": {"tcn": {"learning_rate": 0.1}}})
 
 
-def test_tcn_streams_read_their_skeleton_feature():
-    assert [track1.skeleton_feature(s) for s in ("tcn", "tcn_bone", "joint_motion")] == ["joint", "bone", "joint_motion"]
+def _tiny_sources(n: int = 4):
+    """n clips of random keypoints (openpose25_hands10) and RGB crops, for any registered stream."""
+    from miga.io import InMemoryKeypoints
+
+    rng = np.random.default_rng(0)
+    keypoints = {f"c{i}": np.concatenate([rng.uniform(50, 150, (1, 12, 35, 2)), np.ones((1, 12, 35, 1))], -1).astype(np.float32)
+                 for i in range(n)}
+    crops = {sid: rng.integers(0, 255, (4, 24, 24, 3), dtype=np.uint8) for sid in keypoints}
+    return InMemoryKeypoints(keypoints, "openpose25_hands10"), crops
+
+
+@pytest.mark.parametrize("prototypes", [False, True])
+@pytest.mark.parametrize("stream", sorted(track1.STREAMS))
+def test_every_registered_stream_reads_its_clips_trains_a_step_and_scores(stream, prototypes):
+    """The registry is the one place a stream is defined: each entry's clips feed its network, a training step has
+    finite gradients, and test views average to one probability row per clip."""
+    store, crops = _tiny_sources()
+    heatmap = defaults("track1.heatmap") | {"clip_len": 4, "resize_to": 20, "size": 16, "test_clips": 1}
+    skeleton = defaults("track1.skeleton") | {"clip_len": 8, "test_clips": 1}
+    model = MODEL | {"tcn_channels": 8, "gcn_channels": 8, "gcn_blocks": 2, "gcn_inflate_at": [1], "prototypes": prototypes}
+    recipe = track1.rgb_recipe(model, defaults("track1.rgb") | {"frames": 4, "size": 24})
+    ids, labels = list(store.ids), np.arange(4) % 5
+    make = lambda train: track1.clip_dataset(stream, ids, labels, heatmap, train=train, seed=0, store=store, crops=crops,  # noqa: E731
+                                             skeleton=skeleton, rgb=recipe)
+    torch.manual_seed(0)
+    network = track1.build_stream(stream, model, track1.StreamInputs(track1.pose_channels(heatmap), 5, store.layout), skeleton)
+    batch = torch.utils.data.default_collate([make(True)[i] for i in range(2)])
+    loss = track1.make_loss(model)(network, batch, torch.device("cpu"))
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(p.grad).all() for p in network.parameters() if p.grad is not None)
+    probs = track1.view_averaged_probabilities(network, make(False))
+    assert probs.shape == (4, 5) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    if stream in ("tcn", "tcn_bone"):
+        assert make(True).pipeline.feature == {"tcn": "joint", "tcn_bone": "bone"}[stream]
+    assert track1.STREAMS[stream].reads and (stream in track1.SELECTABLE) == (stream != "fused")
+
+
+def test_streams_for_reads_model_streams_in_order():
     assert track1.streams_for("late", ("tcn", "pose")) == ("tcn", "pose")
 
 
@@ -232,13 +269,13 @@ def test_fused_model_with_prototypes_resumes_mid_epoch_to_the_same_weights(tmp_p
 
 
 def test_rgb_recipe_is_the_backbones_published_one_scaled_to_the_cache():
-    published = track1.input_recipe("x3d_xs")
-    x3d, rgb = defaults("model") | {"rgb_backbone": "x3d_xs"}, defaults("rgb")
+    published = input_recipe("x3d_xs")
+    x3d, rgb = defaults("track1.model") | {"rgb_backbone": "x3d_xs"}, defaults("track1.rgb")
     at_cache = track1.rgb_recipe(x3d, rgb | {"frames": 4, "sampling_rate": 12, "size": published.cache_size})
     assert (at_cache.frames, at_cache.sampling_rate, at_cache.size, at_cache.eval_size, at_cache.scale_range) == (4, 12, 160, 182, (182, 228))
     small = track1.rgb_recipe(x3d, rgb | {"frames": 8, "sampling_rate": 0, "size": 48})
     assert (small.size, small.eval_size, small.scale_range) == (42, 48, (48, 60))
-    default = track1.rgb_recipe(defaults("model"), rgb | {"frames": 8, "size": 48})  # slowonly_small, sampling_rate 0
+    default = track1.rgb_recipe(defaults("track1.model"), rgb | {"frames": 8, "size": 48})  # slowonly_small, sampling_rate 0
     assert (default.size, default.eval_size, default.scale_range) == (48, 48, None)
 
 

@@ -6,9 +6,15 @@ import pytest
 import torch
 import yaml
 
-from miga.params import defaults, load_params
+from miga.params import defaults, load_params, merged
+from miga.track2 import detectors, windows
 from miga.track2 import recipe as track2
 from miga.layouts import COCO17, KINECT25
+
+
+def _track2(**sections) -> dict:
+    """The schema's `track2` defaults with `sections` ({"model": {...}, "decode": {...}}) laid over them."""
+    return merged(defaults("track2"), sections)
 
 
 def _stream(frames=60):
@@ -54,13 +60,13 @@ def test_mirrored_swaps_sides_and_negates_x_in_the_features():
     np.testing.assert_allclose(seen[:, KINECT25.index("Head")], plain[:, KINECT25.index("Head")] * [-1, 1], atol=1e-5)
 
 
-def test_training_depends_on_every_track2_param_but_the_decoding_ones():
+def test_training_depends_on_every_track2_section_but_decode():
     root = Path(__file__).resolve().parents[1]
     stage = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["train_track2"]
     trained = {p.removeprefix("track2.") for p in stage["params"] if p.startswith("track2.")}
-    keys = set(yaml.safe_load((root / "params.yaml").read_text())["track2"])
-    assert trained.isdisjoint(track2.DECODE_PARAMS)
-    assert trained | set(track2.DECODE_PARAMS) == keys  # a new training key must be listed in dvc.yaml
+    sections = set(yaml.safe_load((root / "params.yaml").read_text())["track2"])
+    assert "decode" not in trained
+    assert trained | {"decode"} == sections  # a new training section must be listed in dvc.yaml
 
 
 def _positions(features: np.ndarray) -> np.ndarray:
@@ -95,7 +101,7 @@ def test_frame_labels_mark_segments():
 def test_window_dataset_is_deterministic_per_epoch():
     feats = [np.random.default_rng(i).random((300, 5), dtype=np.float32) for i in range(2)]
     labels = [np.zeros(300, np.int64) for _ in range(2)]
-    data = track2.WindowDataset(feats, labels, window=64, per_epoch=4, seed=1)
+    data = windows.WindowDataset(feats, labels, window=64, per_epoch=4, seed=1)
     x, y = data[0]
     assert x.shape == (5, 64) and y.shape == (64,)
     torch.testing.assert_close(data[0][0], x)
@@ -115,13 +121,13 @@ def test_decode_and_tune_find_a_clean_segment():
     assert found.select("label", "start_frame", "end_frame").rows() == [(1, 30, 59)]
 
 
-@pytest.mark.parametrize("detector", ["anchorfree", "window", "frame"])
+@pytest.mark.parametrize("detector", sorted(detectors.DETECTORS))
 def test_every_detector_trains_and_decodes_from_the_track2_options(detector):
     # The untrained anchor-free head scores below the default pre_threshold and predicts near-empty extents:
     # with the defaults it would decode to nothing.
-    options = {**load_params(Path(__file__).resolve().parents[1] / "params.yaml")["track2"],
-               "detector": detector, "channels": 8, "layers": 1, "levels": 3, "window": 64, "windows_per_epoch": 4, "window_length": 16,
-               "pre_threshold": 0.0, "min_length": 1}
+    options = merged(load_params(Path(__file__).resolve().parents[1] / "params.yaml")["track2"], {
+        "model": {"detector": detector, "channels": 8, "layers": 1, "levels": 3, "window_length": 16},
+        "train": {"window": 64, "windows_per_epoch": 4}, "decode": {"pre_threshold": 0.0, "min_length": 1}})
     torch.manual_seed(0)
     features = np.random.default_rng(0).normal(size=(200, 6)).astype(np.float32)
     truth = pl.DataFrame({"sample_id": ["S"], "label": [1], "start_frame": [40], "end_frame": [79]})
@@ -139,7 +145,7 @@ def test_every_detector_trains_and_decodes_from_the_track2_options(detector):
 
 def test_an_unknown_detector_is_named_in_the_error():
     with pytest.raises(ValueError, match="'transformer'.*anchorfree"):
-        track2.build_detector(defaults("track2") | {"detector": "transformer", "channels": 8, "layers": 1, "dropout": 0.0}, 6, 3)
+        track2.build_detector(_track2(model={"detector": "transformer", "channels": 8, "layers": 1, "dropout": 0.0}), 6, 3)
 
 
 def test_feature_parts_posture_drops_the_body_path_and_velocity_steps_smooth():
@@ -161,7 +167,7 @@ def test_feature_parts_posture_drops_the_body_path_and_velocity_steps_smooth():
     assert four[10:70, :, 0].std(axis=0).mean() < 0.5 * one[10:70, :, 0].std(axis=0).mean()
     np.testing.assert_allclose(four[10:70, :, 0].mean(), one[10:70, :, 0].mean(), rtol=0.05)
     default = track2.frame_features(kp, "kinect25")
-    plain = defaults("track2") | {"features": list(track2.DEFAULT_FEATURES), "velocity_steps": [1], "norm_window": 0}
+    plain = _track2(features={"parts": list(track2.DEFAULT_FEATURES), "velocity_steps": [1], "norm_window": 0})
     assert track2.feature_config(plain) == track2.FeatureConfig()
     assert default.shape[1] == track2.frame_features(kp, "kinect25", track2.feature_config(plain)).shape[1]
     with pytest.raises(ValueError, match="unknown"):
@@ -175,12 +181,12 @@ def test_smooth_and_min_length_lists_are_tuned_on_val():
     probs[48:51] = [0.6, 0.4, 0.0]  # a short dip splits the segment unless smoothed
     probs[100:103] = [0.1, 0.0, 0.9]  # a 3-frame blip: a false positive unless min_length > 3
     truth = pl.DataFrame({"sample_id": ["S"], "label": [0], "start_frame": [20], "end_frame": [79]})
-    options = defaults("track2") | {"detector": "frame", "smooth": [1, 9], "min_length": [1, 5], "nms_iou": 0.5}
+    options = _track2(model={"detector": "frame"}, decode={"smooth": [1, 9], "min_length": [1, 5], "nms_iou": 0.5})
     grid = track2.decode_grid(options)
     assert grid == [{"smooth": 1, "min_length": 1}, {"smooth": 1, "min_length": 5}, {"smooth": 9, "min_length": 1},
                     {"smooth": 9, "min_length": 5}]
-    assert track2.decode_grid({**options, "smooth": 5, "min_length": 8}) == [{}]
-    assert track2.decode_grid({**options, "detector": "anchorfree"}) == [{"min_length": 1}, {"min_length": 5}]
+    assert track2.decode_grid(merged(options, {"decode": {"smooth": 5, "min_length": 8}})) == [{}]
+    assert track2.decode_grid(merged(options, {"model": {"detector": "anchorfree"}})) == [{"min_length": 1}, {"min_length": 5}]
 
     def decode_at(threshold, smooth=1, min_length=1):
         return track2.decode({"S": probs}, track2.DecodeConfig(threshold=threshold, smooth=smooth, min_length=min_length))
@@ -212,7 +218,7 @@ def test_time_stretch_resamples_features_labels_and_segments_together():
     t = 400
     features = [np.arange(t, dtype=np.float32)[:, None].repeat(2, axis=1)]  # feature = the source frame number
     labels = [np.where((np.arange(t) >= 100) & (np.arange(t) < 200), 2, 0).astype(np.int64)]
-    data = track2.WindowDataset(features, labels, window=64, per_epoch=16, seed=0, stretch=0.5)
+    data = windows.WindowDataset(features, labels, window=64, per_epoch=16, seed=0, stretch=0.5)
     spans = set()
     for i in range(16):
         seq, start, span = data.draw_span(i)
@@ -225,12 +231,12 @@ def test_time_stretch_resamples_features_labels_and_segments_together():
         expected = np.where((inside >= 100) & (inside < 200), 2, 0)
         assert (y.numpy() == expected)[np.abs(frames - inside) < 0.3].all()  # label = that of the frame shown
     assert min(spans) < 64 < max(spans) and all(43 <= s <= 96 for s in spans)
-    plain = track2.WindowDataset(features, labels, window=64, per_epoch=4, seed=0)
+    plain = windows.WindowDataset(features, labels, window=64, per_epoch=4, seed=0)
     assert all(plain.draw_span(i)[2] == 64 for i in range(4))
     from miga.track2 import detection
 
     pyramid = detection.Pyramid((1, 2, 4), base_range=4.0)
-    boxes = track2.DetectionWindows(features, [np.array([[1, 100, 199]])], window=64, per_epoch=16, seed=0, pyramid=pyramid,
+    boxes = windows.DetectionWindows(features, [np.array([[1, 100, 199]])], window=64, per_epoch=16, seed=0, pyramid=pyramid,
                                     num_classes=3, radius=1.5, stretch=0.5)
     for i in range(16):
         x, classes, distances = boxes[i]

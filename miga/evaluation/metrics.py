@@ -1,4 +1,4 @@
-"""Challenge metrics: Track 1 classification and Track 2 detection (DESIGN.md section 3).
+"""Challenge metrics: Track 1 classification and Track 2 detection (docs/design.md section 4).
 
 Every public function is pure and returns plain Python numbers in dicts (JSON-ready; class
 ids become string keys). A Track 1 rate with nothing to count is None; Track 2 precision,

@@ -1,4 +1,4 @@
-"""Challenge submission files: writers, readers and a checker (DESIGN.md section 3, Submissions).
+"""Challenge submission files: writers, readers and a checker (docs/design.md section 4, Submissions).
 
 Track 1: `Id,Target`, one row per test clip, Target the 0-based class.
 Track 2: `ID,class,start_frame,end_frame,sample_id`; ID counts up from 1 (the DESIGN says

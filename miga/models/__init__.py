@@ -1,11 +1,12 @@
-"""Model builders (keyword-only, parts injected, as in pytorchvideo) and one registry of named models."""
+"""Model builders (keyword-only, parts injected, as in pytorchvideo) and the one registry of named models (`MODELS`):
+the RGB backbones are in it as `rgb_<backbone>` (their input recipes and zoo files: `miga.models.rgb_backbones`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
-import torch
 import torch.nn as nn
 
 from miga.errors import ConfigError
@@ -14,7 +15,7 @@ from miga.models.rgb_backbones import (  # noqa: F401  (the RGB stream's backbon
     RGB_BACKBONES, CheckpointError, InputRecipe, LoadReport, create_rgb_backbone, freeze_batchnorm, freeze_stages,
     input_recipe, load_rgb_checkpoint, param_groups, rgb_clip_transform, sample_frame_indices,
 )
-from miga.models.slowonly import create_rgb_slowonly, create_slowonly
+from miga.models.slowonly import create_slowonly
 from miga.models.skeleton_tcn import create_skeleton_tcn
 from miga.models.stgcn import create_stgcn
 from miga.models.temporal import create_temporal_convnet
@@ -24,8 +25,6 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "pose_slowonly": lambda *, in_channels, num_classes, base_channels=16, **kw: create_slowonly(
         in_channels=in_channels, num_classes=num_classes, base_channels=base_channels, **kw
     ),
-    # RGB stream over person-centred frame crops.
-    "rgb_slowonly": create_rgb_slowonly,
     # Skeleton stream: ST-GCN++ graph convolutions over (C, T, V) joint / bone / motion features of a layout.
     "stgcn": create_stgcn,
     # Skeleton stream over time only: the flattened joints (and their motion) through a dilated temporal conv net.
@@ -36,6 +35,8 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "temporal_detector": create_temporal_detector,
     # Track 2 sliding-window baseline: one label per window.
     "window_classifier": create_window_classifier,
+    # RGB stream over person-centred frame crops: every backbone of `rgb_backbones.RGB_BACKBONES`.
+    **{f"rgb_{name}": partial(create_rgb_backbone, name) for name in RGB_BACKBONES},
 }
 
 

@@ -8,7 +8,7 @@ pools and classifies it, `embed` / `classify` / `embedding_size` are what `Cross
 
 Registry (`RGB_BACKBONES`; `create_rgb_backbone(name, num_classes=...)`, `input_recipe(name)`):
 
-- `slowonly_small`: miga's own small SlowOnly (`create_rgb_slowonly`, the `rgb_slowonly` model), trained
+- `slowonly_small`: miga's own small SlowOnly (`create_rgb_slowonly`, the `rgb_slowonly_small` model), trained
   from scratch; the CPU default.
 - `x3d_xs`, `x3d_s`, `x3d_m`: `pytorchvideo.models.x3d.create_x3d` (one network, 3.8 M parameters; the
   three differ only in frames, sampling rate and crop size, so their zoo files are interchangeable).

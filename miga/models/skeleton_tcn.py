@@ -35,6 +35,7 @@ class SkeletonTCN(nn.Module):
         self.blocks = nn.Sequential(*(TemporalBlock(channels, 2 ** (i % 4), dropout) for i in range(blocks)))
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(2 * channels, num_classes)
+        self.embedding_size = 2 * channels  # mean and max pooled: what class prototypes compare
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         n, c, t, v = x.shape

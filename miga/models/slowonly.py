@@ -114,7 +114,7 @@ def create_slowonly(
 
 
 def create_rgb_slowonly(*, num_classes: int, base_channels: int = 16, in_channels: int = 3, **kwargs) -> Classifier3d:
-    """The RGB stream's small SlowOnly over person-centred frame crops (5x5 stride-2 stem): model `rgb_slowonly`,
+    """The RGB stream's small SlowOnly over person-centred frame crops (5x5 stride-2 stem): model `rgb_slowonly_small`,
     RGB backbone `slowonly_small`."""
     return create_slowonly(in_channels=in_channels, num_classes=num_classes, base_channels=base_channels,
                            stem_kernel=(1, 5, 5), stem_stride=(1, 2, 2), **kwargs)

@@ -25,7 +25,7 @@ from miga.models import load_trained
 from miga.project import interim
 from miga.track1 import recipe
 from miga.track1.rgb import load_crops
-from miga.training import TrainConfig, fingerprint, fit, run_params, save_checkpoint, seed_everything
+from miga.training import TrainConfig, fingerprint, fit, save_checkpoint, seed_everything
 
 MODEL_DIR = Path("models/track1")
 CHECKPOINTS = Path("checkpoints/track1")
@@ -46,12 +46,12 @@ def _quiet(line: str) -> None:
 
 def uses_rgb(config: Mapping) -> bool:
     """Does Track 1 read RGB: cross-attention fusion, or `rgb` among the streams late fusion (or `none`: the first) trains?"""
-    fusion, streams = config["model"]["fusion"], list(config["model"]["streams"])
+    fusion, streams = config["track1"]["model"]["fusion"], list(config["track1"]["model"]["streams"])
     return fusion == "crossattn" or "rgb" in (streams if fusion == "late" else streams[:1])
 
 
 def streams_of(config: Mapping) -> tuple[str, ...]:
-    return recipe.streams_for(config["model"]["fusion"], tuple(config["model"]["streams"]))
+    return recipe.streams_for(config["track1"]["model"]["fusion"], tuple(config["track1"]["model"]["streams"]))
 
 
 @dataclass
@@ -86,44 +86,44 @@ def labels_of(rows: pl.DataFrame) -> np.ndarray:
 
 
 def _dataset(stream: str, rows: pl.DataFrame, config: Mapping, data: Track1Data, *, train: bool, seed: int):
-    return recipe.clip_dataset(stream, rows["sample_id"].to_list(), labels_of(rows), config["heatmap"], train=train, seed=seed,
-                               store=data.store, crops=data.crops, skeleton=config["skeleton"],
-                               rgb=recipe.rgb_recipe(config["model"], config["rgb"]))
+    return recipe.clip_dataset(stream, rows["sample_id"].to_list(), labels_of(rows), config["track1"]["heatmap"], train=train, seed=seed,
+                               store=data.store, crops=data.crops, skeleton=config["track1"]["skeleton"],
+                               rgb=recipe.rgb_recipe(config["track1"]["model"], config["track1"]["rgb"]))
 
 
 def _stream_inputs(config: Mapping, data: Track1Data) -> recipe.StreamInputs:
-    return recipe.StreamInputs(recipe.pose_channels(config["heatmap"]), data.num_classes, data.store.layout)
+    return recipe.StreamInputs(recipe.pose_channels(config["track1"]["heatmap"]), data.num_classes, data.store.layout)
 
 
 def build(stream: str, config: Mapping, data: Track1Data):
-    return recipe.build_stream(stream, config["model"], _stream_inputs(config, data), config["skeleton"])
+    return recipe.build_stream(stream, config["track1"]["model"], _stream_inputs(config, data), config["track1"]["skeleton"])
 
 
 def _one_view(config: Mapping) -> dict:
     """The per-epoch validation curve reads one view per clip (no extra clips, no mirror): a signal for the curve
     at a fraction of the cost; `predict` scores val and test with every view."""
     single = {"test_clips": 1, "flip_test": False}
-    return dict(config) | {"heatmap": dict(config["heatmap"]) | single, "skeleton": dict(config["skeleton"]) | single}
+    track1 = config["track1"]
+    return dict(config) | {"track1": dict(track1) | {"heatmap": dict(track1["heatmap"]) | single, "skeleton": dict(track1["skeleton"]) | single}}
 
 
 def _stream_params(stream: str, config: Mapping) -> list:
     """The params sections a stream's input depends on, and the content of its starting checkpoint (its run fingerprint)."""
-    if stream in recipe.SKELETON_STREAMS:
-        return [config["skeleton"]]
-    checkpoint = config["model"]["rgb_checkpoint"]
-    start = [file_digest(Path(checkpoint))] if checkpoint and "rgb" in recipe.inputs_for(stream) and Path(checkpoint).is_file() else []
-    return [config["heatmap"] if name == "pose" else config["rgb"] for name in recipe.inputs_for(stream)] + start
+    track1, reads = config["track1"], recipe.STREAMS[stream].reads
+    checkpoint = track1["model"]["rgb_checkpoint"]
+    start = [file_digest(Path(checkpoint))] if checkpoint and "rgb" in reads and Path(checkpoint).is_file() else []
+    return [track1[section] for section in reads] + start
 
 
 def train_stream(stream: str, config: Mapping, data: Track1Data, *, project: Path = Path("."), options: TrainConfig | None = None,
                  say: Say = _quiet) -> list[dict]:
     """Train one stream on the train split (validating on val every epoch, resuming from its checkpoint) and save it
     to `models/track1/<stream>.pt`; returns its per-epoch history."""
-    options = options or recipe.train_config(stream, config["train"])
+    options = options or recipe.train_config(stream, config["track1"]["train"])
     rows, val_rows = data.split("train"), data.split("val")
     seed_everything(options.seed)
     model = build(stream, config, data)
-    for line in recipe.init_rgb_weights(model, stream, config["model"]):
+    for line in recipe.init_rgb_weights(model, stream, config["track1"]["model"]):
         say(f"track1 {stream}: {line}")
     train_set = _dataset(stream, rows, config, data, train=True, seed=options.seed)
     val_set = _dataset(stream, val_rows, _one_view(config), data, train=False, seed=options.seed)
@@ -136,10 +136,10 @@ def train_stream(stream: str, config: Mapping, data: Track1Data, *, project: Pat
         labelled = val_labels >= 0
         return {"val_top1": float((probs[labelled].argmax(1) == val_labels[labelled]).mean())}
 
-    run_id = fingerprint(stream, _stream_params(stream, config), config["model"], run_params(config["train"]), rows["sample_id"].to_list())
-    history = fit(model, train_set, config=options, loss_fn=recipe.make_loss(config["model"]),
+    run_id = fingerprint(stream, _stream_params(stream, config), config["track1"]["model"], config["track1"]["train"], rows["sample_id"].to_list())
+    history = fit(model, train_set, config=options, loss_fn=recipe.make_loss(config["track1"]["model"]),
                   checkpoint=Path(project) / CHECKPOINTS / f"{stream}.pt", run_id=run_id, labels=labels_of(rows), on_epoch=validate,
-                  description=f"track1 {stream}", param_groups=recipe.optimizer_groups(model, stream, config["model"], lr=options.lr))
+                  description=f"track1 {stream}", param_groups=recipe.optimizer_groups(model, stream, config["track1"]["model"], lr=options.lr))
     save_checkpoint(Path(project) / MODEL_DIR / f"{stream}.pt", {"model": model.state_dict(), "history": history})
     return history
 
@@ -195,11 +195,11 @@ def stream_weights(model_params: Mapping, scores: Mapping[str, np.ndarray], rows
 
 def predict(config: Mapping, data: Track1Data, *, project: Path = Path("."), say: Say = _quiet) -> pl.DataFrame:
     """Score val and test, fuse the streams, write the score table, the fusion tuning and the test submission."""
-    fusion = config["model"]["fusion"]
+    fusion = config["track1"]["model"]["fusion"]
     rows = data.split("val", "test")
     scores = stream_scores(config, data, rows, project=project)
-    weights, trials = stream_weights(config["model"], scores, rows)
-    if weights is not None and config["model"]["stream_weights"] == "val":
+    weights, trials = stream_weights(config["track1"]["model"], scores, rows)
+    if weights is not None and config["track1"]["model"]["stream_weights"] == "val":
         say(f"track1: stream weights {weights}: {recipe.fusion_choice(weights)} (tuned on {int(_val_rows(rows).sum())} val clips)")
     fused = recipe.fuse(scores, fusion, weights)
     val_top1 = {s: _val_top1(v, rows) for s, v in scores.items()} | ({"fused": _val_top1(fused, rows)} if fusion == "late" else {})
@@ -299,7 +299,7 @@ def _member_scores(member: Mapping, index: int) -> tuple[str, pl.DataFrame, np.n
 def ensemble(config: Mapping, data: Track1Data | None, out: Path, *, project: Path = Path("."), say: Say = _quiet) -> dict | None:
     """Weighted average of saved score files (`ensemble.members`: file, column, weight), e.g. the models of several
     experiments; scores it on `evaluate.split` when that split is labelled and writes a test submission to `out`."""
-    members = config["ensemble"]["members"]
+    members = config["track1"]["ensemble"]["members"]
     if not members:
         raise ConfigError("ensemble.members is empty: list {file, column (default scores), weight} entries in params.yaml")
     loaded = [_member_scores(member, index) for index, member in enumerate(members)]

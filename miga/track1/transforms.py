@@ -175,7 +175,7 @@ def _checked(keypoints) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PoseClipConfig:
-    """Everything that shapes a pose clip (the reference recipe's defaults, DESIGN.md section 4).
+    """Everything that shapes a pose clip (the reference recipe's defaults, docs/design.md section 5).
 
     Channels are joints unless `with_limbs` (then limbs; both with `with_joints=True, with_limbs=True`).
     """

@@ -86,21 +86,21 @@ def fit_detector(config: dict, data: Track2Data, checkpoint: Path = TRACK2_CHECK
     track2.detector_of(options)
     train_config = track2.train_config(options)
     seed_everything(train_config.seed)
-    torch.set_num_threads(int(options["threads"]))  # BENCHMARKS.md: 1 thread is as fast as 2 here
+    torch.set_num_threads(int(options["train"]["threads"]))  # BENCHMARKS.md: 1 thread is as fast as 2 here
     feature_config = track2.feature_config(options)
     features = data.features("train", feature_config)
     if not features:
         raise DatasetFormatError(f"{dataset_name(config)}: no training sequences in the manifest")
     standardize = track2.Standardizer.fit(list(features.values()))
     inputs, ids = [standardize(f) for f in features.values()], list(features)
-    if options["mirror"]:
+    if options["train"]["mirror"]:
         store = data.store
         inputs += [standardize(track2.frame_features(track2.mirrored(store[sid], store.layout), store.layout, feature_config)) for sid in features]
         ids += list(features)
-    copies, rng = int(options["affine_copies"]), np.random.default_rng(train_config.seed)
+    copies, rng = int(options["train"]["affine_copies"]), np.random.default_rng(train_config.seed)
     for _ in range(copies):
         store = data.store
-        strength = float(options["affine_strength"])
+        strength = float(options["train"]["affine_strength"])
         inputs += [standardize(track2.frame_features(track2.affine_copy(store[sid], rng, strength), store.layout, feature_config))
                    for sid in features]
         ids += list(features)
@@ -116,7 +116,7 @@ def fit_detector(config: dict, data: Track2Data, checkpoint: Path = TRACK2_CHECK
     for index, member in enumerate(model.members):  # member i: seed track2.seed + i (data draw and initial weights)
         seed = train_config.seed + index
         seed_everything(seed)
-        member.load_state_dict(track2.build_detector({**options, "ensemble": 1}, inputs[0].shape[1], data.num_classes).state_dict())
+        member.load_state_dict(track2.build_detector({**options, "model": {**options["model"], "ensemble": 1}}, inputs[0].shape[1], data.num_classes).state_dict())
         dataset, loss_fn = track2.training_set(options, inputs, per_sequence, data.num_classes, seed)
         path = Path(checkpoint)
         histories.append(fit(member, dataset, config=dataclasses.replace(train_config, seed=seed), loss_fn=loss_fn,
@@ -136,7 +136,7 @@ def detector_state(model: torch.nn.Module, standardize: track2.Standardizer, lay
 def load_detector(options: dict, num_classes: int, path: Path = TRACK2_MODEL) -> tuple[torch.nn.Module, track2.Standardizer, str | None]:
     """The trained detector, its feature standardizer and the keypoint layout it was trained on (CPU threads per `track2.threads`)."""
     track2.detector_of(options)
-    torch.set_num_threads(int(options["threads"]))
+    torch.set_num_threads(int(options["train"]["threads"]))
     if not Path(path).exists():
         raise FileNotFoundError(f"{path}: trained detector not found (run train_track2: dvc repro)")
     saved = read_torch_file(path, "delete it and retrain Track 2 (dvc repro)")
@@ -150,7 +150,7 @@ def load_detector(options: dict, num_classes: int, path: Path = TRACK2_MODEL) ->
 def tuned_decoding(options: dict, tuning: Path = TRACK2_TUNING) -> tuple[float, dict]:
     """(threshold, decoding setting: smooth / min_length when `track2` lists several) that `predict_track2` tuned on val."""
     if not Path(tuning).exists():
-        return float(np.median(options["thresholds"])), {}
+        return float(np.median(options["decode"]["thresholds"])), {}
     try:
         recorded = json.loads(Path(tuning).read_text())
         threshold, decoding = float(recorded["threshold"]), dict(recorded["decoding"])
@@ -170,7 +170,7 @@ def tuned_detections(config: dict, model: torch.nn.Module, standardize: track2.S
     feature_config = track2.feature_config(options)
     val_features, test_features = data.features("val", feature_config), data.features("test", feature_config)
     decode_at = track2.make_decoder(model, options, {sid: standardize(f) for sid, f in {**val_features, **test_features}.items()})
-    thresholds = [float(t) for t in options["thresholds"]]
+    thresholds = [float(t) for t in options["decode"]["thresholds"]]
     setting: dict = {}
     if val_features:
         val_segments = data.segments.filter(pl.col("sample_id").is_in(list(val_features)))
@@ -203,7 +203,7 @@ def predict(config: dict, data: Track2Data, *, project: Path = Path(".")) -> dic
     detections, threshold, trials, val_ids, test_ids = tuned_detections(config, model, standardize, data)
     write_parquet(detections, Path(project) / TRACK2_DETECTIONS)
     test_detections = detections.filter(pl.col("sample_id").is_in(test_ids))
-    write_track2(track2_frame(test_detections, class_base=int(config["evaluate"]["track2_class_base"])), Path(project) / SUBMISSION)
+    write_track2(track2_frame(test_detections, class_base=int(config["submission"]["track2_class_base"])), Path(project) / SUBMISSION)
     best = track2.best_trial(trials) if trials else {}
     tuning = {"detector": track2.detector_of(options), "threshold": threshold,
               "decoding": {k: best[k] for k in ("smooth", "min_length") if k in best}, "val_trials": trials}
@@ -260,8 +260,8 @@ def window_baseline(config: dict, data: Track2Data, ids: list[str]) -> dict:
     segments = {sid: [(s, e, c) for c, s, e in group.select("label", "start_frame", "end_frame").iter_rows()]
                 for (sid,), group in data.segments.group_by(["sample_id"])}
     keypoints = {sid: data.store[sid] for part in splits.values() for sid in part}
-    found, settings = window_baseline_on(keypoints, data.store.layout, segments, splits, window=int(options["window_length"]),
-                                         stride=int(options["window_stride"]), seed=int(options["seed"]), iou=iou)
+    found, settings = window_baseline_on(keypoints, data.store.layout, segments, splits, window=int(options["model"]["window_length"]),
+                                         stride=int(options["decode"]["window_stride"]), seed=int(options["train"]["seed"]), iou=iou)
     rows = [(sid, label, start, end, score) for sid in splits["evaluated"] for start, end, label, score in found.get(sid, [])]
     detections = pl.DataFrame(rows, schema=DETECTIONS_SCHEMA, orient="row")
     scored = detection_metrics(data.segments.filter(pl.col("sample_id").is_in(ids)), detections,

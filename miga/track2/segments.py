@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 
 from miga.contracts import DETECTIONS_SCHEMA, validate_detections
+from miga.evaluation.overlap import frame_iou
 
 
 def frame_scores_to_segments(

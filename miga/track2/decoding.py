@@ -1,0 +1,57 @@
+"""From per-frame scores to segments, and the decoding setting tuned on val for F1 (the challenge's own rule)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from miga.evaluation.metrics import detection_metrics
+from miga.track2.segments import frame_scores_to_segments, nms_1d
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    threshold: float = 0.5
+    min_length: int = 8
+    smooth: int = 5
+    nms_iou: float = 0.5
+
+
+def decode(probabilities: Mapping[str, np.ndarray], config: DecodeConfig) -> pl.DataFrame:
+    """Per-frame probabilities of each sequence -> detections (sample_id, label, start, end, score)."""
+    parts = [
+        frame_scores_to_segments(
+            probs, sample_id=sample_id, threshold=config.threshold, min_length=config.min_length, smooth=config.smooth, background=0
+        )
+        for sample_id, probs in probabilities.items()
+    ]
+    detections = pl.concat(parts) if parts else None
+    return nms_1d(detections, config.nms_iou)
+
+
+def tune_for_f1(decode_at: Callable[..., pl.DataFrame], segments: pl.DataFrame, thresholds: Sequence[float],
+                num_classes: int, iou: float, settings: Sequence[Mapping] = ({},)) -> tuple[float, list[dict]]:
+    """The score threshold (from `thresholds`) and decoding setting (from `settings`, keyword arguments of
+    `decode_at(threshold, **setting)`) whose detections maximise F1 (official rule) against `segments`.
+
+    Returns the threshold and every trial; `best_trial(trials)` is the chosen one (its setting included)."""
+    trials = []
+    for setting in settings:
+        for threshold in thresholds:
+            result = detection_metrics(segments, decode_at(float(threshold), **setting), num_classes=num_classes, iou_threshold=iou)
+            trials.append({**setting, "threshold": float(threshold), "f1": result["official"]["f1"], "f1_one_to_one": result["one_to_one"]["f1"]})
+    best = best_trial(trials)
+    return best["threshold"], trials
+
+
+def best_trial(trials: Sequence[dict]) -> dict:
+    """The trial with the best val F1 (official, then one-to-one; then the lowest threshold, the first setting)."""
+    return max(reversed(trials), key=lambda t: (t["f1"], t["f1_one_to_one"], -t["threshold"]))
+
+
+def ints(value) -> list[int]:
+    """A params value that is one integer or a list of them, as a list."""
+    return [int(v) for v in value] if isinstance(value, (list, tuple)) else [int(value)]
