@@ -28,8 +28,8 @@ import pickle
 import subprocess
 import sys
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -413,18 +413,3 @@ def warmup_cosine(total: int, warmup: int) -> Callable[[int], float]:
         progress = (min(step, total) - warmup) / max(1, total - warmup)
         return 0.5 * (1 + math.cos(math.pi * progress))
     return factor
-
-
-@torch.no_grad()
-def predict_batches(model: torch.nn.Module, batches: Iterable, forward: Callable[[torch.nn.Module, object, torch.device], torch.Tensor]) -> np.ndarray:
-    dev = device()
-    model.to(dev).eval()
-    outputs = []
-    for batch in batches:
-        with autocast(dev):
-            outputs.append(forward(model, batch, dev).float().cpu().numpy())
-    return np.concatenate(outputs) if outputs else np.zeros((0,))
-
-
-def config_dict(config: TrainConfig) -> dict:
-    return asdict(config)

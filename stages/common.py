@@ -12,8 +12,10 @@ import typer
 from miga.contracts import ContractError
 from miga.datasets import DatasetFormatError
 from miga.errors import MigaError
-from miga.params import load_params  # noqa: F401  (the stages' loader: schema-validated params.yaml)
-from miga.project import interim  # noqa: F401  (the stages' one name for data/interim/<dataset>)
+from miga.params import load_params
+from miga.project import interim
+
+__all__ = ["EXPECTED_ERRORS", "PARAMS_OPTION", "clean_errors", "dataset_entry", "interim", "load_params"]
 from miga.video import VideoError
 
 PARAMS_OPTION = typer.Option(Path("params.yaml"), "--params", help="Parameters file (params.yaml).")

@@ -2,41 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import typer
 
-from miga.datasets import smg, stream
-from miga.errors import MigaError
 from miga.io import atomic_path
-from miga.layouts import convert
 from miga.track2.online import build_online, emitted_table
-from miga.video import VIDEO_SUFFIXES
+from miga.track2.sources import keypoint_frames, stream_gestures
 from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, load_params
-
-
-
-def keypoint_frames(source: Path, layout: str, *, mirror: bool = False) -> Iterator[np.ndarray]:
-    """Frames (V, 3) of `source` in `layout`: an SMG `_skeleton.csv`, a stream-format CSV, or a video (MediaPipe)."""
-    if source.suffix.lower() in VIDEO_SUFFIXES:
-        from miga.pose.mediapipe_backend import stream_video
-
-        for _, frame in stream_video(source, layout="openpose25_hands10", mirror=mirror):  # pose as each frame decodes
-            yield convert(frame, "openpose25_hands10", layout)
-        return
-    if source.name.endswith("_skeleton.csv"):
-        keypoints = smg.colour_keypoints(smg.read_skeleton(source))
-        keypoints = convert(keypoints, smg.layout_of(), layout, mirror=mirror)
-    elif source.suffix.lower() == ".csv":
-        keypoints = stream.read_sequence(source, layout)
-    else:
-        raise typer.BadParameter(f"{source}: expected a skeleton CSV (SMG _skeleton.csv or stream format) or a video")
-    yield from keypoints[0]
 
 
 @clean_errors
@@ -61,9 +36,9 @@ def main(
     frames = keypoint_frames(source, layout, mirror=mirror)
     if out:
         with atomic_path(out) as tmp, tmp.open("w") as sink:  # an existing --out is replaced only by a finished run
-            source_seconds = _stream(detector, frames, sink)
+            source_seconds = stream_gestures(detector, frames, sink)
     else:
-        source_seconds = _stream(detector, frames, sys.stdout)
+        source_seconds = stream_gestures(detector, frames, sys.stdout)
     stats = detector.stats
     if csv:
         with atomic_path(csv) as tmp:
@@ -73,39 +48,6 @@ def main(
     typer.echo(f"online: {stats.frames} frames, {len(detector.emitted)} gestures, detector {stats.ms_per_frame:.2f} ms/frame "
                f"({1000 / max(stats.ms_per_frame, 1e-9):.0f} fps possible), reading + pose {source_ms:.2f} ms/frame, "
                f"decision delay mean {delays.mean():.1f} / max {delays.max():.0f} frames", err=True)
-
-
-def _stream(detector, frames: Iterator[np.ndarray], sink) -> float:
-    """Push every frame through the detector, writing each decided gesture to `sink`; returns the seconds spent reading."""
-    source_seconds = 0.0
-    while True:
-        started = time.perf_counter()
-        frame = next(frames, None)
-        source_seconds += time.perf_counter() - started
-        if frame is None:
-            break
-        for gesture in detector.push(frame):
-            _emit(sink, gesture)
-    for gesture in detector.flush():
-        _emit(sink, gesture)
-    return source_seconds
-
-
-def _emit(sink, gesture) -> None:
-    try:
-        sink.write(json.dumps(_record(gesture)) + "\n")
-        sink.flush()
-    except BrokenPipeError:
-        raise MigaError("online: the output was closed before the run ended") from None
-    except ValueError as error:
-        if "closed file" not in str(error):
-            raise
-        raise MigaError("online: the output was closed before the run ended") from None
-
-
-def _record(gesture) -> dict:
-    return {"label": gesture.label, "start_frame": gesture.start_frame, "end_frame": gesture.end_frame,
-            "score": round(gesture.score, 4), "decided_at_frame": gesture.decided_at, "delay_frames": gesture.delay}
 
 
 if __name__ == "__main__":

@@ -422,7 +422,7 @@ def test_data_check_reports_a_missing_label_file(release: Path, tmp_path: Path):
 def test_online_reports_a_closed_output(monkeypatch):
     import io
 
-    from stages import online
+    from miga.track2.sources import emit
 
     sink = io.StringIO()
     sink.close()
@@ -430,4 +430,4 @@ def test_online_reports_a_closed_output(monkeypatch):
     from miga.errors import MigaError
 
     with pytest.raises(MigaError, match="output was closed"):
-        online._emit(sink, gesture)
+        emit(sink, gesture)

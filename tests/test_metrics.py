@@ -7,7 +7,6 @@ import pytest
 from miga.contracts import DETECTIONS_SCHEMA, SEGMENTS_SCHEMA
 from miga.evaluation.metrics import (
     classification_metrics,
-    confusion_matrix,
     detection_metrics,
     head_classes_from_counts,
     match_detections,
@@ -68,14 +67,6 @@ def test_head_classes_from_counts_breaks_ties_by_id():
     assert head_classes_from_counts(train, 2) == [0, 1]
     assert head_classes_from_counts(train, 3) == [0, 1, 3]
     assert head_classes_from_counts(train, 10) == [0, 1, 3, 2]
-
-
-def test_confusion_matrix():
-    cm = confusion_matrix(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 0]), 3)
-    assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
-
-
-# ---------------------------------------------------------------- Track 2
 
 
 def gt_frame(*rows):

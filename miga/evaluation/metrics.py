@@ -55,19 +55,6 @@ def head_classes_from_counts(train_labels: np.ndarray, k: int) -> list[int]:
     return [int(c) for c in classes[order[:k]]]
 
 
-def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
-    """(num_classes, num_classes) int64 counts; rows are true classes, columns predictions."""
-    labels = np.asarray(labels, dtype=np.int64)
-    preds = np.asarray(preds, dtype=np.int64)
-    if labels.shape != preds.shape:
-        raise ValueError(f"labels {labels.shape} and preds {preds.shape} differ in shape")
-    for name, values in (("labels", labels), ("preds", preds)):
-        if values.size and (values.min() < 0 or values.max() >= num_classes):
-            raise ValueError(f"{name} must lie in 0..{num_classes - 1}")
-    flat = np.bincount(labels * num_classes + preds, minlength=num_classes * num_classes)
-    return flat.reshape(num_classes, num_classes)
-
-
 def _check_classification_inputs(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     labels = np.asarray(labels)
     scores = np.asarray(scores, dtype=np.float64)

@@ -18,9 +18,16 @@ from torch.utils.data import DataLoader, Dataset
 from miga.errors import ConfigError
 from miga.models import LoadReport, freeze_batchnorm, freeze_stages, load_rgb_checkpoint, param_groups
 from miga.models.fusion import CrossAttentionFusion, PrototypeClassifier
-from miga.track1.clips import pose_channels, pose_pipeline, rgb_backbone_name, rgb_recipe  # noqa: F401  (the recipe's vocabulary)
-from miga.track1.streams import SELECTABLE, STREAMS, StreamInputs, build_stream, clip_dataset  # noqa: F401
+from miga.track1.clips import pose_channels, pose_pipeline, rgb_backbone_name, rgb_recipe
+from miga.track1.streams import SELECTABLE, STREAMS, StreamInputs, build_stream, clip_dataset
 from miga.training import TrainConfig
+
+__all__ = [  # the recipe's own functions, and the stream vocabulary (clips, registry) it gathers in one import
+    "FUSIONS", "SELECTABLE", "STREAMS", "StreamInputs", "build_stream", "clip_dataset", "ensemble", "fuse", "fusion_choice",
+    "init_rgb_weights", "make_loss", "optimizer_groups", "pose_channels", "pose_pipeline", "rgb_backbone_name", "rgb_recipe",
+    "streams_for", "to_device", "train_config", "tune_stream_weights", "view_averaged_probabilities", "weight_grid",
+    "weighted_fusion",
+]
 
 FUSIONS = ("none", "late", "crossattn")
 

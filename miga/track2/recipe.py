@@ -12,11 +12,18 @@ import polars as pl
 import torch
 
 from miga.errors import ConfigError
-from miga.track2.decoding import DecodeConfig, best_trial, decode, ints, tune_for_f1  # noqa: F401  (the recipe's vocabulary)
-from miga.track2.detectors import DETECTORS, Decoder, Detector, pyramid_for  # noqa: F401
-from miga.track2.features import (DEFAULT_FEATURES, FEATURE_PARTS, FeatureConfig, Standardizer, affine_copy,  # noqa: F401
+from miga.track2.decoding import DecodeConfig, best_trial, decode, ints, tune_for_f1
+from miga.track2.detectors import DETECTORS, Decoder, Detector, pyramid_for
+from miga.track2.features import (DEFAULT_FEATURES, FEATURE_PARTS, FeatureConfig, Standardizer, affine_copy,
                                   feature_config, frame_features, frame_labels, mirrored)
 from miga.training import TrainConfig
+
+__all__ = [  # the recipe's own functions, and the parts of the Track 2 vocabulary it gathers in one import
+    "DETECTORS", "DEFAULT_FEATURES", "FEATURE_PARTS", "Averaged", "DecodeConfig", "Decoder", "Detector", "FeatureConfig",
+    "Standardizer", "affine_copy", "best_trial", "build_detector", "decode", "decode_grid", "detector", "detector_of",
+    "feature_config", "frame_features", "frame_labels", "ints", "make_decoder", "mirrored", "past_context", "pyramid_for",
+    "single", "train_config", "training_set", "tune_for_f1",
+]
 
 
 def detector_of(options: Mapping) -> str:
