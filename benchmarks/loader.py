@@ -1,8 +1,8 @@
 """Does the Track 1 loader keep the default pose model fed on this CPU?
 
-Measures, in one run and with the params.yaml defaults (heatmap + model + train sections):
-  - loader rate: clips/s delivered by the DataLoader (train mode: sampling, crop, flip,
-    Numba rasterization) with `--workers` worker processes, over full epochs;
+Measures, in one run and with the params.yaml defaults (`track1`'s heatmap + model + train sections):
+  - loader rate: clips/s delivered by the DataLoader over the pose stream's clips (`miga.track1.recipe.clip_dataset`,
+    train mode: sampling, crop, flip, Numba rasterization) with `--workers` worker processes, over full epochs;
   - model rate: clips/s the default pose model trains at (forward + backward + SGD step) on
     ready tensors (no loading at all);
   - memory: resident set size of the main process + workers at the end of each epoch.
@@ -23,33 +23,27 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from miga.track1 import recipe as track1
+from miga.datasets import imigue
+from miga.io import InMemoryKeypoints
 from miga.layouts import OPENPOSE25_HANDS10
 from miga.params import merged, validated
+from miga.track1 import recipe as track1
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-class FakeStore:
+def fake_clips(count: int, seed: int = 0) -> InMemoryKeypoints:
     """In-memory keypoints shaped like iMiGUE clips (1 person, 30-90 frames, 35 joints)."""
-
-    layout = OPENPOSE25_HANDS10.name
-
-    def __init__(self, count: int, seed: int = 0):
-        rng = np.random.default_rng(seed)
-        self.clips = {}
-        for i in range(count):
-            frames = int(rng.integers(30, 91))
-            kp = np.zeros((1, frames, 35, 3), np.float32)
-            kp[..., 0] = rng.uniform(100, 220, (1, 1, 35)) + rng.normal(0, 2, (1, frames, 35))
-            kp[..., 1] = rng.uniform(20, 170, (1, 1, 35)) + rng.normal(0, 2, (1, frames, 35))
-            kp[..., 2] = rng.uniform(0.3, 1, (1, frames, 35))
-            self.clips[f"{i:04d}_0"] = kp
-
-    def __getitem__(self, sample_id: str) -> np.ndarray:
-        return self.clips[sample_id]
-
-
+    rng = np.random.default_rng(seed)
+    clips = {}
+    for i in range(count):
+        frames = int(rng.integers(30, 91))
+        kp = np.zeros((1, frames, 35, 3), np.float32)
+        kp[..., 0] = rng.uniform(100, 220, (1, 1, 35)) + rng.normal(0, 2, (1, frames, 35))
+        kp[..., 1] = rng.uniform(20, 170, (1, 1, 35)) + rng.normal(0, 2, (1, frames, 35))
+        kp[..., 2] = rng.uniform(0.3, 1, (1, frames, 35))
+        clips[f"{i:04d}_0"] = kp
+    return InMemoryKeypoints(clips, OPENPOSE25_HANDS10.name, name="fake iMiGUE clips")
 
 
 def rss_mib(pids: list[int]) -> float:
@@ -70,19 +64,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--model-batches", type=int, default=12)
     parser.add_argument("--overrides", type=Path, help="YAML merged over params.yaml, e.g. configs/imigue_full.yaml")
-    parser.add_argument("--batch", type=int, help="batch size (default: train.batch_size)")
+    parser.add_argument("--batch", type=int, help="batch size (default: track1.train.batch_size)")
     args = parser.parse_args()
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     if args.overrides:
         params = merged(params, yaml.safe_load(args.overrides.read_text()))
-    params = validated(params, args.overrides or REPO / "params.yaml")  # every key, the schema's defaults filled in
+    params = validated(params, args.overrides or REPO / "params.yaml")["track1"]  # every key, the schema's defaults filled in
     batch = args.batch or int(params["train"]["batch_size"])
     torch.set_num_threads(os.cpu_count() or 1)
 
-    store = FakeStore(args.clips)
-    ids = sorted(store.clips)
-    data = track1.PoseClips(store, ids, np.zeros(len(ids), np.int64), layout=params["heatmap"]["layout"],
-                            pipeline=track1.pose_pipeline(params["heatmap"]), train=True, seed=0)
+    store = fake_clips(args.clips)
+    ids = sorted(store.ids)
+    data = track1.clip_dataset("pose", ids, np.zeros(len(ids), np.int64), params["heatmap"], train=True, seed=0, store=store)
     print(f"clips {args.clips}, batch {batch}, workers {args.workers}, clip shape {tuple(data[0][0].shape)}")
 
     for epoch in range(args.epochs):
@@ -97,7 +90,8 @@ def main() -> None:
         pids = [os.getpid()] + [w.pid for w in getattr(iterator, "_workers", [])]
         print(f"loader epoch {epoch + 1}: {delivered / elapsed:8.1f} clips/s  (rss main+workers {rss_mib(pids):7.1f} MiB)")
 
-    model = track1.build_stream("pose", dict(params["model"], prototypes=False), track1.StreamInputs(track1.pose_channels(params["heatmap"]), 32))
+    model = track1.build_stream("pose", dict(params["model"], prototypes=False),
+                                track1.StreamInputs(track1.pose_channels(params["heatmap"]), imigue.NUM_CLASSES, store.layout))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     inputs, labels = torch.stack([data[i][0] for i in range(batch)]), torch.zeros(batch, dtype=torch.long)
     for step in range(args.model_batches + 2):

@@ -37,14 +37,12 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from miga.io import read_parquet
     from miga.evaluation.metrics import detection_metrics
-    from miga.track2.online import emitted_table, run_stream
-    from miga.project import TRACK2_DETECTIONS as DETECTIONS
-    from miga.track2.online import build_online
-    from miga.track2.pipeline import Track2Data
-
+    from miga.io import read_parquet
     from miga.params import load_params
+    from miga.project import TRACK2_DETECTIONS as DETECTIONS
+    from miga.track2.online import build_online, emitted_table, run_stream
+    from miga.track2.pipeline import Track2Data
 
     config = load_params(Path("params.yaml"))
     data = Track2Data(config)
@@ -63,7 +61,8 @@ def main() -> None:
         streamed.append(emitted_table(sample_id, detector.emitted))
     truth = data.segments.filter(pl.col("sample_id").is_in(ids))
     offline = read_parquet(DETECTIONS).filter(pl.col("sample_id").is_in(ids))
-    score = lambda d: detection_metrics(truth, d, num_classes=data.num_classes, iou_threshold=0.3)  # noqa: E731
+    iou = float(config["evaluate"]["iou_threshold"])
+    score = lambda d: detection_metrics(truth, d, num_classes=data.num_classes, iou_threshold=iou)  # noqa: E731
     online, batch = score(pl.concat(streamed)), score(offline)
     ms = 1000 * seconds / frames
     print(f"sequences {len(ids)} ({args.split}), frames {frames}, window {args.window}, hop {args.hop}, guard {args.guard}, "

@@ -1,9 +1,9 @@
 """Track 1 clip baselines (pooled skeleton statistics + logistic regression / k-NN) on real data.
 
 - biisc_dev (../shared/realdata/video/biisc_dev): 240 clips, 15 people x 8 actions x 2 views.
-  MediaPipe Holistic keypoints (openpose25_hands10) are extracted once per clip with
-  `miga.pose.mediapipe_backend.extract_video` and cached under --cache (default /tmp/miga_real,
-  never inside the repo). Person-disjoint 5-fold CV (3 people per fold).
+  MediaPipe Holistic's raw points are extracted once per clip (`miga.pose.mediapipe_backend`) and
+  cached under --cache (default /tmp/miga_real, never inside the repo); the table reads them in
+  `--layout` (default openpose25_hands10). Person-disjoint 5-fold CV (3 people per fold).
 - ground_guide (../shared/realdata/sequences/ground_guide): real 2-D upper-body joints,
   5 people, 11 classes; leave-one-person-out.
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -101,8 +100,9 @@ def cross_validate(features: np.ndarray, labels: np.ndarray, groups: np.ndarray,
     return {"folds": results, "summary": _summary(results, names)}
 
 
-def biisc_table(cache: Path, seed: int, C: float) -> dict:
+def biisc_table(cache: Path, seed: int, C: float, layout: str = "openpose25_hands10") -> dict:
     from miga.baselines import pooled_features
+    from miga.pose.mediapipe_backend import to_layout
 
     combined = cache / "biisc_dev_mediapipe.npz"
     if not combined.exists():
@@ -114,8 +114,8 @@ def biisc_table(cache: Path, seed: int, C: float) -> dict:
     actions = sorted({p[2] for p in parts})
     labels = np.array([actions.index(p[2]) for p in parts])
     views = np.array([p[4] for p in parts])
-    kps = [data[f"kp_{n}"] for n in names]
-    features = np.stack([pooled_features(k, "openpose25_hands10") for k in kps])
+    kps = [to_layout(data[f"raw_{n}"], layout)[None] for n in names]  # (1, T, V, 3)
+    features = np.stack([pooled_features(k, layout) for k in kps])
     seen = np.array([(k[0, :, :, 2] > 0).any(axis=1).mean() for k in kps])
     people = sorted(set(subjects))
     folds = [people[i: i + 3] for i in range(0, len(people), 3)]
@@ -130,8 +130,8 @@ def biisc_table(cache: Path, seed: int, C: float) -> dict:
             rows.append(clip_baseline_metrics(models, features[test & (views == view)], labels[test & (views == view)], labels[~test]))
         per_view[view] = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "n"}
     result.update({
-        "classes": actions, "clips": len(names), "people": len(people), "layout": "openpose25_hands10",
-        "pose": "MediaPipe Holistic (miga.pose.mediapipe_backend.extract_video, model complexity 1)",
+        "classes": actions, "clips": len(names), "people": len(people), "layout": layout,
+        "pose": "MediaPipe Holistic (miga.pose.mediapipe_backend.MediapipeExtractor, model complexity 1)",
         "frames_with_person": {"mean": float(seen.mean()), "min": float(seen.min())},
         "protocol": "person-disjoint 5-fold CV, 3 people per fold (sorted subject ids, consecutive)",
         "per_view_mean_top1": per_view,
@@ -178,6 +178,7 @@ def main(argv=None) -> None:
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--C", type=float, default=1.0, help="inverse regularisation of the logistic regression")
+    parser.add_argument("--layout", default="openpose25_hands10", help="biisc_dev keypoint layout (from the raw MediaPipe points)")
     parser.add_argument("--skip-biisc", action="store_true")
     parser.add_argument("--skip-ground-guide", action="store_true")
     a = parser.parse_args(argv)
@@ -186,7 +187,7 @@ def main(argv=None) -> None:
         return
     results = {"seed": a.seed, "C": a.C}
     if not a.skip_biisc:
-        results["biisc_dev"] = biisc_table(a.cache, a.seed, a.C)
+        results["biisc_dev"] = biisc_table(a.cache, a.seed, a.C, a.layout)
     if not a.skip_ground_guide:
         results["ground_guide"] = ground_guide_table(a.seed, a.C)
     print("values: mean +- std over folds (min-max)")

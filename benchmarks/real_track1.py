@@ -6,13 +6,16 @@ Same folds as `benchmarks/real_clips.py`:
   fitted on all 12 (train + val): they get more data than the models.
 - ground_guide: leave-one-person-out (5 folds); val = the next person, the other 3 train.
 
-The streams are built, trained and fused by the library the Track 1 stage uses
-(`miga.track1.recipe`: `clip_dataset`, `build_stream`, `make_loss`, `miga.training.fit`,
-`view_averaged_probabilities`, `tune_stream_weights`), with the `skeleton` / `model` / `train`
-sections of params.yaml unless overridden here.
+Each fold is a `miga.track1.pipeline.Track1Data` over the set's clips (`miga.io.InMemoryKeypoints`,
+the fold's splits in its manifest), and the streams are trained, scored and fused by what the Track 1
+stage calls: `train_stream` (each stream's `train.per_stream` recipe over `train`), `stream_scores`
+(every test view averaged) and `stream_weights` (`model.stream_weights`: val-tuned by default), with
+params.yaml's `track1` sections unless overridden here (`--streams` is `track1.model.streams`, late
+fusion). Streams read keypoints only (no RGB).
 
     python -m benchmarks.real_clips --extract-only --workers 2      # biisc_dev poses once (cached in /tmp/miga_real)
     OMP_NUM_THREADS=2 python -m benchmarks.real_track1 --set biisc_dev --streams joint bone
+    OMP_NUM_THREADS=1 python -m benchmarks.real_track1 --set ground_guide --streams tcn --folds 0 --set-param train.per_stream.tcn.epochs=5
 """
 
 from __future__ import annotations
@@ -24,26 +27,20 @@ import time
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import yaml
 
 from benchmarks.real_clips import CACHE, GROUND_GUIDE, _summary
 from miga.baselines import clip_baseline_metrics, fit_clip_baselines, pooled_features
-from miga.params import validated
-from miga.track1 import recipe
-from miga.training import TrainConfig, fit, seed_everything
+from miga.io import InMemoryKeypoints
+from miga.params import merged, validated
+from miga.track1 import pipeline, recipe
+from miga.track1.pipeline import Track1Data
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-class MemoryStore(dict):
-    """Keypoints `(1, T, V, 3)` by sample id, with the `.layout` a KeypointStore has."""
-
-    def __init__(self, clips: dict, layout: str):
-        super().__init__(clips)
-        self.layout = layout
-
-
-def biisc_clips(cache: Path, layout: str) -> tuple[MemoryStore, np.ndarray, np.ndarray, list[str], list[list[str]]]:
+def biisc_clips(cache: Path, layout: str) -> tuple[InMemoryKeypoints, np.ndarray, np.ndarray, list[str], list[list[str]]]:
     from miga.pose.mediapipe_backend import to_layout
 
     combined = cache / "biisc_dev_mediapipe.npz"
@@ -53,14 +50,14 @@ def biisc_clips(cache: Path, layout: str) -> tuple[MemoryStore, np.ndarray, np.n
     names = [str(n) for n in data["names"]]
     parts = [n.split("_") for n in names]
     actions = sorted({p[2] for p in parts})
-    store = MemoryStore({n: to_layout(data[f"raw_{n}"], layout)[None] for n in names}, layout)
+    store = InMemoryKeypoints({n: to_layout(data[f"raw_{n}"], layout)[None] for n in names}, layout, name=str(combined))
     labels = np.array([actions.index(p[2]) for p in parts])
     groups = np.array([p[0] for p in parts])
     people = sorted(set(groups))
     return store, labels, groups, actions, [people[i: i + 3] for i in range(0, len(people), 3)]
 
 
-def ground_guide_clips() -> tuple[MemoryStore, np.ndarray, np.ndarray, list[str], list[list[str]]]:
+def ground_guide_clips() -> tuple[InMemoryKeypoints, np.ndarray, np.ndarray, list[str], list[list[str]]]:
     from miga.datasets import ground_guide as gg
 
     clips, labels, groups = {}, [], []
@@ -70,95 +67,96 @@ def ground_guide_clips() -> tuple[MemoryStore, np.ndarray, np.ndarray, list[str]
             labels.append(label)
             groups.append(rec.person)
     people = sorted(set(groups))
-    return MemoryStore(clips, gg.LAYOUT), np.array(labels), np.array(groups), list(gg.CLASSES), [[p] for p in people]
+    return (InMemoryKeypoints(clips, gg.LAYOUT, name=str(GROUND_GUIDE)), np.array(labels), np.array(groups), list(gg.CLASSES),
+            [[p] for p in people])
 
 
-def train_stream(stream: str, store: MemoryStore, ids: list[str], labels: np.ndarray, eval_ids: list[str],
-                 params: dict, num_classes: int, options: TrainConfig, workdir: Path) -> np.ndarray:
-    """Train one stream on `ids`, return its view-averaged probabilities on `eval_ids`."""
-    seed_everything(options.seed)
-    inputs = recipe.StreamInputs(recipe.pose_channels(params["heatmap"]), num_classes, store.layout)
-    model = recipe.build_stream(stream, params["model"], inputs, params["skeleton"])
-    data = recipe.clip_dataset(stream, ids, labels, params["heatmap"], train=True, seed=options.seed, store=store,
-                               skeleton=params["skeleton"])
-    fit(model, data, config=options, loss_fn=recipe.make_loss(params["model"]), checkpoint=workdir / f"{stream}.pt",
-        run_id=stream, description=stream)
-    evaluated = recipe.clip_dataset(stream, eval_ids, np.zeros(len(eval_ids), int), params["heatmap"], train=False, seed=0,
-                                    store=store, skeleton=params["skeleton"])
-    return recipe.view_averaged_probabilities(model, evaluated)
+def fold_data(store: InMemoryKeypoints, labels: np.ndarray, groups: np.ndarray, held, val_people, num_classes: int) -> Track1Data:
+    """The fold as a Track1Data: test = `held`, val = `val_people`, train = the rest (manifest rows in store order)."""
+    split = np.where(np.isin(groups, held), "test", np.where(np.isin(groups, val_people), "val", "train"))
+    manifest = pl.DataFrame({"sample_id": store.ids, "split": split.tolist(), "label": labels.tolist()},
+                            schema={"sample_id": pl.String, "split": pl.String, "label": pl.Int64})
+    return Track1Data(manifest, store, None, num_classes)
 
 
-def run_fold(store, features, labels, groups, held, val_people, streams, params, num_classes, train_params) -> dict:
-    """One fold: baselines on `features` (pooled statistics, one row per clip of `store`), then each stream, then fusion."""
-    ids = np.array(list(store))
-    test = np.isin(groups, held)
-    val = np.isin(groups, val_people)
-    train = ~test & ~val
-    models = fit_clip_baselines(features[~test], labels[~test], seed=int(train_params["seed"]))
+def run_fold(config, data: Track1Data, features: np.ndarray) -> dict:
+    """One fold: baselines on `features` (pooled statistics, one row per clip of `data.store`), then each stream, then fusion."""
+    split = data.manifest["split"].to_numpy()
+    labels = pipeline.labels_of(data.manifest)
+    test = split == "test"
+    models = fit_clip_baselines(features[~test], labels[~test], seed=int(config["track1"]["train"]["seed"]))
     row = clip_baseline_metrics(models, features[test], labels[test], labels[~test])
-    scores = {}
+    rows = data.split("val", "test")
     with tempfile.TemporaryDirectory() as tmp:
-        for stream in streams:
+        for stream in pipeline.streams_of(config):
             start = time.perf_counter()
-            probs = train_stream(stream, store, list(ids[train]), labels[train], list(ids[val | test]), params, num_classes,
-                                 recipe.train_config(stream, train_params), Path(tmp))
-            scores[stream] = probs
+            pipeline.train_stream(stream, config, data, project=Path(tmp))
             row[f"seconds_{stream}"] = time.perf_counter() - start
-    in_val = val[val | test]
+        scores = pipeline.stream_scores(config, data, rows, project=Path(tmp))
+    in_val, evaluated = (rows["split"] == "val").to_numpy(), pipeline.labels_of(rows)
     for stream, probs in scores.items():
-        row[stream] = float((probs[~in_val].argmax(1) == labels[test]).mean())
-        row[f"val_{stream}"] = float((probs[in_val].argmax(1) == labels[val]).mean())
-    weights, _ = recipe.tune_stream_weights({s: p[in_val] for s, p in scores.items()}, labels[val])
-    fused = recipe.weighted_fusion({s: p[~in_val] for s, p in scores.items()}, weights)
-    row["fused"] = float((fused.argmax(1) == labels[test]).mean())
+        row[stream] = float((probs[~in_val].argmax(1) == evaluated[~in_val]).mean())
+        row[f"val_{stream}"] = float((probs[in_val].argmax(1) == evaluated[in_val]).mean())
+    weights, _ = pipeline.stream_weights(config["track1"]["model"], scores, rows)
+    tested = {s: p[~in_val] for s, p in scores.items()}
+    row["fused"] = float((recipe.fuse(tested, "late", weights).argmax(1) == evaluated[~in_val]).mean())
     row["fusion_weights"] = weights
-    row["equal_weights"] = float((recipe.weighted_fusion({s: p[~in_val] for s, p in scores.items()},
-                                                         {s: 1.0 for s in scores}).argmax(1) == labels[test]).mean())
+    row["equal_weights"] = float((recipe.weighted_fusion(tested, {s: 1.0 for s in scores}).argmax(1) == evaluated[~in_val]).mean())
     return row
+
+
+def _nested(path: str, value) -> dict:
+    """`a.b.c`, v -> {a: {b: {c: v}}}."""
+    for name in reversed(path.split(".")):
+        value = {name: value}
+    return value
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--set", choices=("biisc_dev", "ground_guide"), default="biisc_dev")
-    parser.add_argument("--streams", nargs="+", default=["joint", "bone"])
+    parser.add_argument("--streams", nargs="+", default=["joint", "bone"], help="track1.model.streams (late fusion; keypoint streams)")
     parser.add_argument("--layout", default="openpose25_hands42", help="biisc_dev keypoint layout (from the raw MediaPipe points)")
-    parser.add_argument("--skeleton-layout", default=None, help="skeleton.layout (default: the keypoint layout)")
-    parser.add_argument("--epochs", type=int, default=None, help="train.epochs (a stream's train.per_stream entry wins)")
-    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--skeleton-layout", default=None, help="track1.skeleton.layout (default: the keypoint layout)")
+    parser.add_argument("--epochs", type=int, default=None, help="track1.train.epochs (a stream's track1.train.per_stream entry wins)")
+    parser.add_argument("--lr", type=float, default=None, help="track1.train.lr (likewise)")
     parser.add_argument("--folds", type=int, nargs="*", default=None, help="only these fold numbers")
-    parser.add_argument("--set-param", nargs="*", default=[], help="section.key=value overrides (YAML values)")
+    parser.add_argument("--set-param", nargs="*", default=[],
+                        help="section.key=value overrides of track1 (YAML values), e.g. model.tcn_channels=64 train.per_stream.tcn.epochs=5")
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--out", type=Path, default=None)
     a = parser.parse_args(argv)
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    rgb = [s for s in a.streams if s in recipe.STREAMS and recipe.STREAMS[s].uses_rgb]
+    if rgb:
+        parser.error(f"--streams: {rgb} read RGB crops; these sets have keypoints only")
     if a.set == "biisc_dev":
         store, labels, groups, classes, folds = biisc_clips(a.cache, a.layout)
     else:
         store, labels, groups, classes, folds = ground_guide_clips()
-    params.setdefault("skeleton", {})["layout"] = a.skeleton_layout
+    track1 = {"model": {"fusion": "late", "streams": list(a.streams)}, "skeleton": {"layout": a.skeleton_layout}}
     for item in a.set_param:
         key, value = item.split("=", 1)
-        section, name = key.split(".", 1)
-        params.setdefault(section, {})[name] = yaml.safe_load(value)
+        track1 = merged(track1, _nested(key.removeprefix("track1."), yaml.safe_load(value)))
     if a.epochs is not None:
-        params.setdefault("train", {})["epochs"] = a.epochs
+        track1 = merged(track1, {"train": {"epochs": a.epochs}})
     if a.lr is not None:
-        params.setdefault("train", {})["lr"] = a.lr
-    params = validated(params)  # every key, the schema's defaults filled in
-    train = dict(params["train"])
-    features = np.stack([pooled_features(store[i], store.layout) for i in store])  # once for every fold
+        track1 = merged(track1, {"train": {"lr": a.lr}})
+    config = validated(merged(yaml.safe_load((REPO / "params.yaml").read_text()) or {}, {"track1": track1}), REPO / "params.yaml")
+    params = config["track1"]
+    features = np.stack([pooled_features(store[i], store.layout) for i in store.ids])  # once for every fold
     rows = []
     started = time.perf_counter()
     for index, held in enumerate(folds):
         if a.folds and index not in a.folds:
             continue
         val_people = folds[(index + 1) % len(folds)]
-        row = run_fold(store, features, labels, groups, held, val_people, a.streams, params, len(classes), train)
+        row = run_fold(config, fold_data(store, labels, groups, held, val_people, len(classes)), features)
         row["held_out"] = held
         rows.append(row)
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
     metrics = ["logreg", "1nn", "5nn", "majority_class_rate", *a.streams, "fused", "equal_weights"]
     summary = _summary(rows, metrics)
+    train = dict(params["train"])
     print(f"{a.set}: {len(rows)} folds, streams {a.streams}, layout {store.layout} -> {params['skeleton']['layout'] or store.layout}, "
           f"epochs {train['epochs']} (train.per_stream: {train['per_stream']}), {time.perf_counter() - started:.0f} s")
     for name in metrics:

@@ -5,15 +5,17 @@ recordings as continuous sequences (`miga.datasets.ground_guide.convert_stream`)
 
 The same folds as `benchmarks/real_sequences.py` (fold k tests people 2k+1, 2k+2; the next fold's
 two people are its validation people; the other 6 train). Each variant is a JSON object of `track2`
-overrides on the repo's params.yaml (after `--base`, the UTKinect settings). Per fold it runs exactly
+overrides on the repo's params.yaml, nested as the `track2` section is (`{"model": {"layers": 4}}`,
+`{"train": {"epochs": 20}}`, `{"decode": {"min_length": [4, 8]}}`), laid over `--base` (the set's settings). Per fold it runs exactly
 what the Track 2 stages run: `miga.track2.pipeline.fit_detector` (train split), `tuned_detections`
 (score threshold tuned on the val people for F1, official rule), then the test people are scored
 with `miga.evaluation.metrics.detection_metrics` at `evaluate.iou_threshold` (official rule and
 one-to-one). The sliding-window logistic regression (`benchmarks.real_sequences.run`) runs on the
-same folds unless `--no-lr`; miga's window baseline is the variant '{"detector": "window"}'.
+same folds unless `--no-lr`; miga's window baseline is the variant '{"model": {"detector": "window"}}'.
+The keypoints are held in a `miga.io.InMemoryKeypoints`.
 
-    OMP_NUM_THREADS=1 python -m benchmarks.real_track2 '{}' '{"detector": "window"}' '{"detector": "frame"}'
-    OMP_NUM_THREADS=1 python -m benchmarks.real_track2 --no-lr --folds 0 1 '{"epochs": 20}'   # quick look
+    OMP_NUM_THREADS=1 python -m benchmarks.real_track2 '{}' '{"model": {"detector": "window"}}' '{"model": {"detector": "frame"}}'
+    OMP_NUM_THREADS=1 python -m benchmarks.real_track2 --no-lr --folds 0 1 '{"train": {"epochs": 20}}'   # quick look
     OMP_NUM_THREADS=1 python -m benchmarks.real_track2 --no-lr --stream 512 16 32 '{}'   # + streaming F1 and delay
     OMP_NUM_THREADS=1 python -m benchmarks.real_track2 --set ground_guide --stream 2048 16 32 '{}'
 
@@ -41,8 +43,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 CACHE = Path("/tmp/miga_real")
 BASE = {  # per set, applied to params.yaml's track2 before a variant
-    "utkinect": {"dataset": "utkinect", "window": 128},  # sequences 525-1282 rows, segments 5-110
-    "ground_guide": {"dataset": "ground_guide", "window": 512},  # sequences 467-10007 rows, segments 43-1118
+    "utkinect": {"dataset": "utkinect", "train": {"window": 128}},  # sequences 525-1282 rows, segments 5-110
+    "ground_guide": {"dataset": "ground_guide", "train": {"window": 512}},  # sequences 467-10007 rows, segments 43-1118
 }
 LR = {  # the sliding-window logistic regression's (windows, stride) per set (benchmarks.real_sequences)
     "utkinect": ([8, 12, 16, 24], 2),
@@ -50,24 +52,17 @@ LR = {  # the sliding-window logistic regression's (windows, stride) per set (be
 }
 
 
-class MemoryStore(dict):
-    """{sample_id: (M, T, V, 3)} with the `layout` a KeypointStore has."""
-
-    def __init__(self, items, layout: str):
-        super().__init__(items)
-        self.layout = layout
-
-
 def load_data(cache: Path, name: str = "utkinect"):
     """(Track2Data over all the set's sequences, subject by sample id)."""
     from benchmarks.real_sequences import stream_root
     from miga.datasets import stream
+    from miga.io import InMemoryKeypoints
     from miga.track2.pipeline import Track2Data
 
     root = stream_root(cache, name)
     manifest, segments = stream.scan(root)
     meta = stream.read_meta(root)
-    store = MemoryStore({k: v[1] for k, v in stream.provided_keypoints(root, manifest).items()}, meta["layout"])
+    store = InMemoryKeypoints(stream.provided_keypoints(root, manifest), meta["layout"], name=str(root))
     data = Track2Data.from_tables(list(meta["classes"]), manifest, segments, store)
     return data, dict(manifest.select("sample_id", "subject").iter_rows())
 
@@ -170,10 +165,11 @@ def _stream_suffixes(settings) -> list[tuple[list[int], str]]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("variants", nargs="*", default=["{}"], help="JSON objects of track2 overrides (after --base)")
+    parser.add_argument("variants", nargs="*", default=["{}"],
+                        help="JSON objects of track2 overrides, nested as the section ('{\"model\": {\"layers\": 4}}'), after --base")
     parser.add_argument("--params", type=Path, default=REPO / "params.yaml")
     parser.add_argument("--set", dest="name", choices=sorted(BASE), default="utkinect")
-    parser.add_argument("--base", default=None, help="JSON track2 overrides applied first (default: the set's BASE)")
+    parser.add_argument("--base", default=None, help="JSON track2 overrides applied first, nested likewise (default: the set's BASE)")
     parser.add_argument("--cache", type=Path, default=CACHE)
     parser.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--stream", type=int, nargs=3, metavar=("WINDOW", "HOP", "GUARD"), action="append", default=None,

@@ -2,9 +2,10 @@
 
 Run inside (or point `--project` at) a project where `dvc repro` has ingested the Track 2 dataset:
 
-    python -m benchmarks.track2_sweep --project . '{}' '{"detector": "window"}' '{"layers": 6, "mirror": true}'
+    python -m benchmarks.track2_sweep --project . '{}' '{"model": {"detector": "window"}}' '{"model": {"layers": 6}, "train": {"mirror": true}}'
 
-Each argument is a JSON object of `track2` overrides on the project's params.yaml. A variant is
+Each argument is a JSON object of `track2` overrides on the project's params.yaml, nested as the `track2`
+section is (`model`, `features`, `train`, `decode`). A variant is
 trained and decoded with the functions the `train_track2` and `predict_track2` stages use
 (`fit_detector`, `tuned_detections`: threshold tuned on val for F1), in a temporary checkpoint,
 and scored on the test split at `evaluate.iou_threshold`. Prints one line per variant and seed: val F1
@@ -13,13 +14,13 @@ at the tuned threshold, test F1 (official rule, P / R), one-to-one F1 and traini
 The synthetic SMG test split holds 5 sequences (~90 gestures, as the real one); seeds move its F1 by
 several points. For comparisons finer than that:
 
-- `--seeds 0 1 2 ...` trains every variant at each `track2.seed` and ends with the mean and spread of
+- `--seeds 0 1 2 ...` trains every variant at each `track2.train.seed` and ends with the mean and spread of
   each variant, and each variant's per-seed difference from the first;
 - `--holdout DIR` also scores every model on a pool of unseen synthetic sequences (new people, new
   gestures: `synth.seed` = `--holdout-seed`), at the threshold tuned on the project's val split. DIR
   is built on first use (`--holdout-sequences` SMG sequences, ingested with the provided skeletons)
   and reused after;
-- `--jobs N` trains N models at a time (each with `track2.threads` torch threads).
+- `--jobs N` trains N models at a time (each with `track2.train.threads` torch threads).
 """
 
 from __future__ import annotations
@@ -73,10 +74,9 @@ def _score(truth: pl.DataFrame, detections: pl.DataFrame, num_classes: int, iou:
 
 def run_variant(config: dict, overrides: dict, checkpoint: Path, holdout: Path | None = None) -> dict:
     """Train one variant, tune its threshold on val; scores on test (and on the holdout pool)."""
+    from miga.params import merged, validated
     from miga.track2 import pipeline as stage
     from miga.track2 import recipe as track2
-
-    from miga.params import merged, validated
 
     config = validated(merged(config, {"track2": overrides}))  # every key, the schema's defaults filled in
     iou = float(config["evaluate"]["iou_threshold"])
@@ -102,7 +102,9 @@ def run_variant(config: dict, overrides: dict, checkpoint: Path, holdout: Path |
 def _job(args: tuple) -> tuple[str, int, dict]:
     project, config, text, seed, holdout = args
     os.chdir(project)
-    overrides = {**json.loads(text), "seed": seed}
+    from miga.params import merged
+
+    overrides = merged(json.loads(text), {"train": {"seed": seed}})
     with tempfile.TemporaryDirectory() as tmp:
         return text, seed, run_variant(config, overrides, Path(tmp) / "last.pt", holdout)
 
@@ -143,13 +145,14 @@ def summary(results: dict[str, dict[int, dict]], seeds: list[int]) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--project", type=Path, default=Path("."))
-    parser.add_argument("--seeds", type=int, nargs="+", help="track2.seed values (default: the project's)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="track2.train.seed values (default: the project's)")
     parser.add_argument("--holdout", type=Path, help="a pool of unseen synthetic SMG sequences (built here if absent)")
     parser.add_argument("--holdout-seed", type=int, default=7, help="synth.seed of the pool (the default data uses 2024)")
     parser.add_argument("--holdout-sequences", type=int, default=40)
     parser.add_argument("--jobs", type=int, default=1, help="models trained at a time")
     parser.add_argument("--out", type=Path, help="also write every result as JSON here")
-    parser.add_argument("variants", nargs="+", help="JSON objects of track2 overrides ('{}' = params.yaml as is)")
+    parser.add_argument("variants", nargs="+",
+                        help="JSON objects of track2 overrides, nested as the section ('{\"model\": {\"layers\": 4}}'; '{}' = params.yaml as is)")
     args = parser.parse_args()
     project = args.project.resolve()
     os.chdir(project)
@@ -157,7 +160,7 @@ def main() -> None:
 
     config = yaml.safe_load(Path("params.yaml").read_text())  # as written: the holdout project's params.yaml is a copy
     track2_params = validated(config)["track2"]
-    seeds = args.seeds or [int(track2_params["seed"])]
+    seeds = args.seeds or [int(track2_params["train"]["seed"])]
     holdout = args.holdout.resolve() if args.holdout else None
     if holdout is not None and track2_params["dataset"] != "smg":
         raise SystemExit("--holdout is a synthetic SMG pool: it needs track2.dataset smg")

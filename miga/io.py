@@ -87,6 +87,15 @@ _KEYPOINT_SCHEMA = pa.schema([
 ])
 
 
+def _checked_keypoints(sample_id: str, array, layout: str) -> np.ndarray:
+    """`array` as float32 (M, T, V, 3), V the joints of `layout`; a ContractError naming the sample otherwise."""
+    spec = get_layout(layout)
+    array = np.asarray(array, dtype=np.float32)
+    if array.ndim != 4 or array.shape[2] != spec.num_joints or array.shape[3] != 3:
+        raise ContractError(f"keypoints for {sample_id}: expected (M, T, {spec.num_joints}, 3) for layout {layout}, got {array.shape}")
+    return array
+
+
 def write_keypoints(samples: Mapping[str, tuple[int, np.ndarray]], layout: str, path: str | os.PathLike,
                     source: Mapping | None = None) -> None:
     """Write `{sample_id: (start_frame, array (M, T, V, C))}` to one Parquet file, atomically.
@@ -94,14 +103,9 @@ def write_keypoints(samples: Mapping[str, tuple[int, np.ndarray]], layout: str, 
     `source` (JSON-serializable: the pose backend and its settings) is kept in the file's
     metadata beside the layout; `KeypointStore.source` reads it back.
     """
-    spec = get_layout(layout)
     ids, starts, shapes, values = [], [], [], []
     for sample_id, (start, array) in samples.items():
-        array = np.asarray(array, dtype=np.float32)
-        if array.ndim != 4 or array.shape[2] != spec.num_joints or array.shape[3] != 3:
-            raise ContractError(
-                f"keypoints for {sample_id}: expected (M, T, {spec.num_joints}, 3) for layout {layout}, got {array.shape}"
-            )
+        array = _checked_keypoints(sample_id, array, layout)
         ids.append(sample_id)
         starts.append(int(start))
         shapes.append(array.shape)
@@ -183,6 +187,47 @@ class KeypointStore:
 
     def start_frame(self, sample_id: str) -> int:
         return self._index[sample_id][2]
+
+    def items(self) -> Iterator[tuple[str, np.ndarray]]:
+        for sample_id in self.ids:
+            yield sample_id, self[sample_id]
+
+
+class InMemoryKeypoints:
+    """`KeypointStore`'s read interface over arrays in memory (benchmarks, cross-validation folds, tests):
+    `store[sample_id] -> (M, T, V, 3) float32`, `.layout`, `.ids`, `in`, `len`, `start_frame`, `items`.
+
+    `samples` maps a sample id to its array, or to `(start_frame, array)` as `write_keypoints` takes them (a bare
+    array starts at frame 0). Every array is checked against `layout` here, as `write_keypoints` checks it; a
+    missing id raises `MissingKeypointsError`, as the file-backed store does.
+    """
+
+    def __init__(self, samples: Mapping[str, np.ndarray | tuple[int, np.ndarray]], layout: str, *,
+                 source: Mapping | None = None, name: str = "in-memory keypoints"):
+        self.layout, self.source, self.name = layout, dict(source or {}), name
+        self._arrays: dict[str, np.ndarray] = {}
+        self._starts: dict[str, int] = {}
+        for sample_id, value in samples.items():
+            start, array = value if isinstance(value, tuple) else (0, value)
+            self._arrays[sample_id] = _checked_keypoints(sample_id, array, layout)
+            self._starts[sample_id] = int(start)
+        self.ids = list(self._arrays)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, sample_id: str) -> bool:
+        return sample_id in self._arrays
+
+    def __getitem__(self, sample_id: str) -> np.ndarray:
+        try:
+            return self._arrays[sample_id]
+        except KeyError:
+            raise MissingKeypointsError(f"{self.name}: no keypoints for sample {sample_id!r}") from None
+
+    def start_frame(self, sample_id: str) -> int:
+        self[sample_id]  # a missing id: MissingKeypointsError
+        return self._starts[sample_id]
 
     def items(self) -> Iterator[tuple[str, np.ndarray]]:
         for sample_id in self.ids:

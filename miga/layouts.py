@@ -1,7 +1,19 @@
 """Joint layouts: names, limbs and left/right flip pairs, defined once for the whole package.
 
-A layout is identified by name in every keypoints file (DESIGN.md section 2). Left/right are
+A layout is identified by name in every keypoints file (docs/design.md section 2). Left/right are
 the person's anatomical sides, except where a layout says otherwise.
+
+`openpose137` follows OpenPose's JSON order: BODY_25 (0-24), face 70 (25-94), left hand 21
+(95-115), right hand 21 (116-136). Evidence (issue 26): (1) OpenPose's `--write_json` files hold
+`pose_keypoints_2d`, `face_keypoints_2d`, `hand_left_keypoints_2d`, `hand_right_keypoints_2d` in
+that order; (2) a participant's reader of the real iMiGUE `{vid}_openpose.xlsx` takes mouth points
+at groups 73-82 (= 25 + face 48-57, the outer lip) and fingertips at 99-115 and 120-136 (= 95 + 4k
+and 116 + 4k), which fits that order and not BODY_25, hands, face (what this module assumed
+before); (3) on the real OpenPose JSON of iMiGUE video 298 (2,089 one-person frames, every 10th),
+the left hand's root (point 95) lies 57 px from LWrist and 226 px from RWrist (right hand: 37 px from RWrist,
+225 px from LWrist), face points 36-41 and 68 average within 5 px of BODY_25's REye, 42-47 and
+69 of LEye, and LShoulder is on the image's right of RShoulder (x 824 vs 428): face points 0-16,
+17-21, 36-41 and 68 are the person's right side, as named below.
 """
 
 from __future__ import annotations
@@ -66,22 +78,36 @@ OPENPOSE25_HANDS10 = Layout(
     "openpose25_hands10", _BODY25 + _HAND_TIPS, _limbs(_BODY25 + _HAND_TIPS, _BODY25_LIMBS + _TIP_LIMBS)
 )
 
-# OpenPose's 137 points (iMiGUE `_openpose.xlsx`): BODY_25, the 21 points of each hand, 70 face points.
+# OpenPose's 137 points in the order of its JSON output (iMiGUE `_openpose.xlsx`, OpenPose `--write_json`):
+# BODY_25 (0-24), face 70 (25-94), left hand 21 (95-115), right hand 21 (116-136). See the module docstring.
 _HAND21 = ("HandRoot",) + tuple(f"{f}{p}" for f in _FINGERS for p in (("CMC", "MCP", "IP", "Tip") if f == "Thumb" else ("MCP", "PIP", "DIP", "Tip")))
 _HANDS42 = tuple(f"L{p}" for p in _HAND21) + tuple(f"R{p}" for p in _HAND21)
-_FACE70 = tuple(f"Face{i:02d}" for i in range(70))
+# OpenPose's face: the 68 iBUG points + the two pupils, named by the person's side (point 0, the jaw's end on
+# the image's left for a person facing the camera, is the right jaw) so that `flip_index` mirrors the face too.
+_FACE70 = (
+    *(f"RJaw{i}" for i in range(8)), "Chin", *(f"LJaw{i}" for i in range(7, -1, -1)),          # 0-16
+    *(f"RBrow{i}" for i in range(5)), *(f"LBrow{i}" for i in range(4, -1, -1)),              # 17-26 (outer -> inner -> outer)
+    *(f"NoseBridge{i}" for i in range(4)),                                                  # 27-30
+    "RNostril1", "RNostril0", "NoseBase", "LNostril0", "LNostril1",                         # 31-35
+    *(f"REyeRim{i}" for i in range(6)),                                                      # 36-41 (outer corner first)
+    "LEyeRim3", "LEyeRim2", "LEyeRim1", "LEyeRim0", "LEyeRim5", "LEyeRim4",                 # 42-47 (inner corner first)
+    "RMouth0", "RMouth1", "RMouth2", "UpperLipTop", "LMouth2", "LMouth1", "LMouth0",         # 48-54 (outer lip, corner to corner)
+    "LMouth3", "LMouth4", "LowerLipBottom", "RMouth4", "RMouth3",                           # 55-59
+    "RLipIn0", "RLipIn1", "UpperLipIn", "LLipIn1", "LLipIn0", "LLipIn2", "LowerLipIn", "RLipIn2",  # 60-67 (inner lip)
+    "RPupil", "LPupil",                                                                      # 68-69
+)
 _HAND21_LIMBS = [("HandRoot", f"{f}{'CMC' if f == 'Thumb' else 'MCP'}") for f in _FINGERS] + [
     (f"{f}{a}", f"{f}{b}") for f in _FINGERS
     for a, b in (zip(("CMC", "MCP", "IP"), ("MCP", "IP", "Tip")) if f == "Thumb" else zip(("MCP", "PIP", "DIP"), ("PIP", "DIP", "Tip")))
 ]
-_OPENPOSE137 = _BODY25 + _HANDS42 + _FACE70
+_OPENPOSE137 = _BODY25 + _FACE70 + _HANDS42
 OPENPOSE137 = Layout(
     "openpose137", _OPENPOSE137,
     _limbs(_OPENPOSE137, _BODY25_LIMBS + [(f"{s}{a}", f"{s}{b}") for s in "LR" for a, b in _HAND21_LIMBS]
            + [(f"{s}Wrist", f"{s}HandRoot") for s in "LR"]),
 )
 
-# BODY_25 and the 21 points of each hand (OpenPose's body + hands, the first 67 of openpose137;
+# BODY_25 and the 21 points of each hand (openpose137 without its face, points 0-24 and 95-136;
 # MediaPipe Holistic's full hands): touching the face, scratching, biting nails are finger motions.
 _OPENPOSE67 = _BODY25 + _HANDS42
 OPENPOSE25_HANDS42 = Layout(
@@ -124,7 +150,7 @@ IMIGUE22 = Layout(
     _limbs(_IMIGUE22, [p for p in _BODY25_LIMBS + _TIP_LIMBS if p[0] in _IMIGUE22 and p[1] in _IMIGUE22]),
 )
 
-# Kinect v2 / NTU order. Left/right are Kinect's names (see DESIGN.md: the colour image is mirrored).
+# Kinect v2 / NTU order. Left/right are Kinect's names (see docs/design.md: the colour image is mirrored).
 _KINECT25 = (
     "SpineBase", "SpineMid", "Neck", "Head", "LShoulder", "LElbow", "LWrist", "LHand",
     "RShoulder", "RElbow", "RWrist", "RHand", "LHip", "LKnee", "LAnkle", "LFoot",

@@ -49,7 +49,7 @@ class DatasetParams(Section):
     format: Literal["imigue", "smg", "stream"] | None = None
     skeleton_root: str | None = None
     video_root: str | None = None
-    skeleton: Literal["light_hand", "openpose_xlsx"] = "light_hand"
+    skeleton: Literal["light_hand", "openpose_xlsx", "openpose_json"] = "light_hand"
     test_labels: Literal["placeholder", "real"] = "placeholder"
     test_truth: str | None = None
     pose: Literal["provided", "mediapipe", "mmpose"] | None = None
@@ -274,6 +274,29 @@ class SubmissionParams(Section):
     track2_class_base: Literal[0, 1] = 1
 
 
+class EmotionLogregParams(Section):
+    C: PositiveFloat = 1.0  # inverse L2 strength (the bag-of-MG baseline uses it too)
+
+
+class EmotionGbdtParams(Section):
+    depth: PositiveInt = 2
+    learning_rate: PositiveFloat = 0.05
+    iterations: PositiveInt = 100
+    min_leaf: PositiveInt = 10
+
+
+class EmotionParams(Section):
+    """The emotion stage (miga.emotion): a video's state (iMiGUE: won or lost match) from its MG sequence."""
+
+    source: Literal["labels", "track1", "track2"] = "labels"
+    model: Literal["auto", "logreg", "gbdt", "blend"] = "auto"
+    folds: Annotated[int, Field(ge=2)] = 5  # person-disjoint cross-validation on the training videos
+    repeats: PositiveInt = 3  # fold draws (seeds seed, seed + 1, ...), averaged
+    seed: int = 0
+    logreg: EmotionLogregParams = EmotionLogregParams()
+    gbdt: EmotionGbdtParams = EmotionGbdtParams()
+
+
 class ProjectParams(Section):
     synth: SynthParams = SynthParams()
     datasets: dict[str, DatasetParams] = {
@@ -287,6 +310,7 @@ class ProjectParams(Section):
     launch: LaunchParams = LaunchParams()
     evaluate: EvaluateParams = EvaluateParams()
     submission: SubmissionParams = SubmissionParams()
+    emotion: EmotionParams = EmotionParams()
 
 
 class Params(dict):

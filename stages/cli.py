@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from stages import data, ingest, online, pose, rgb, submission, synth, track1, track2
+from stages import data, emotion, ingest, online, pose, rgb, submission, synth, track1, track2
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True,
@@ -18,6 +18,7 @@ app.command("render", help="QA: draw a sample's keypoints (or MediaPipe's on any
 app.command("rgb", help="Cache person-centred RGB crops of the Track 1 clips.")(rgb.main)
 app.add_typer(track1.app, name="track1", help="Track 1 (clip classification): train, predict, evaluate.")
 app.add_typer(track2.app, name="track2", help="Track 2 (online recognition): train, predict, evaluate.")
+app.add_typer(emotion.app, name="emotion", help="Emotion (won or lost match) from each video's MG sequence: events, run.")
 app.command("online", help="Streaming Track 2 over one skeleton CSV or video: gestures as JSON lines when decided.")(online.main)
 
 app.add_typer(data.convert_app, name="convert")

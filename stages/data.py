@@ -43,6 +43,26 @@ def convert_biisc(
                f"datasets.imigue.root: {out}, datasets.imigue.test_labels: real, test_truth: null, pose.backend: mediapipe")
 
 
+@convert_app.command("imigue-labels")
+@clean_errors
+def convert_imigue_labels(
+    table: Path = typer.Argument(..., help="iMiGUE's label table (video_id,label_id,...,class,subject_id,...,win_or_lose)."),
+    out: Path = typer.Argument(..., help="Output folder: an iMiGUE 2024-layout release of label files (no skeletons, no videos)."),
+    protocol: Path = typer.Option(None, help="protocol.csv (kind,split,id): its emotion_video rows give the emotion split, "
+                                  "else its subject rows the cross-subject split."),
+) -> None:
+    """iMiGUE's label table -> label files, video_subjects.csv and video_emotions.csv (the emotion stage's input with emotion.source: labels)."""
+    from miga.datasets import imigue_labels
+
+    result = imigue_labels.convert(table, out, protocol)
+    parts = ", ".join(f"{s['videos']} {split} videos ({s['clips']} clips; {s['win']} win, {s['lose']} lose)"
+                      for split, s in result["splits"].items() if s["videos"])
+    lacking = result["protocol_videos_not_in_table"]
+    typer.echo(f"wrote {out} ({result['rule']} split): {parts}"
+               + (f"; {lacking} protocol videos are not in the table" if lacking else "")
+               + f"; use it with datasets.imigue.root: {out}, datasets.imigue.test_labels: real, test_truth: null")
+
+
 data_app = typer.Typer(no_args_is_help=True, help="Dataset releases: what a root holds, before a long run.")
 
 

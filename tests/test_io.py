@@ -84,3 +84,26 @@ def test_manifest_validation_catches_contract_breaks():
         validate_manifest(_manifest(label=40), num_classes=32)
     with pytest.raises(ContractError, match="missing columns"):
         validate_manifest(_manifest().drop("fps"))
+
+
+def test_in_memory_keypoints_read_like_the_file_store(tmp_path):
+    """InMemoryKeypoints answers as KeypointStore does: arrays, layout, ids, start frames, a missing id."""
+    from miga.io import InMemoryKeypoints, MissingKeypointsError
+
+    rng = np.random.default_rng(2)
+    samples = {"a": (3, rng.random((1, 5, 17, 3))), "b": (0, rng.random((2, 7, 17, 3)).astype(np.float32))}
+    write_keypoints(samples, "coco17", tmp_path / "kp.parquet")
+    on_disk, in_memory = KeypointStore(tmp_path / "kp.parquet"), InMemoryKeypoints(samples, "coco17")
+    assert (in_memory.layout, in_memory.ids, len(in_memory)) == (on_disk.layout, on_disk.ids, len(on_disk))
+    for sample_id in samples:
+        assert sample_id in in_memory
+        assert in_memory[sample_id].dtype == np.float32
+        np.testing.assert_array_equal(in_memory[sample_id], on_disk[sample_id])
+        assert in_memory.start_frame(sample_id) == on_disk.start_frame(sample_id)
+    assert "c" not in in_memory
+    for store in (on_disk, in_memory):
+        with pytest.raises(MissingKeypointsError, match="'c'"):
+            store["c"]
+    assert InMemoryKeypoints({"x": np.zeros((1, 2, 17, 3))}, "coco17").start_frame("x") == 0  # a bare array starts at 0
+    with pytest.raises(ContractError, match="keypoints for x: expected"):
+        InMemoryKeypoints({"x": np.zeros((1, 2, 35, 3))}, "coco17")

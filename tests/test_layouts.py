@@ -92,3 +92,32 @@ def test_video_pose_to_kinect25_fills_every_kinect_joint():
     assert x(kinect, "LHand", out) == (x(src, "LWrist", kp) + x(src, "LMiddleTip", kp)) / 2
     kp[:, src.index("LMiddleTip"), 2] = 0  # a missing end makes the midpoint missing, not half-way to 0
     assert convert(kp, "openpose25_hands10", "kinect25")[0, kinect.index("LHand"), 2] == 0
+
+
+def test_openpose137_is_openposes_json_order():
+    """BODY_25 0-24, face 25-94, left hand 95-115, right hand 116-136 (miga.layouts docstring: the evidence)."""
+    layout = get_layout("openpose137")
+    assert layout.joints[:25] == OPENPOSE25_HANDS10.joints[:25]
+    assert [layout.index(n) for n in ("RJaw0", "RMouth0", "LPupil", "LHandRoot", "LThumbTip", "LPinkyTip",
+                                      "RHandRoot", "RThumbTip", "RPinkyTip")] == [25, 73, 94, 95, 99, 115, 116, 120, 136]
+    face = lambda k: layout.joints[25 + k]  # noqa: E731  (iBUG point k)
+    flip = layout.flip_index
+    for a, b in ((0, 16), (7, 9), (17, 26), (21, 22), (31, 35), (36, 45), (39, 42), (40, 47), (48, 54), (55, 59),
+                 (60, 64), (65, 67), (68, 69)):
+        assert flip[25 + a] == 25 + b and flip[25 + b] == 25 + a, (face(a), face(b))
+    for k in (8, 27, 30, 33, 51, 57, 62, 66):  # the face's midline
+        assert flip[25 + k] == 25 + k, face(k)
+    assert flip[95] == 116 and flip[136] == 115
+
+
+def test_openpose137_converts_by_name():
+    kp = np.zeros((2, 137, 3), np.float32)
+    kp[..., 0] = np.arange(137)
+    kp[..., 2] = 1
+    light = convert(kp, "openpose137", "openpose25_hands10")
+    assert light[0, 25:35, 0].tolist() == [99, 103, 107, 111, 115, 120, 124, 128, 132, 136]
+    assert light[0, :25, 0].tolist() == list(range(25))
+    hands42 = convert(kp, "openpose137", "openpose25_hands42")
+    assert hands42[0, 25:, 0].tolist() == list(range(95, 137))
+    imigue = convert(kp, "openpose137", "imigue22")
+    assert imigue[0, 12:, 0].tolist() == [99, 103, 107, 111, 115, 120, 124, 128, 132, 136]

@@ -23,7 +23,7 @@ from miga.layouts import COCO17, OPENPOSE25_HANDS10, convert
 from miga.pose import shards as sh
 from miga.pose.accuracy import coco_crops_pck, correct_joints, pck
 from miga.pose.render import LEFT, MIDDLE, RIGHT, draw_skeleton, render_video
-from miga.pose.tracking import link_tracks, pick_subject, select_subject
+from miga.skeleton.tracking import link_tracks, pick_subject, select_subject
 from miga.video import probe_video, read_frames
 from tests.conftest import REALDATA, write_test_video
 

@@ -144,9 +144,9 @@ def test_openpose_workbook_is_a_keypoint_source(imigue_trees, tmp_path):
         body_and_tips = imigue.read_skeleton(folder / f"{folder.name}_light_hand.csv")
         points = rng.uniform(1, 50, (len(body_and_tips), OPENPOSE137.num_joints, 3)).astype(np.float32)
         points[:, :25] = body_and_tips[:, :25]
-        for k, tip in enumerate((4, 8, 12, 16, 20)):  # fingertips of the 21-point hands
-            points[:, 25 + tip] = body_and_tips[:, 25 + k]
-            points[:, 46 + tip] = body_and_tips[:, 30 + k]
+        for k, tip in enumerate((4, 8, 12, 16, 20)):  # fingertips of the 21-point hands: left 95-115, right 116-136
+            points[:, 95 + tip] = body_and_tips[:, 25 + k]
+            points[:, 116 + tip] = body_and_tips[:, 30 + k]
         write_openpose_xlsx(folder / f"{folder.name}_openpose.xlsx", np.round(points, 3))
     entry = {**_truth(root, IMIGUE_TRUTH), "skeleton": "openpose_xlsx"}
     assert imigue.layout_of(root, entry) == "openpose137"

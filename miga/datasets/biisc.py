@@ -1,7 +1,7 @@
 """BII Sneeze-Cough (BIISC) clips -> an iMiGUE-layout release, one person-disjoint fold at a time.
 
 BIISC (`Sxxx_G_ACTN_STD_VIEW.avi`: person, gender, action, standing, camera view) holds one action per
-clip. `convert` writes each clip as its own "interview" of the iMiGUE 2024 layout (DESIGN.md section 3):
+clip. `convert` writes each clip as its own "interview" of the iMiGUE 2024 layout (docs/design.md section 4):
 
     <out>/imigue_skeleton_{train,validate,test}/<vid>/<vid>.mp4     the clip, re-encoded as H.264
     <out>/imigue_skeleton_{train,validate,test}/<vid>/<vid>_label.csv   one row: class,0,last frame

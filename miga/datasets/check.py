@@ -2,6 +2,10 @@
 
 Problems are `fatal` when a stage would stop on them (an unreadable label file, a labelled split
 without labels, a missing video the configured pose or fusion needs); the rest are warnings.
+
+iMiGUE's provided skeletons also get a side check (`miga.datasets.sides`) on a few interviews
+spread over the release: a warning, with the measured distances, when the fingertip blocks or
+BODY_25's left/right disagree with the order the skeleton's layout assumes; a note otherwise.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import numpy as np
 from miga.contracts import SPLITS
 from miga.datasets import imigue, smg
 from miga.datasets.csvtable import DatasetFormatError
+from miga.datasets.openpose_json import list_frames
+from miga.datasets.sides import body_sides, hand_sides
 from miga.video import VideoError, probe_video
 
 
@@ -42,6 +48,7 @@ class Report:
     splits: dict[str, SplitReport] = field(default_factory=lambda: {s: SplitReport() for s in SPLITS})
     fatal: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [f"{self.dataset}: {self.edition}"]
@@ -50,6 +57,7 @@ class Report:
             out.append(f"  {split:5s} " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items()))
             if part.classes:
                 out.append("        classes " + " ".join(f"{c}:{n}" for c, n in sorted(part.classes.items())))
+        out += [f"  note: {n}" for n in self.notes]
         out += [f"  warning: {w}" for w in self.warnings] + [f"  error: {f}" for f in self.fatal]
         out.append(f"  {'FAIL' if self.fatal else 'OK'}: {len(self.fatal)} errors, {len(self.warnings)} warnings")
         return out
@@ -87,6 +95,7 @@ def _check_imigue(root: Path, entry: Mapping, options: Mapping, require_video: b
             part.classes.update(labels[known, 0].tolist())
             _check_skeleton(report, part, tree.skeleton_file(video, source), labels)
             _check_imigue_video(report, part, tree, video, labels)
+    check_sides(report, tree, source, imigue.layout_of(root, entry))
     if require_video:
         missing = sum(p.without_video for p in report.splits.values())
         if missing:
@@ -109,6 +118,18 @@ def _check_skeleton(report: Report, part: SplitReport, path: Path, labels: np.nd
     if not path.exists():
         part.without_skeleton += len(labels)
         return
+    if path.is_dir():  # openpose_json: one file per frame
+        try:
+            frames, _ = list_frames(path)
+        except DatasetFormatError as err:
+            report.fatal.append(str(err))
+            return
+        if not len(frames):
+            part.empty_skeletons += 1
+            report.warnings.append(f"{path}: no OpenPose JSON frame files (its clips get no provided keypoints)")
+        elif labels.size and labels[:, 2].max() > frames[-1]:
+            part.short_skeletons += 1
+        return
     if path.stat().st_size == 0:
         part.empty_skeletons += 1
         report.warnings.append(f"{path}: empty skeleton file (its clips get no provided keypoints)")
@@ -117,6 +138,52 @@ def _check_skeleton(report: Report, part: SplitReport, path: Path, labels: np.nd
         rows = sum(1 for line in open(path, encoding="utf-8", errors="replace") if line.strip())
         if rows and labels.size and labels[:, 2].max() >= rows + 1:  # +1: a header row may or may not be there
             part.short_skeletons += 1
+
+
+SIDE_CHECK_VIDEOS = 4  # interviews read whole for the side check, evenly spread over the sorted list
+
+
+def check_sides(report: Report, tree, source: str, layout: str, videos: int = SIDE_CHECK_VIDEOS) -> None:
+    """Left/right of the provided skeletons against `layout`'s order, on up to `videos` interviews (module docstring)."""
+    candidates = [v for split in SPLITS for v in tree.videos(split) if _has_frames(tree.skeleton_file(v, source))]
+    if not candidates:
+        return
+    picked = [candidates[int(i)] for i in np.unique(np.linspace(0, len(candidates) - 1, min(videos, len(candidates))).round())]
+    arrays, hands = [], {}
+    for video in picked:
+        try:
+            points = imigue.read_interview(tree.skeleton_file(video, source), source)
+        except DatasetFormatError as err:
+            report.fatal.append(str(err))
+            continue
+        arrays.append(points)
+        hands[video] = hand_sides(points, layout)
+    if not arrays:
+        return
+    where = f"{len(arrays)} of {len(candidates)} interviews ({', '.join(picked)})"
+    points = np.concatenate(arrays)
+    tips, body = hand_sides(points, layout), body_sides(points, layout)
+    if tips.verdict == "swapped":
+        report.warnings.append(f"{tips.describe()} on {where}: the release disagrees with layout {layout}, which reads the "
+                               "tips named left as the left hand's; here they are the right hand's (and the other way round)")
+    else:
+        report.notes.append(f"side check on {where}: {tips.describe()}")
+    decided = ("as named", "swapped")
+    odd = [v for v, h in hands.items() if tips.verdict in decided and h.verdict in decided and h.verdict != tips.verdict]
+    if odd:
+        report.warnings.append(f"fingertips: interviews {', '.join(odd)} have the tip blocks the other way round from "
+                               f"the rest ({hands[odd[0]].describe()})")
+    if body.verdict == "swapped":
+        report.warnings.append(f"{body.describe()} on {where}: left and right look swapped against layout {layout} "
+                               "(or the videos are mirrored, or the subjects face away; the data cannot tell which)")
+    else:
+        report.notes.append(f"side check on {where}: {body.describe()}")
+
+
+def _has_frames(path: Path) -> bool:
+    if path.is_dir():
+        return next((True for p in path.iterdir() if p.name.endswith("_keypoints.json")), False)
+    return path.is_file() and path.stat().st_size > 0
 
 
 def _check_imigue_video(report: Report, part: SplitReport, tree, video: str, labels: np.ndarray) -> None:

@@ -1,12 +1,15 @@
-"""iMiGUE (Track 1) in any of its release layouts (DESIGN.md section 3; `miga.datasets.imigue_tree` finds the parts).
+"""iMiGUE (Track 1) in any of its release layouts (docs/design.md section 4; `miga.datasets.imigue_tree` finds the parts).
 
     {vid}_label.csv        class,start,end rows (no header); test files may hold a placeholder class
     {vid}_light_hand.csv   frame + 35 x (x, y, conf)             (skeleton: light_hand, the default)
     {vid}_openpose.xlsx    137 OpenPose points x (x, y, c)        (skeleton: openpose_xlsx)
+    {vid}_openpose_json/   OpenPose's {name}_{frame:012d}_keypoints.json files, 137 points (skeleton: openpose_json)
     {vid}.mp4 / {vid}_{k}.mp4   the whole interview / one clip per label row
     <root>/video_subjects.csv (optional, header video,subject)
 
-Clips are rows of the label file; sample_id = "{vid}_{k}" with k the row index.
+Clips are rows of the label file; sample_id = "{vid}_{k}" with k the row index. Every skeleton
+source covers the whole interview (frame = the video's frame number); a clip's keypoints are cut
+out of it by the label row's frames.
 The dataset's params entry (`datasets.imigue`) may set `skeleton_root` / `video_root` (parts
 unpacked elsewhere), `skeleton` (which keypoint file), `test_labels: real` (trust the test
 files' classes) and `test_truth` (a folder of `{vid}_label.csv` with the real test labels).
@@ -25,6 +28,7 @@ from miga.contracts import SEGMENTS_SCHEMA, SPLITS, empty, validate_manifest
 from miga.datasets.csvtable import DatasetFormatError, read_numeric_csv, read_segment_rows
 from miga.datasets.entry import entry_or_default
 from miga.datasets.imigue_tree import SKELETON_SOURCES, ImigueTree, find_tree
+from miga.datasets.openpose_json import read_openpose_json
 from miga.datasets.openpose_xlsx import read_openpose_xlsx
 from miga.datasets.safe_pickle import load_name_label_pickle
 from miga.layouts import IMIGUE22, OPENPOSE25_HANDS10, OPENPOSE137
@@ -265,7 +269,20 @@ def class_names(root: Path | None = None, entry: Mapping | None = None) -> list[
 
 
 def layout_of(root: Path | None = None, entry: Mapping | None = None) -> str:
-    return OPENPOSE137.name if skeleton_source(entry) == "openpose_xlsx" else LAYOUT
+    return OPENPOSE137.name if skeleton_source(entry) in ("openpose_xlsx", "openpose_json") else LAYOUT
+
+
+def read_interview(path: Path, source: str, num_frames: int | None = None,
+                   frame_size: tuple[int, int] | None = None) -> np.ndarray:
+    """A whole interview's keypoints `(T, V, 3)` from its file (folder) of the given skeleton source.
+
+    `frame_size` (width, height), where known, helps openpose_json choose the subject among several people.
+    """
+    if source == "openpose_xlsx":
+        return read_openpose_xlsx(path, num_frames)
+    if source == "openpose_json":
+        return read_openpose_json(path, num_frames, frame_size)
+    return read_skeleton(path, num_frames)
 
 
 def provided_keypoints(root: Path, manifest: pl.DataFrame, entry: Mapping | None = None) -> dict[str, tuple[int, np.ndarray]]:
@@ -276,8 +293,9 @@ def provided_keypoints(root: Path, manifest: pl.DataFrame, entry: Mapping | None
     clips = manifest.with_columns(pl.col("sample_id").str.split("_").list.first().alias("_video"))
     for (video,), group in clips.group_by(["_video"], maintain_order=True):
         num_frames = int(group["end_frame"].max()) + 1
-        path = tree.skeleton_file(video, source)
-        skeleton = read_openpose_xlsx(path, num_frames) if source == "openpose_xlsx" else read_skeleton(path, num_frames)
+        sizes = group.select("width", "height").drop_nulls().unique().rows() if {"width", "height"} <= set(group.columns) else []
+        frame_size = tuple(map(int, sizes[0])) if len(sizes) == 1 else None
+        skeleton = read_interview(tree.skeleton_file(video, source), source, num_frames, frame_size)
         for sample_id, start, end in group.select("sample_id", "start_frame", "end_frame").iter_rows():
             out[sample_id] = (start, skeleton[None, start: end + 1])
     return out

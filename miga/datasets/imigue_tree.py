@@ -1,7 +1,7 @@
 """Where the parts of an iMiGUE release lie, in whichever edition's layout it was unpacked.
 
 Every edition keeps one folder per interview (`{vid}` = four digits); they differ in where
-those folders sit and whether labels, skeletons and video share them (DESIGN.md section 3):
+those folders sit and whether labels, skeletons and video share them (docs/design.md section 4):
 
     2023 Codalab   imigue_skeleton_{train,validate,test}/{vid}/{vid}_label.csv, _light_hand.csv, {vid}.mp4
     2024           imigue_data_phase1/datasets/imigue_skeleton_{train,validate}/{vid}/...
@@ -10,6 +10,12 @@ those folders sit and whether labels, skeletons and video share them (DESIGN.md 
                    imigue_rgb_phase2/[test_data/]{vid}/{vid}.mp4
     full release   videos in iMiGUE_RGB_Phase1/imigue_rgb_{train,validate}, iMiGUE_RGB_Phase2/imigue_rgb_test
     pre-cut clips  {vid}/{vid}_{k}.mp4, one video per label row, instead of the whole interview
+
+An interview's keypoints (`datasets.imigue.skeleton`) lie in its label folder: `{vid}_light_hand.csv`,
+`{vid}_openpose.xlsx`, or `{vid}_openpose_json/`, a folder of OpenPose's own per-frame output
+(`{name}_{frame:012d}_keypoints.json`, as the iMiGUE authors published it for interview 298: unpack
+that archive's `298/` folder as `imigue_skeleton_*/0298/0298_openpose_json/`). The JSON files sit in
+a folder of their own so that the label folder stays small and the walk never lists them.
 
 So the tree is walked once: a `{vid}` folder holding `{vid}_label.csv` is a label folder whose
 split its parent folder names (train / validate / test); every `{vid}.mp4` and `{vid}_{k}.mp4`
@@ -30,7 +36,9 @@ from miga.datasets.tree import walk_release
 _VID = re.compile(r"^\d{3,5}$")
 _CLIP = re.compile(r"^(\d{3,5})_(\d+)$")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm")
-SKELETON_SOURCES = {"light_hand": "_light_hand.csv", "openpose_xlsx": "_openpose.xlsx"}
+# skeleton source -> what follows `{vid}` in the name of its file (a folder for openpose_json)
+SKELETON_SOURCES = {"light_hand": "_light_hand.csv", "openpose_xlsx": "_openpose.xlsx", "openpose_json": "_openpose_json"}
+SKELETON_FOLDERS = {"openpose_json"}
 MAX_DEPTH = 6  # below the given root; the deepest known layout needs 4
 
 
@@ -88,8 +96,7 @@ def _take_folder(tree: ImigueTree, folder: Path, files: list[str]) -> None:
         elif match := _CLIP.match(stem):
             key = (f"{int(match.group(1)):04d}", int(match.group(2)))
             _add_unique(tree.clip_videos, key, folder / name, "clip video")
-    has_skeleton = any(f"{folder.name}{suffix}" in files for suffix in SKELETON_SOURCES.values())
-    if _VID.match(folder.name) and has_skeleton and f"{folder.name}_label.csv" not in files:
+    if _VID.match(folder.name) and f"{folder.name}_label.csv" not in files and _has_skeleton(folder, files):
         tree.without_labels[folder.name] = folder
     if _VID.match(folder.name) and f"{folder.name}_label.csv" in files:
         split = split_of_folder(folder.parent.name)
@@ -103,6 +110,11 @@ def _take_folder(tree: ImigueTree, folder: Path, files: list[str]) -> None:
             if video in dirs:
                 raise DatasetFormatError(f"{folder}: interview {video} has label files twice (also {dirs[video]})")
         tree.label_dirs[split][video] = folder
+
+
+def _has_skeleton(folder: Path, files: list[str]) -> bool:
+    return any(f"{folder.name}{SKELETON_SOURCES[source]}" in files for source in SKELETON_SOURCES if source not in SKELETON_FOLDERS) \
+        or any((folder / f"{folder.name}{SKELETON_SOURCES[source]}").is_dir() for source in SKELETON_FOLDERS)
 
 
 def _add_unique(index: dict, key, path: Path, what: str) -> None:

@@ -1,7 +1,11 @@
 """iMiGUE `{vid}_openpose.xlsx`: one row per frame, 137 OpenPose points x (x, y, c) = 411 columns, no header.
 
-Point order (layout `openpose137`): BODY_25, left hand 21, right hand 21, face 70 (the order
-DESIGN.md records; unverified against a real file). Read with polars over calamine (fastexcel).
+Point order (layout `openpose137`): OpenPose's JSON order, BODY_25 (0-24), face 70 (25-94), left
+hand 21 (95-115), right hand 21 (116-136); `miga.layouts` gives the evidence (a reader of the real
+workbooks takes mouth points at 73-82 and fingertips at 99-115 / 120-136; no real workbook has been
+seen here). So a row holds one frame's JSON lists `pose_keypoints_2d + face_keypoints_2d +
+hand_left_keypoints_2d + hand_right_keypoints_2d` end to end (`miga.datasets.openpose_json` reads
+the JSON). Read with polars over calamine (fastexcel).
 """
 
 from __future__ import annotations

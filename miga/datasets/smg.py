@@ -1,4 +1,4 @@
-"""SMG (Track 2) in its release layouts (DESIGN.md section 3; `miga.datasets.smg_tree` finds the parts).
+"""SMG (Track 2) in its release layouts (docs/design.md section 4; `miga.datasets.smg_tree` finds the parts).
 
     SampleXXXX_skeleton.csv     per frame: 25 Kinect joints x 11 values (275 columns)
     SampleXXXX_data.csv         numFrames,fps,maxDepth (optional: else the skeleton's rows and the video's fps)

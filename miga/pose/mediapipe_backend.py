@@ -53,7 +53,7 @@ import polars as pl
 from miga.layouts import OPENPOSE25_HANDS10, convert, get_layout
 from miga.pose.extract import extract_manifest, points_to_openpose
 from miga.video import iter_frames
-from miga.pose.tracking import boxes_from_keypoints, pick_subject
+from miga.skeleton.tracking import boxes_from_keypoints, pick_subject
 
 _iter_frames = iter_frames  # the name benchmarks/pose.py uses
 

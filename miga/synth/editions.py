@@ -1,4 +1,4 @@
-"""Lay a generated release out as one of the real editions unpack (DESIGN.md section 3).
+"""Lay a generated release out as one of the real editions unpack (docs/design.md section 4).
 
 The generators write the 2023 iMiGUE layout and the organisers' SMG bundles; these functions
 move the files into another edition's tree, so every layout the readers accept has a synthetic

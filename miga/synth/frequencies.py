@@ -1,6 +1,6 @@
 """Class frequencies of the real label lists, and tempered class sampling from them.
 
-The counts are facts measured from the official lists (DESIGN.md section 3), embedded so the
+The counts are facts measured from the official lists (docs/design.md section 4), embedded so the
 synthetic data is long-tailed the way the real data is.
 """
 

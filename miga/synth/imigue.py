@@ -4,6 +4,7 @@
     <root>/imigue_skeleton_{train,validate,test}/{vid}/{vid}_light_hand.csv   frame + 35 x (x, y, conf)
     <root>/imigue_skeleton_{train,validate,test}/{vid}/{vid}.mp4
     <root>/video_subjects.csv                                                 video,subject (header)
+    <root>/video_emotions.csv                                                 video,emotion (header; win | lose: miga.synth.emotion)
 
 A video is one subject's sequence of consecutive clips (clip k = row k of the label file) with
 short idle gaps; subjects are disjoint between the three folders (cross-subject).
@@ -19,6 +20,7 @@ import numpy as np
 
 from miga.io import write_json, write_text
 from miga.synth.editions import arrange_imigue
+from miga.synth.emotion import class_log_ratios, draw_emotions, write_emotions
 from miga.synth.files import write_numeric_csv, write_rows
 from miga.synth.frequencies import IMIGUE_TRAIN_COUNTS, sample_classes
 from miga.synth.gestures import IMIGUE_PROGRAMS
@@ -143,6 +145,10 @@ def generate_imigue(root: str | Path, config: ImigueConfig | str = "default", se
         pass
     lines = ["video,subject"] + [f"{p.name},{p.subject_id}" for p in sorted(plans, key=lambda p: p.number)]
     write_text("\n".join(lines) + "\n", root / "video_subjects.csv")
+    # The hidden won/lost state, from its own random stream: every other file is the same with or without it.
+    write_emotions(root, draw_emotions(np.random.default_rng([seed, _KEY, 3]), [p.name for p in plans],
+                                       [[i.label for i in p.instances] for p in plans],
+                                       [p.num_frames / config.fps / 60 for p in plans], log_ratios=class_log_ratios()))
     arrange_imigue(root, edition)
     summary = {"dataset": "imigue", "seed": seed, "edition": edition, "splits": summarize(plans)}
     write_json(summary, root / "synth_summary.json")

@@ -4,6 +4,7 @@
     <root>/SampleXXXX/SampleXXXX_data.csv         numFrames,fps,maxDepth
     <root>/SampleXXXX/SampleXXXX_finelabels.csv   class,start,end (1-based classes)
     <root>/SampleXXXX/SampleXXXX_color.mp4        mirrored, as Kinect colour frames are
+    <root>/video_emotions.csv                     video,emotion (header; a stand-in: SMG has no emotion labels, miga.synth.emotion)
 
 One subject per sequence; gestures occur at random times between idle movement, sometimes
 overlapping the previous one slightly or stopping short of their target (aborted).
@@ -19,6 +20,7 @@ import numpy as np
 
 from miga.io import write_json
 from miga.synth.editions import arrange_smg
+from miga.synth.emotion import draw_emotions, write_emotions
 from miga.synth.files import write_numeric_csv, write_rows
 from miga.synth.frequencies import SMG_TEST_COUNTS, sample_classes
 from miga.synth.gestures import SMG_PROGRAMS
@@ -133,6 +135,10 @@ def generate_smg(root: str | Path, config: SmgConfig | str = "default", seed: in
     for _ in map_fn(_SequenceJob(root, config, seed), plans):
         pass
     arrange_smg(root, edition, {plan.name: plan.split for plan in plans})
+    # A stand-in state per sequence (rate and count shifts only), from its own random stream: the other files stay the same.
+    write_emotions(root, draw_emotions(np.random.default_rng([seed, _KEY, 3]), [p.name for p in plans],
+                                       [[i.label for i in p.instances] for p in plans],
+                                       [p.num_frames / config.fps / 60 for p in plans], log_ratios=None))
     summary = {"dataset": "smg", "seed": seed, "edition": edition, "splits": summarize(plans)}
     write_json(summary, root / "synth_summary.json")
     return summary

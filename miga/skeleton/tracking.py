@@ -33,24 +33,38 @@ def boxes_from_keypoints(keypoints: np.ndarray, min_score: float = 0.1) -> np.nd
     A candidate with no such joint gets an empty box (all NaN).
     """
     keypoints = np.asarray(keypoints, dtype=np.float64)
+    ok = keypoints[..., 2] >= min_score
+    x, y = keypoints[..., 0], keypoints[..., 1]
     boxes = np.full((keypoints.shape[0], 4), np.nan)
-    for i, person in enumerate(keypoints):
-        ok = person[:, 2] >= min_score
-        if ok.any():
-            xy = person[ok, :2]
-            boxes[i] = (*xy.min(axis=0), *xy.max(axis=0))
+    seen = ok.any(axis=1)
+    if seen.any():
+        x, y, ok = x[seen], y[seen], ok[seen]
+        boxes[seen] = np.stack([np.where(ok, x, np.inf).min(axis=1), np.where(ok, y, np.inf).min(axis=1),
+                                np.where(ok, x, -np.inf).max(axis=1), np.where(ok, y, -np.inf).max(axis=1)], axis=1)
     return boxes
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    if np.isnan(a).any() or np.isnan(b).any():
+def frame_boxes(keypoints: Sequence[np.ndarray], min_score: float = 0.1) -> list[np.ndarray]:
+    """`boxes_from_keypoints` of every frame's candidates (`keypoints[t]`: `(N_t, V, 3)`), computed in one pass."""
+    counts = [len(k) for k in keypoints]
+    filled = [np.asarray(k) for k in keypoints if len(k)]
+    if not filled:
+        return [np.zeros((0, 4)) for _ in keypoints]
+    return np.split(boxes_from_keypoints(np.concatenate(filled), min_score), np.cumsum(counts)[:-1])
+
+
+def _iou(a, b) -> float:
+    """IoU of two x0, y0, x1, y1 boxes (sequences of 4 numbers); 0 where either has a NaN."""
+    ax0, ay0, ax1, ay1 = (float(v) for v in a)
+    bx0, by0, bx1, by1 = (float(v) for v in b)
+    if any(v != v for v in (ax0, ay0, ax1, ay1, bx0, by0, bx1, by1)):
         return 0.0
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
+    w = min(ax1, bx1) - max(ax0, bx0)
+    h = min(ay1, by1) - max(ay0, by0)
     if w <= 0 or h <= 0:
         return 0.0
     inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
     return float(inter / union) if union > 0 else 0.0
 
 
@@ -61,17 +75,14 @@ def link_tracks(boxes: Sequence[np.ndarray], *, iou_threshold: float = 0.3, max_
     most, if that IoU is at least `iou_threshold`; otherwise it starts a new track.
     """
     ids: list[np.ndarray] = []
-    last_box: dict[int, np.ndarray] = {}
+    last_box: dict[int, list[float]] = {}
     last_seen: dict[int, int] = {}
     next_id = 0
-    for t, frame_boxes in enumerate(boxes):
-        frame_boxes = np.asarray(frame_boxes, dtype=np.float64).reshape(-1, 4)
+    for t, boxes_t in enumerate(boxes):
+        rows = np.asarray(boxes_t, dtype=np.float64).reshape(-1, 4).tolist()
         live = [k for k in last_box if t - last_seen[k] <= max_gap]
-        pairs = sorted(
-            ((_iou(frame_boxes[i], last_box[k]), i, k) for i in range(len(frame_boxes)) for k in live),
-            reverse=True,
-        )
-        assigned = np.full(len(frame_boxes), -1, dtype=np.int64)
+        pairs = sorted(((_iou(rows[i], last_box[k]), i, k) for i in range(len(rows)) for k in live), reverse=True)
+        assigned = np.full(len(rows), -1, dtype=np.int64)
         taken: set[int] = set()
         for iou, i, k in pairs:
             if iou < iou_threshold:
@@ -79,12 +90,12 @@ def link_tracks(boxes: Sequence[np.ndarray], *, iou_threshold: float = 0.3, max_
             if assigned[i] < 0 and k not in taken:
                 assigned[i] = k
                 taken.add(k)
-        for i in range(len(frame_boxes)):
+        for i, row in enumerate(rows):
             if assigned[i] < 0:
                 assigned[i] = next_id
                 next_id += 1
-            if not np.isnan(frame_boxes[i]).any():
-                last_box[int(assigned[i])] = frame_boxes[i]
+            if not any(v != v for v in row):
+                last_box[int(assigned[i])] = row
                 last_seen[int(assigned[i])] = t
         ids.append(assigned)
     return ids
@@ -115,39 +126,44 @@ def pick_subject(
     if len(track_ids) != frames or any(len(t) != len(b) for t, b in zip(track_ids, boxes)):
         raise ValueError("track_ids must give one id per candidate box in every frame")
 
-    stats: dict[int, dict[str, list[float]]] = {}
+    # every candidate of every frame at once: its frame, track, box area and centre offset
+    counts = np.array([len(b) for b in boxes], dtype=np.int64)
+    flat = np.concatenate([np.zeros((0, 4))] + boxes)
+    flat_ids = np.concatenate([np.zeros(0, np.int64)] + track_ids)
+    flat_t = np.repeat(np.arange(frames), counts)
+    ok = ~np.isnan(flat).any(axis=1)
     half_diag = 0.5 * float(np.hypot(width, height)) or 1.0
-    for t, (frame_boxes, frame_ids) in enumerate(zip(boxes, track_ids)):
-        for box, tid in zip(frame_boxes, frame_ids):
-            if np.isnan(box).any():
-                continue
-            s = stats.setdefault(int(tid), {"area": [], "offset": [], "frames": set()})
-            s["area"].append(max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0))
-            centre = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2])
-            s["offset"].append(float(np.hypot(*(centre - (width / 2, height / 2)))) / half_diag)
-            s["frames"].add(t)
+    area = np.maximum(flat[:, 2] - flat[:, 0], 0.0) * np.maximum(flat[:, 3] - flat[:, 1], 0.0)
+    offset = np.hypot((flat[:, 0] + flat[:, 2]) / 2 - width / 2, (flat[:, 1] + flat[:, 3]) / 2 - height / 2) / half_diag
+    stats: dict[int, dict[str, float]] = {}
+    for tid in np.unique(flat_ids[ok]).tolist():
+        mine = ok & (flat_ids == tid)
+        stats[tid] = {"area": float(np.mean(area[mine])), "offset": float(np.mean(offset[mine])),
+                      "frames": int(np.unique(flat_t[mine]).size)}
     if not stats:
         return SubjectChoice(-1, np.full(frames, -1, dtype=np.int64), f"nobody detected in {frames} frames", 0)
 
-    biggest = max(np.mean(s["area"]) for s in stats.values()) or 1.0
+    biggest = max(s["area"] for s in stats.values()) or 1.0
     scored = []
     for tid, s in stats.items():
-        size = float(np.mean(s["area"]) / biggest)
-        centre = float(max(0.0, 1.0 - np.mean(s["offset"])))
-        present = len(s["frames"]) / max(frames, 1)
+        size = float(s["area"] / biggest)
+        centre = float(max(0.0, 1.0 - s["offset"]))
+        present = s["frames"] / max(frames, 1)
         score = weights[0] * size + weights[1] * centre + weights[2] * present
         scored.append((score, -tid, tid, size, centre, present))
     scored.sort(reverse=True)
     best = scored[0]
     tid = best[2]
-    candidate = np.array(
-        [int(np.flatnonzero(ids == tid)[0]) if (ids == tid).any() else -1 for ids in track_ids], dtype=np.int64
-    )
+    candidate = np.full(frames, -1, dtype=np.int64)
+    chosen = np.flatnonzero(flat_ids == tid)  # the first candidate of the track in each frame
+    first_in_frame, first = np.unique(flat_t[chosen], return_index=True)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    candidate[first_in_frame] = chosen[first] - starts[first_in_frame]
     present_frames = int((candidate >= 0).sum())
     reason = (
         f"track {tid} of {len(stats)}: present in {present_frames}/{frames} frames, "
-        f"mean box {100 * np.mean(stats[tid]['area']) / max(width * height, 1):.1f}% of the frame, "
-        f"centre offset {np.mean(stats[tid]['offset']):.2f} half-diagonals (score {best[0]:.2f}"
+        f"mean box {100 * stats[tid]['area'] / max(width * height, 1):.1f}% of the frame, "
+        f"centre offset {stats[tid]['offset']:.2f} half-diagonals (score {best[0]:.2f}"
     )
     if len(scored) > 1:
         reason += f"; runner-up track {scored[1][2]} scored {scored[1][0]:.2f})"
@@ -165,8 +181,7 @@ def select_subject(
     """
     keypoints = [np.asarray(k, dtype=np.float32) for k in keypoints]
     joints = next((k.shape[1] for k in keypoints if k.ndim == 3 and len(k)), None)
-    boxes = [boxes_from_keypoints(k, min_score) if len(k) else np.zeros((0, 4)) for k in keypoints]
-    choice = pick_subject(boxes, frame_size, **kwargs)
+    choice = pick_subject(frame_boxes(keypoints, min_score), frame_size, **kwargs)
     out = np.zeros((len(keypoints), joints or 0, 3), np.float32)
     for t, index in enumerate(choice.candidate):
         if index >= 0:
