@@ -50,6 +50,8 @@ PARAMS_VARIABLES = ("options", "entry", "model", "model_params", "train", "train
 NOT_PARAMS: dict[tuple[str, str], str] = {
     ("miga/pose/mmpose_backend.py", "config"): "an MMEngine model config (a dict of the model's own keys), not params",
     ("miga/params.py", "params"): "the schema module itself",
+    ("miga/datasets/imigue_labels.py", "entry"): "one video's rows of iMiGUE's label table",
+    ("miga/emotion/pipeline.py", "train"): "the training videos' feature table",
 }
 
 
