@@ -232,6 +232,9 @@ _ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a,
               "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
 
 
+_EMOTIONS = "data/raw/imigue/video_emotions.csv"
+_EMOTION_EVENTS = ["emotion", "events", "--source", "labels"]
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -323,6 +326,18 @@ CASES = [
          says="track1.ensemble.members"),
     Case("ensemble NaN scores", ["track1", "ensemble"], _set("track1.ensemble.members", [{"file": "m.parquet"}]),
          _score_file("m.parquet", [[float("nan")] * 32, [1 / 32] * 32]), says="non-finite"),
+    # issue 28: the emotion stage's labels (video_emotions.csv in the root) and its params
+    Case("emotion: video_emotions.csv missing", _EMOTION_EVENTS, files=lambda root: (root / _EMOTIONS).unlink(), says="video_emotions.csv"),
+    Case("emotion: video_emotions.csv garbled", _EMOTION_EVENTS, files=lambda root: (root / _EMOTIONS).write_bytes(b"\xff\xfe\x00\x81\x00"),
+         says="video_emotions.csv"),
+    Case("emotion: video_emotions.csv without header", _EMOTION_EVENTS, files=_write(_EMOTIONS, "0001,win\n"), says="video_emotions.csv"),
+    Case("emotion: unknown emotion", _EMOTION_EVENTS, files=_write(_EMOTIONS, "video,emotion\n0001,happy\n"), says="'happy'"),
+    Case("emotion: unknown video", _EMOTION_EVENTS, files=_write(_EMOTIONS, "video,emotion\n0001,win\n0999,lose\n"), says="0999"),
+    Case("emotion: run before events keeps the metrics", ["emotion", "run"], files=_old_output("metrics/emotion.json", "{}"),
+         says="labels.parquet"),
+    Case("emotion: track1 source without Track 1 scores", ["emotion", "events", "--source", "track1"], says="track1_scores.parquet"),
+    Case("emotion: unknown source", ["emotion", "run"], _set("emotion.source", "track3"), says="emotion.source"),
+    Case("emotion: folds 1", ["emotion", "run"], _set("emotion.folds", 1), says="emotion.folds"),
 ]
 
 

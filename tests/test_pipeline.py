@@ -85,6 +85,18 @@ def test_repro_writes_submissions_and_metrics(project):
     from miga.io import KeypointStore
 
     assert KeypointStore(project / "data/interim/imigue/keypoints.parquet").source == {"backend": "provided", "format": "imigue", "skeleton": "light_hand"}
+    # the emotion stage (source labels) ends the pipeline next to the tracks' metrics
+    emotion = json.loads((project / "metrics/emotion.json").read_text())
+    assert emotion["source"] == "labels" and set(emotion["cv"]["baselines"]) == {"majority", "bag_logreg"}
+    assert 0 <= emotion["accuracy"] <= 1 and emotion["cv"]["videos"] >= 4
+    with open(project / "submissions/emotion.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    test_videos = {sid.split("_")[0] for sid in pl.read_parquet(project / "data/interim/imigue/manifest.parquet")
+                   .filter(pl.col("split") == "test")["sample_id"]}
+    assert rows and {r["video"] for r in rows} == test_videos
+    assert all(r["emotion"] in ("win", "lose") and 0 <= float(r["probability"]) <= 1 for r in rows)
+    for source in ("labels", "track1", "track2"):  # every source's events table is built by the default repro
+        assert (project / f"data/interim/emotion/{source}.parquet").is_file()
 
 
 def _majority_class_rate(project: Path, split: str) -> float:

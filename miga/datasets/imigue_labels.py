@@ -102,16 +102,17 @@ def read_protocol(path: Path) -> dict[str, dict[str, set[int]]]:
     return out
 
 
-def assign_splits(videos: dict[int, dict], protocol: dict[str, dict[str, set[int]]] | None) -> tuple[dict[int, str], str]:
-    """({video: split}, which split rule) for the table's videos."""
+def assign_splits(videos: dict[int, dict], protocol: dict[str, dict[str, set[int]]] | None,
+                  source: str = "protocol") -> tuple[dict[int, str], str]:
+    """({video: split}, which split rule) for the table's videos; errors name `source` (the protocol file)."""
     if protocol and "emotion_video" in protocol:
         emotion = protocol["emotion_video"]
         both = emotion["train"] & emotion["test"]
         if both:
-            raise DatasetFormatError(f"protocol: video {min(both)} is both an emotion train and test video")
+            raise DatasetFormatError(f"{source}: video {min(both)} is both an emotion train and test video")
         missing = sorted((emotion["train"] | emotion["test"]) - set(videos))
         if len(missing) == len(emotion["train"] | emotion["test"]):
-            raise DatasetFormatError("protocol: none of its emotion videos is in the label table")
+            raise DatasetFormatError(f"{source}: none of its emotion videos is in the label table")
         splits = {v: "train" if v in emotion["train"] else "test" if v in emotion["test"] else "val" for v in videos}
         return splits, "emotion protocol"
     train = protocol["subject"]["train"] if protocol and "subject" in protocol else CROSS_SUBJECT_TRAIN
@@ -123,12 +124,16 @@ def convert(table: Path, out: Path, protocol: Path | None = None) -> dict:
     outside: emotion-protocol videos the table lacks}."""
     videos = read_table(table)
     parsed = read_protocol(protocol) if protocol else None
-    splits, rule = assign_splits(videos, parsed)
+    splits, rule = assign_splits(videos, parsed, str(protocol))
     out = Path(out)
+    paths = {video: out / FOLDERS[splits[video]] / f"{video:04d}" / f"{video:04d}_label.csv" for video in videos}
+    stale = sorted(set().union(*((out / folder).glob("*/*_label.csv") for folder in FOLDERS.values())) - set(paths.values()))
+    if stale:
+        raise DatasetFormatError(f"{out}: holds {len(stale)} label files this conversion would not write (first: {stale[0]}); "
+                                 "they would mix into the release: convert into an empty folder")
     for video, entry in sorted(videos.items()):
-        name = f"{video:04d}"
         rows = [f"{raw},{start},{end}" for _, raw, start, end in sorted(entry["rows"], key=lambda r: (r[0], r[2], r[3]))]
-        write_text("\n".join(rows) + "\n", out / FOLDERS[splits[video]] / name / f"{name}_label.csv")
+        write_text("\n".join(rows) + "\n", paths[video])
     write_text("video,subject\n" + "".join(f"{v:04d},{e['subject']}\n" for v, e in sorted(videos.items())), out / "video_subjects.csv")
     write_text("video,emotion\n" + "".join(f"{v:04d},{e['emotion']}\n" for v, e in sorted(videos.items())), out / "video_emotions.csv")
     summary = {}

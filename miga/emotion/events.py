@@ -18,7 +18,6 @@ by start: `classes` (0-based), `starts`, `ends`, `scores`.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -36,6 +35,12 @@ SCHEMA: dict[str, pl.DataType] = {
 
 def _video_of(sample_id: str) -> str:
     return sample_id.split("_")[0]
+
+
+def manifest_videos(manifest: pl.DataFrame, clips: bool) -> set[str]:
+    """The videos of a manifest: the `{video}` of its clip ids (`clips`), else its sample ids (one sequence each)."""
+    ids = manifest["sample_id"].to_list()
+    return {_video_of(sid) for sid in ids} if clips else set(ids)
 
 
 def _one(values: list, what: str, video: str, source: str):
@@ -122,8 +127,7 @@ def _frame(rows: list[dict], emotions: Mapping[str, str], manifest_name: str) ->
     table = pl.DataFrame(rows, schema=SCHEMA, orient="row") if rows else pl.DataFrame(schema=SCHEMA)
     unknown = sorted(set(emotions) - set(table["video"].to_list()))
     if unknown:
-        warnings.warn(f"{len(unknown)} videos of video_emotions.csv are not in {manifest_name} (first: {unknown[0]}); ignored",
-                      stacklevel=3)
+        raise ContractError(f"{len(unknown)} videos of video_emotions.csv are not in {manifest_name} (first: {unknown[0]})")
     return table
 
 

@@ -9,7 +9,7 @@ hidden test labels); a bad row is one error naming the file and the row.
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from miga.contracts import ContractError, check_sample_id
@@ -29,8 +29,12 @@ def video_name(text: str, dataset_format: str) -> str:
     return text
 
 
-def read_video_emotions(root: Path | str, dataset_format: str, *, required: bool = True) -> dict[str, str]:
-    """{video: 'win' | 'lose'} from `<root>/video_emotions.csv`; {} when it is absent and not `required`."""
+def read_video_emotions(root: Path | str, dataset_format: str, *, required: bool = True,
+                        known: Collection[str] | None = None) -> dict[str, str]:
+    """{video: 'win' | 'lose'} from `<root>/video_emotions.csv`; {} when it is absent and not `required`.
+
+    With `known` (the release's videos), a row naming another video is an error: a typo or a video missing from the
+    release would otherwise drop its label silently."""
     path = Path(root) / FILE
     if not path.exists() and not required:
         return {}
@@ -56,6 +60,9 @@ def read_video_emotions(root: Path | str, dataset_format: str, *, required: bool
         check_sample_id(video, where)
         if emotion not in EMOTIONS:
             raise ContractError(f"{where}: emotion {row[1].strip()!r} is neither win nor lose")
+        if known is not None and video not in known:
+            raise ContractError(f"{where}: video {video} is not in the release ({len(known)} videos; "
+                                f"first: {min(known) if known else 'none'})")
         if out.get(video, emotion) != emotion:
             raise ContractError(f"{where}: video {video} is listed again with another emotion ({out[video]}, then {emotion})")
         out[video] = emotion

@@ -69,7 +69,7 @@ def events(config: Mapping, source: str, *, project: Path = Path(".")) -> pl.Dat
     folder = interim(dataset, project)
     manifest_path = folder / "manifest.parquet"
     manifest = validate_manifest(read_parquet(manifest_path), str(manifest_path))
-    emotions = read_video_emotions(project / entry["root"], fmt)
+    emotions = read_video_emotions(project / entry["root"], fmt, known=ev.manifest_videos(manifest, source != "track2"))
     if source in ("labels", "track1"):
         if fmt != "imigue":
             raise ConfigError(f"emotion.source: {source} reads iMiGUE clips, but datasets.imigue has format {fmt}")
@@ -158,7 +158,7 @@ def run(config: Mapping, *, project: Path = Path("."), say: Say = _quiet) -> dic
                      "each counts as a person of its own, so those folds are not person-disjoint")
     design = _design(train, num_classes, non_mg)
     say(f"emotion: cross-validating {model_name} on {train.height} training videos ({np.unique(design.groups).size} people), "
-        f"{options['repeats']} x {settings.folds} folds")
+        f"{options['repeats']} x {min(settings.folds, np.unique(design.groups).size)} folds")
     cv = cross_validate(design, model_name, settings, int(options["repeats"]))
     cv.pop("oof")
     result = {"source": source, "dataset": str(table["dataset"].first()), "model": model_name,
