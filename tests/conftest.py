@@ -10,6 +10,20 @@ import pytest
 REALDATA = Path(os.environ.get("MIGA_REALDATA", Path(__file__).resolve().parents[2] / "shared" / "realdata"))
 
 
+def invoke_cli(cwd: Path, args: list[str]):
+    """`miga ARGS` run in-process from `cwd` (the stages read and write relative to the project root)."""
+    from typer.testing import CliRunner
+
+    from stages.cli import app
+
+    before = Path.cwd()
+    os.chdir(cwd)
+    try:
+        return CliRunner().invoke(app, args)
+    finally:
+        os.chdir(before)
+
+
 def write_test_video(path: Path, frames: int, size=(64, 48), fps: int = 25) -> np.ndarray:
     """Encode a small mp4 whose frame k has a bright square at x = 2k; returns the frames written."""
     width, height = size

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from typer.testing import CliRunner
 
 from miga.synth import generate_imigue, generate_smg
-from stages.cli import app
+from tests.conftest import invoke_cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,20 +33,9 @@ def release(tmp_path_factory) -> Path:
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for command in (["ingest", "--dataset", "imigue"], ["ingest", "--dataset", "smg"], ["pose", "--dataset", "imigue"],
                     ["pose", "--dataset", "smg"], ["track2", "train"]):
-        result = _invoke(root, command)
+        result = invoke_cli(root, command)
         assert result.exit_code == 0, result.output
     return root
-
-
-def _invoke(cwd: Path, args: list[str]):
-    import os
-
-    before = Path.cwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(app, args)
-    finally:
-        os.chdir(before)
 
 
 def _edit_params(root: Path, change: Callable[[dict], None]) -> None:
@@ -356,7 +344,7 @@ def test_broken_input_is_one_line(case: Case, release: Path, tmp_path: Path, mon
     if case.files:
         case.files(root)
     before = _snapshot(root)
-    result = _invoke(root, case.args)
+    result = invoke_cli(root, case.args)
     output = result.output
     assert result.exit_code == case.exit_code, output
     assert "Traceback" not in output and result.exception is None or isinstance(result.exception, SystemExit), output
@@ -374,13 +362,13 @@ def test_data_check_fails_on_a_broken_release(release: Path, tmp_path: Path):
     root = tmp_path / "project"
     shutil.copytree(release, root)
     _remove_train_labels(root)
-    result = _invoke(root, ["data", "check", "smg"])
+    result = invoke_cli(root, ["data", "check", "smg"])
     assert result.exit_code == 1, result.output
     assert "error:" in result.output and "finelabels" in result.output and "Traceback" not in result.output
 
 
 def test_data_check_passes_on_the_release(release: Path):
-    result = _invoke(release, ["data", "check", "imigue"])
+    result = invoke_cli(release, ["data", "check", "imigue"])
     assert result.exit_code == 0, result.output
     assert "2025 Kaggle" in result.output and "OK: 0 errors" in result.output
 
@@ -391,7 +379,7 @@ def _stream_project(root: Path) -> None:
     (root / "data/raw/clips/segments.csv").write_text(
         "sample_id,label,start_frame,end_frame\n" + "".join(f"s{i},{i % 2},{5 + i},{20 + i}\n" for i in range(1, 7)))
     _edit_params(root, _both(_set("datasets.clips", _CLIPS), _set("track2.dataset", "clips")))
-    result = _invoke(root, ["ingest", "--dataset", "clips"])
+    result = invoke_cli(root, ["ingest", "--dataset", "clips"])
     assert result.exit_code == 0, result.output
 
 
@@ -404,17 +392,17 @@ def test_score_2_reads_any_datasets_ids(release: Path, tmp_path: Path):
     header = "ID,class,start_frame,end_frame,sample_id\n"
     (root / "exact.csv").write_text(header + "1,2,8,23,3\n2,1,11,26,6\n")  # class base 1: label 0 -> class 1
     (root / "half.csv").write_text(header + "1,2,8,23,3\n")
-    assert _invoke(root, ["submission", "check", "2", "exact.csv"]).exit_code == 0
-    exact = _invoke(root, ["score", "2", "exact.csv"])
+    assert invoke_cli(root, ["submission", "check", "2", "exact.csv"]).exit_code == 0
+    exact = invoke_cli(root, ["score", "2", "exact.csv"])
     assert exact.exit_code == 0 and "F1 official 1.0000" in exact.output and "on 2 sequences" in exact.output, exact.output
-    half = _invoke(root, ["score", "2", "half.csv", "--out", "half.json"])
+    half = invoke_cli(root, ["score", "2", "half.csv", "--out", "half.json"])
     assert half.exit_code == 0, half.output
     import json
 
     scored = json.loads((root / "half.json").read_text())
     assert scored["official"]["recall"] == pytest.approx(0.5) and scored["official"]["f1"] == pytest.approx(2 / 3)
     (root / "elsewhere.csv").write_text(header + "1,1,0,5,36\n")  # an SMG number: not a sequence of this dataset
-    checked = _invoke(root, ["submission", "check", "2", "elsewhere.csv"])
+    checked = invoke_cli(root, ["submission", "check", "2", "elsewhere.csv"])
     assert checked.exit_code == 1 and "not a test sequence" in checked.output
 
 
@@ -422,7 +410,7 @@ def test_checker_refuses_what_the_scorer_cannot_read(release: Path, tmp_path: Pa
     root = tmp_path / "project"
     shutil.copytree(release, root)
     (root / "sub2.csv").write_text("ID,class,start_frame,end_frame,sample_id\n99999999999999999999,1,0,5,36\n")
-    checked = _invoke(root, ["submission", "check", "2", "sub2.csv"])
+    checked = invoke_cli(root, ["submission", "check", "2", "sub2.csv"])
     assert checked.exit_code == 1 and "64-bit integer range" in checked.output and "Traceback" not in checked.output
 
 
@@ -430,7 +418,7 @@ def test_data_check_reports_a_missing_label_file(release: Path, tmp_path: Path):
     root = tmp_path / "project"
     shutil.copytree(release, root)
     _label_file_missing(root)
-    result = _invoke(root, ["data", "check", "imigue"])
+    result = invoke_cli(root, ["data", "check", "imigue"])
     assert result.exit_code == 1 and "_label.csv" in result.output and "Traceback" not in result.output, result.output
 
 

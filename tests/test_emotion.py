@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from miga.contracts import ContractError
 from miga.emotion import events as ev
@@ -21,10 +19,10 @@ from miga.emotion.features import TIMING_NAMES, MgSequence, bag_features, featur
 from miga.emotion.labels import read_video_emotions
 from miga.emotion.model import Design, Settings, cross_validate, person_folds
 from miga.synth.emotion import IMIGUE_LOSE_COUNTS, IMIGUE_WIN_COUNTS, class_log_ratios, draw_emotions
-from stages.cli import app
+from tests.conftest import REALDATA, invoke_cli
 
 REPO = Path(__file__).resolve().parents[1]
-REAL = REPO.parent / "shared" / "realdata" / "imigue_real"
+REAL = REALDATA / "imigue_real"
 FAST = Settings(C=1.0, depth=2, learning_rate=0.1, iterations=20, min_leaf=5, folds=3, seed=0)
 
 
@@ -154,19 +152,10 @@ def test_model_beats_the_majority_on_a_hidden_state_that_shifts_the_class_mix():
 # ---------------------------------------------------------------- convert, then the stage on a label-only release
 
 
-def _invoke(cwd: Path, args: list[str]):
-    before = Path.cwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(app, args)
-    finally:
-        os.chdir(before)
-
-
 @pytest.mark.skipif(not (REAL / "labels_dev.csv").is_file(), reason=f"real iMiGUE label table absent ({REAL}/labels_dev.csv)")
 def test_convert_imigue_labels_on_the_real_table(tmp_path: Path):
     out = tmp_path / "release"
-    result = _invoke(tmp_path, ["convert", "imigue-labels", str(REAL / "labels_dev.csv"), str(out),
+    result = invoke_cli(tmp_path, ["convert", "imigue-labels", str(REAL / "labels_dev.csv"), str(out),
                                 "--protocol", str(REAL / "protocol.csv")])
     assert result.exit_code == 0, result.output
     assert "102 train videos" in result.output and "51 win, 51 lose" in result.output
@@ -204,13 +193,13 @@ def test_convert_errors_name_the_file_and_keep_a_release_clean(tmp_path: Path):
     lines = table.read_text().splitlines()
     bad = tmp_path / "bad.csv"
     bad.write_text("\n".join(lines[:3] + [lines[3].replace(",Win", ",Draw").replace(",Lose", ",Draw")]) + "\n")
-    result = _invoke(tmp_path, ["convert", "imigue-labels", str(bad), "out"])
+    result = invoke_cli(tmp_path, ["convert", "imigue-labels", str(bad), "out"])
     assert result.exit_code == 1 and result.output.count("error:") == 1 and "bad.csv: data row 3" in result.output, result.output
-    assert _invoke(tmp_path, ["convert", "imigue-labels", str(table), "out"]).exit_code == 0  # cross-subject split
-    assert _invoke(tmp_path, ["convert", "imigue-labels", str(table), "out"]).exit_code == 0  # the same again: same files
+    assert invoke_cli(tmp_path, ["convert", "imigue-labels", str(table), "out"]).exit_code == 0  # cross-subject split
+    assert invoke_cli(tmp_path, ["convert", "imigue-labels", str(table), "out"]).exit_code == 0  # the same again: same files
     protocol = tmp_path / "protocol.csv"
     protocol.write_text("kind,split,id\n" + "".join(f"emotion_video,train,{v}\n" for v in range(1, 13)))
-    result = _invoke(tmp_path, ["convert", "imigue-labels", str(table), "out", "--protocol", str(protocol)])
+    result = invoke_cli(tmp_path, ["convert", "imigue-labels", str(table), "out", "--protocol", str(protocol)])
     assert result.exit_code == 1 and "would not write" in result.output, result.output  # stale files of the other split
 
 
@@ -221,13 +210,13 @@ def test_stage_end_to_end_on_a_release_of_label_files_only(tmp_path: Path):
                         + "".join(f"emotion_video,test,{v}\n" for v in range(13, 17)))
     project = tmp_path / "project"
     project.mkdir()
-    assert _invoke(project, ["convert", "imigue-labels", str(table), "rel", "--protocol", str(protocol)]).exit_code == 0
+    assert invoke_cli(project, ["convert", "imigue-labels", str(table), "rel", "--protocol", str(protocol)]).exit_code == 0
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["datasets"]["imigue"].update(root="rel", test_labels="real", test_truth=None)
     params["emotion"].update(repeats=1, folds=3, gbdt={"depth": 2, "learning_rate": 0.1, "iterations": 20, "min_leaf": 3})
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for args in (["ingest", "--dataset", "imigue"], ["emotion", "events", "--source", "labels"], ["emotion", "run"]):
-        result = _invoke(project, args)
+        result = invoke_cli(project, args)
         assert result.exit_code == 0, (args, result.output)
     assert "12 training videos (6 people)" in result.output
     events = ev.validate_events(pl.read_parquet(project / "data/interim/emotion/labels.parquet"), "labels.parquet")
@@ -244,7 +233,7 @@ def test_stage_end_to_end_on_a_release_of_label_files_only(tmp_path: Path):
     for name in ("class_rates.csv", "class_rates.png", "evidence.csv", "evidence.png"):
         assert (project / "plots/emotion" / name).stat().st_size > 0
     first = (project / "metrics/emotion.json").read_bytes()
-    assert _invoke(project, ["emotion", "run"]).exit_code == 0
+    assert invoke_cli(project, ["emotion", "run"]).exit_code == 0
     assert (project / "metrics/emotion.json").read_bytes() == first  # deterministic
 
 

@@ -53,10 +53,7 @@ def test_bad_settings_are_rejected():
 
 
 def test_trained_detector_streaming_agrees_with_offline():
-    import torch
-
     from miga.track2 import detection, detectors, windows
-    from miga.track2 import recipe as track2
     from miga.evaluation.metrics import detection_metrics
     from miga.models import build_model
     from miga.training import TrainConfig, fit, seed_everything

@@ -10,7 +10,6 @@ name). Every reader module offers `scan_release(root, options, entry, *, require
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from types import ModuleType
 
 from miga.datasets import imigue, smg, stream
