@@ -104,7 +104,7 @@ def streamed(config: dict, model, standardize, data, test_ids: list[str], thresh
 
 def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None) -> dict:
     from miga.evaluation.metrics import detection_metrics
-    from miga.track2.pipeline import fit_detector, tuned_detections
+    from miga.track2.pipeline import choose_candidate, fit_detector, tuned_detections, window_candidate
     from miga.track2.recipe import best_trial
 
     test, val, train = fold
@@ -121,6 +121,13 @@ def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None) -> 
                                detections.filter(pl.col("sample_id").is_in(test_ids)), num_classes=fold_data.num_classes, iou_threshold=iou)
     best = best_trial(trials) if trials else {"f1": None}
     decoding = {k: best[k] for k in ("smooth", "min_length") if k in best}
+    # what predict_track2 submits: the candidate (detector, window_logreg) with the best val F1
+    test_truth = fold_data.segments.filter(pl.col("sample_id").is_in(test_ids))
+    val_ids = fold_data.manifest.filter(pl.col("split") == "val")["sample_id"].to_list()
+    window, window_settings = window_candidate(config, fold_data, val_ids + test_ids)
+    window_f1 = detection_metrics(test_truth, window.filter(pl.col("sample_id").is_in(test_ids)), num_classes=fold_data.num_classes,
+                                  iou_threshold=iou)["official"]["f1"]
+    chosen = choose_candidate(config["track2"]["decode"]["candidates"], {"detector": best["f1"], "window_logreg": window_settings["val_f1"]})
     online = {}
     for k, setting in enumerate(stream or []):
         suffix = "" if k == 0 else f"_{'_'.join(map(str, setting))}"
@@ -129,6 +136,8 @@ def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None) -> 
             "decoding": decoding,
             "f1": scored["official"]["f1"], "precision": scored["official"]["precision"], "recall": scored["official"]["recall"],
             "f1_one_to_one": scored["one_to_one"]["f1"], "train_s": train_s, "seconds": seconds,
+            "window_logreg_f1": window_f1, "window_logreg_val_f1": window_settings["val_f1"], "chosen": chosen,
+            "selected_f1": scored["official"]["f1"] if chosen == "detector" else window_f1,
             "final_loss": history[-1].get("loss") if history else None}
 
 
@@ -155,8 +164,15 @@ def line(name: str, result: dict) -> str:
     s = result["summary"]
     per_fold = " ".join(f"{f['f1']:.3f}" for f in result["folds"])
     strict = f"{s['f1_one_to_one']['mean']:.3f} ± {s['f1_one_to_one']['std']:.3f}" if "f1_one_to_one" in s else "n/a"
-    return (f"| {name} | {s['f1']['mean']:.3f} ± {s['f1']['std']:.3f} | {strict} | {s['precision']['mean']:.3f} | "
-            f"{s['recall']['mean']:.3f} | {per_fold} | {s['seconds']['mean']:.0f} |")
+    p, r = (f"{s[k]['mean']:.3f}" if k in s else "n/a" for k in ("precision", "recall"))
+    return f"| {name} | {s['f1']['mean']:.3f} ± {s['f1']['std']:.3f} | {strict} | {p} | {r} | {per_fold} | {s['seconds']['mean']:.0f} |"
+
+
+def _as(result: dict, key: str) -> dict:
+    """`result` with `key` (a per-fold test F1) as its F1 column, for `line` (P, R, one-to-one: n/a)."""
+    folds = [dict(f, f1=f[key]) for f in result["folds"]]
+    summary = {"f1": result["summary"][key], "seconds": result["summary"]["seconds"]}
+    return {"folds": folds, "summary": summary}
 
 
 def _stream_suffixes(settings) -> list[tuple[list[int], str]]:
@@ -202,8 +218,10 @@ def main(argv=None) -> None:
                              f"max {f['stream_delay_max' + sfx]} ({f['stream_ms_per_frame' + sfx]:.2f} ms/frame)"
                              for setting, sfx in _stream_suffixes(a.stream))
             print(f"  {variant} test {f['test_people']}: val F1 {f['val_f1']:.3f} @ {f['threshold']} {f['decoding']}, test F1 {f['f1']:.3f} "
-                  f"(P {f['precision']:.3f}, R {f['recall']:.3f}), 1:1 {f['f1_one_to_one']:.3f}, {f['seconds']:.0f} s{online}", flush=True)
-        keys = ("f1", "f1_one_to_one", "precision", "recall", "seconds")
+                  f"(P {f['precision']:.3f}, R {f['recall']:.3f}), 1:1 {f['f1_one_to_one']:.3f}, {f['seconds']:.0f} s{online}; "
+                  f"window_logreg val F1 {f['window_logreg_val_f1']:.3f}, test F1 {f['window_logreg_f1']:.3f}; "
+                  f"chosen {f['chosen']}: test F1 {f['selected_f1']:.3f}", flush=True)
+        keys = ("f1", "f1_one_to_one", "precision", "recall", "seconds", "window_logreg_f1", "selected_f1")
         for _, sfx in _stream_suffixes(a.stream):
             keys += tuple(k + sfx for k in ("stream_f1", "stream_f1_one_to_one", "stream_delay_mean", "stream_ms_per_frame"))
         result = {"folds": results, "summary": summary(results, keys), "stream": a.stream}
@@ -213,7 +231,9 @@ def main(argv=None) -> None:
                   f"against offline {s['f1']['mean']:.3f}; delay {s['stream_delay_mean' + sfx]['mean']:.1f} frames; "
                   f"{s['stream_ms_per_frame' + sfx]['mean']:.2f} ms/frame", flush=True)
         rows.append(line(variant, result))
-        print(rows[-1], flush=True)
+        rows.append(line(f"{variant}: window_logreg candidate", _as(result, "window_logreg_f1")))
+        rows.append(line(f"{variant}: chosen on val ({', '.join(f['chosen'] for f in results)})", _as(result, "selected_f1")))
+        print("\n".join(rows[-3:]), flush=True)
         saved.append({"variant": variant, "set": a.name, "base": base, "date": time.strftime("%Y-%m-%d"), **result})
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(saved, indent=2))

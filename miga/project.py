@@ -8,6 +8,7 @@ INTERIM = Path("data/interim")
 TRACK2_MODEL = Path("models/track2/model.pt")
 TRACK2_CHECKPOINT = Path("checkpoints/track2/last.pt")
 TRACK2_DETECTIONS = Path("data/predictions/track2_detections.parquet")
+TRACK2_CANDIDATES = Path("data/predictions/track2_candidates.parquet")  # every candidate predict compared on val
 TRACK2_TUNING = Path("metrics/track2_tuning.json")
 
 

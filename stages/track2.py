@@ -32,11 +32,16 @@ def train(params: Path = PARAMS_OPTION) -> None:
 @app.command()
 @clean_errors
 def predict(params: Path = PARAMS_OPTION) -> None:
-    """Tune the decoding threshold on the validation split for F1, then detect on val and test."""
+    """Tune the decoding on the validation split for F1, detect on val and test; the candidate with the best val F1 wins."""
     config = load_params(params)
     tuning = pipeline.predict(config, pipeline.Track2Data(config))
+    val = ", ".join(f"{name} {_f1(c['val_f1'])}" for name, c in tuning["candidates"].items())
     typer.echo(f"track2 ({recipe.detector_of(config['track2'])}): threshold {tuning['threshold']} (tuned on {tuning['val_sequences']} "
-               f"val sequences); {tuning['test_detections']} test detections -> {pipeline.SUBMISSION}")
+               f"val sequences); val F1 {val}: {tuning['chosen']} chosen; {tuning['test_detections']} test detections -> {pipeline.SUBMISSION}")
+
+
+def _f1(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 @app.command()
@@ -47,8 +52,8 @@ def evaluate(params: Path = PARAMS_OPTION) -> None:
     result = pipeline.evaluate(config, pipeline.Track2Data(config))
     official, strict = result["official"], result["one_to_one"]
     bar = result["baselines"]["window_logreg"]["official"]["f1"]
-    typer.echo(f"track2 {result['split']}: F1 {official['f1']:.4f} (P {official['precision']:.3f}, R {official['recall']:.3f}); "
-               f"one-to-one F1 {strict['f1']:.4f}; window-logreg baseline F1 {bar:.4f}")
+    typer.echo(f"track2 {result['split']}: F1 {official['f1']:.4f} (P {official['precision']:.3f}, R {official['recall']:.3f}; "
+               f"{result['selection']['chosen']} chosen on val); one-to-one F1 {strict['f1']:.4f}; window-logreg baseline F1 {bar:.4f}")
 
 
 if __name__ == "__main__":

@@ -91,6 +91,16 @@ def test_one_prediction_over_two_ground_truths():
     assert (m["one_to_one"]["found"], m["one_to_one"]["precision"], m["one_to_one"]["recall"]) == (1, 1.0, 0.5)
 
 
+def test_recall_by_length_counts_short_gestures_apart():
+    gt = gt_frame(("s", 0, 0, 9), ("s", 0, 100, 118), ("s", 1, 200, 219), ("s", 1, 300, 399))  # 10, 19, 20, 100 frames
+    pred = pred_frame(("s", 0, 100, 118), ("s", 1, 300, 399))
+    buckets = detection_metrics(gt, pred, num_classes=2)["official"]["recall_by_length"]
+    assert buckets["0-19"] == {"num_gt": 2, "found": 1, "recall": 0.5}
+    assert buckets["20-39"] == {"num_gt": 1, "found": 0, "recall": 0.0}
+    assert buckets["40-79"] == {"num_gt": 0, "found": 0, "recall": None}
+    assert buckets["80+"] == {"num_gt": 1, "found": 1, "recall": 1.0}
+
+
 @pytest.mark.parametrize(("pred", "found"), [
     ((4, 20), 0),  # (10 - 4) / (20 - 0) = 0.3 exactly: not a match (inclusive +1 would give 7/21)
     ((7, 10), 0),  # (10 - 7) / (10 - 0) = 0.3 exactly

@@ -82,6 +82,17 @@ def test_repro_writes_submissions_and_metrics(project):
     assert track1["streams"] == {"pose": {k: track1[k] for k in ("top1", "top5", "mean_class_accuracy")}}  # fusion none
     track2 = json.loads((project / "metrics/track2.json").read_text())
     assert set(track2) >= {"official", "one_to_one"}
+    # predict compared the detector and the window baseline on val; the better one made the detections and submission
+    selection, tuning = track2["selection"], json.loads((project / "metrics/track2_tuning.json").read_text())
+    val_f1 = selection["val_f1"]
+    assert set(val_f1) == {"detector", "window_logreg"} and selection["chosen"] == tuning["chosen"]
+    assert val_f1[selection["chosen"]] == max(val_f1.values())
+    assert selection["test_f1"][selection["chosen"]] == pytest.approx(track2["official"]["f1"])
+    assert track2["baselines"]["window_logreg"]["official"]["f1"] == pytest.approx(selection["test_f1"]["window_logreg"])
+    candidates = pl.read_parquet(project / "data/predictions/track2_candidates.parquet")
+    chosen = candidates.filter(pl.col("candidate") == selection["chosen"]).drop("candidate")
+    assert chosen.equals(pl.read_parquet(project / "data/predictions/track2_detections.parquet"))
+    assert set(track2["official"]["recall_by_length"]) == {"0-19", "20-39", "40-79", "80+"}
     from miga.io import KeypointStore
 
     assert KeypointStore(project / "data/interim/imigue/keypoints.parquet").source == {"backend": "provided", "format": "imigue", "skeleton": "light_hand"}

@@ -269,3 +269,17 @@ def test_causal_normalisation_gives_a_stream_the_offline_features():
     np.testing.assert_allclose(window[32:], full[50 + 32:], atol=1e-5)  # once it holds each frame's last 32 frames
     whole = track2.FeatureConfig(parts=("joints", "posture", "velocity"))
     assert not np.allclose(track2.frame_features(kp[:, :70], "kinect25", whole), track2.frame_features(kp, "kinect25", whole)[:70], atol=1e-2)
+
+
+@pytest.mark.parametrize(("eligible", "val_f1", "chosen"), [
+    (["detector", "window_logreg"], {"detector": 0.5, "window_logreg": 0.6}, "window_logreg"),
+    (["detector", "window_logreg"], {"detector": 0.5, "window_logreg": 0.5}, "detector"),  # a tie: the first listed
+    (["window_logreg", "detector"], {"detector": 0.5, "window_logreg": 0.5}, "window_logreg"),
+    (["detector"], {"detector": 0.2, "window_logreg": 0.9}, "detector"),  # only the eligible compete
+    (["detector", "window_logreg"], {"detector": None, "window_logreg": None}, "detector"),  # no val split
+    (["detector", "window_logreg"], {"detector": None, "window_logreg": 0.1}, "window_logreg"),
+])
+def test_the_candidate_with_the_best_val_f1_is_chosen(eligible, val_f1, chosen):
+    from miga.track2.pipeline import choose_candidate
+
+    assert choose_candidate(eligible, val_f1) == chosen

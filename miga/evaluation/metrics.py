@@ -221,9 +221,30 @@ def detection_metrics(gt: pl.DataFrame, pred: pl.DataFrame, *, num_classes: int,
         result[mode] = {
             **_prf(int(found.sum()), pred.height, gt.height),
             "macro_f1": float(np.mean(present)) if present else None,
+            "recall_by_length": recall_by_length(gt_lengths(gt), found),
             "per_class": per_class,
         }
     return result
+
+
+LENGTH_BUCKETS = (0, 20, 40, 80)  # frames: [0, 20), [20, 40), [40, 80), [80, inf); real SMG gestures: median 44, 10% under 20
+
+
+def gt_lengths(gt: pl.DataFrame) -> np.ndarray:
+    """Frames per ground-truth instance (ends are inclusive)."""
+    return (gt["end_frame"] - gt["start_frame"] + 1).to_numpy()
+
+
+def recall_by_length(lengths: np.ndarray, found: np.ndarray, buckets: Sequence[int] = LENGTH_BUCKETS) -> dict[str, dict]:
+    """Recall of the ground-truth instances in each length bucket (`"20-39"`, `"80+"`): are short gestures lost?"""
+    edges = [*buckets, None]
+    out = {}
+    for low, high in zip(edges[:-1], edges[1:]):
+        inside = (lengths >= low) & (lengths < high) if high is not None else lengths >= low
+        name = f"{low}-{high - 1}" if high is not None else f"{low}+"
+        count = int(inside.sum())
+        out[name] = {"num_gt": count, "found": int(found[inside].sum()), "recall": float(found[inside].mean()) if count else None}
+    return out
 
 
 def _prf(found: int, num_pred: int, num_gt: int) -> dict:

@@ -26,7 +26,7 @@ from miga.evaluation.submission import track2_frame, write_track2
 from miga.io import KeypointStore, read_parquet, write_json, write_parquet
 from miga.plots import timeline
 from miga.models import load_trained
-from miga.project import TRACK2_CHECKPOINT, TRACK2_DETECTIONS, TRACK2_MODEL, TRACK2_TUNING, interim
+from miga.project import TRACK2_CANDIDATES, TRACK2_CHECKPOINT, TRACK2_DETECTIONS, TRACK2_MODEL, TRACK2_TUNING, interim
 from miga.track2 import recipe as track2
 from miga.training import fingerprint, fit, read_torch_file, save_checkpoint, seed_everything
 
@@ -157,6 +157,9 @@ def tuned_decoding(options: dict, tuning: Path = TRACK2_TUNING) -> tuple[float, 
     except (ValueError, KeyError, TypeError) as error:
         raise ConfigError(f"{tuning}: not the tuning predict_track2 writes ({type(error).__name__}); "
                           "delete it and rerun predict_track2 (dvc repro)") from None
+    if recorded.get("chosen", "detector") != "detector":
+        warnings.warn(f"{tuning}: predict chose {recorded['chosen']} over the trained detector on val; this streams the "
+                      "trained detector (its val F1 is lower)", stacklevel=2)
     return threshold, decoding
 
 
@@ -197,18 +200,51 @@ def train(config: dict, data: Track2Data, *, project: Path = Path(".")) -> tuple
 
 
 def predict(config: dict, data: Track2Data, *, project: Path = Path(".")) -> dict:
-    """Tune the decoding on val for F1, detect on val and test; writes the detections, the tuning and the test submission."""
+    """Detect on val and test with every candidate (the trained detector, its decoding tuned on val for F1; the
+    sliding-window logistic regression), keep the one with the best val F1 among `track2.decode.candidates`, and write
+    its detections and the test submission, every candidate's detections, and the tuning and choice."""
     options = config["track2"]
     model, standardize, _ = load_detector(options, data.num_classes, Path(project) / TRACK2_MODEL)
     detections, threshold, trials, val_ids, test_ids = tuned_detections(config, model, standardize, data)
-    write_parquet(detections, Path(project) / TRACK2_DETECTIONS)
-    test_detections = detections.filter(pl.col("sample_id").is_in(test_ids))
-    write_track2(track2_frame(test_detections, class_base=int(config["submission"]["track2_class_base"])), Path(project) / SUBMISSION)
     best = track2.best_trial(trials) if trials else {}
-    tuning = {"detector": track2.detector_of(options), "threshold": threshold,
-              "decoding": {k: best[k] for k in ("smooth", "min_length") if k in best}, "val_trials": trials}
+    decoding = {k: best[k] for k in ("smooth", "min_length") if k in best}
+    window, window_settings = window_candidate(config, data, val_ids + test_ids)
+    found = {"detector": detections, "window_logreg": window}
+    val_f1 = {"detector": best.get("f1"), "window_logreg": window_settings.pop("val_f1")}
+    chosen = choose_candidate(options["decode"]["candidates"], val_f1)
+    write_parquet(pl.concat([frame.with_columns(candidate=pl.lit(name)) for name, frame in found.items()]),
+                  Path(project) / TRACK2_CANDIDATES)
+    write_parquet(found[chosen], Path(project) / TRACK2_DETECTIONS)
+    test_detections = found[chosen].filter(pl.col("sample_id").is_in(test_ids))
+    write_track2(track2_frame(test_detections, class_base=int(config["submission"]["track2_class_base"])), Path(project) / SUBMISSION)
+    tuning = {"detector": track2.detector_of(options), "threshold": threshold, "decoding": decoding, "chosen": chosen,
+              "candidates": {"detector": {"val_f1": val_f1["detector"], "threshold": threshold, "decoding": decoding},
+                             "window_logreg": {"val_f1": val_f1["window_logreg"], **window_settings}},
+              "val_trials": trials}
     write_json(tuning, Path(project) / TRACK2_TUNING)
     return tuning | {"val_sequences": len(val_ids), "test_detections": test_detections.height}
+
+
+def choose_candidate(eligible: list[str], val_f1: dict[str, float | None]) -> str:
+    """The eligible candidate with the best val F1; ties and missing val scores go to the one listed first."""
+    eligible = list(dict.fromkeys(eligible))
+    return max(eligible, key=lambda name: -1.0 if val_f1.get(name) is None else val_f1[name])
+
+
+def window_candidate(config: dict, data: Track2Data, ids: list[str]) -> tuple[pl.DataFrame, dict]:
+    """The sliding-window logistic regression on pooled joint statistics: fit on train, decoding tuned on val for F1,
+    detections on `ids`; returns them and its settings (`val_f1` among them, None without val sequences)."""
+    options, iou = config["track2"], float(config["evaluate"]["iou_threshold"])
+    splits = {name: data.manifest.filter(pl.col("split") == name)["sample_id"].to_list() for name in ("train", "val")}
+    splits["evaluated"] = [sid for sid in ids if sid not in splits["train"]]
+    segments = {sid: [(s, e, c) for c, s, e in group.select("label", "start_frame", "end_frame").iter_rows()]
+                for (sid,), group in data.segments.group_by(["sample_id"])}
+    keypoints = {sid: data.store[sid] for part in splits.values() for sid in part}
+    found, settings = window_baseline_on(keypoints, data.store.layout, segments, splits, window=int(options["model"]["window_length"]),
+                                         stride=int(options["decode"]["window_stride"]), seed=int(options["train"]["seed"]), iou=iou)
+    rows = [(sid, label, start, end, score) for sid in splits["evaluated"] for start, end, label, score in found.get(sid, [])]
+    settings["val_f1"] = None if np.isnan(settings["val_f1"]) else float(settings["val_f1"])
+    return pl.DataFrame(rows, schema=DETECTIONS_SCHEMA, orient="row"), settings
 
 
 def evaluated_ids(data: Track2Data, split: str) -> tuple[str, list[str], str | None]:
@@ -233,40 +269,56 @@ def dataset_name_of(data: Track2Data) -> str:
 
 
 def evaluate(config: dict, data: Track2Data, *, project: Path = Path(".")) -> dict:
-    """Precision, recall and F1 at temporal overlap > `evaluate.iou_threshold` (official and one-to-one matching) on
-    `evaluate.split`, beside the sliding-window logistic regression; writes the metrics and a timeline per sequence."""
+    """Precision, recall and F1 at temporal overlap > `evaluate.iou_threshold` (official and one-to-one matching),
+    recall by gesture length, on `evaluate.split`, of the chosen detections, beside every candidate predict compared
+    (the sliding-window logistic regression is the bar); writes the metrics and a timeline per sequence."""
     requested = config["evaluate"]["split"]
     split, ids, note = evaluated_ids(data, requested)
     if note:
         warnings.warn(note, stacklevel=1)
+    iou = float(config["evaluate"]["iou_threshold"])
+    truth = data.segments.filter(pl.col("sample_id").is_in(ids))
     path = Path(project) / TRACK2_DETECTIONS
     detections = validate_detections(read_parquet(path), str(path), data.num_classes)
-    iou = float(config["evaluate"]["iou_threshold"])
-    result = detection_metrics(data.segments.filter(pl.col("sample_id").is_in(ids)), detections.filter(pl.col("sample_id").is_in(ids)),
-                               num_classes=data.num_classes, iou_threshold=iou)
+    result = detection_metrics(truth, detections.filter(pl.col("sample_id").is_in(ids)), num_classes=data.num_classes, iou_threshold=iou)
     result.update({"split": split, "requested_split": requested, "note": note, "num_sequences": len(ids)})
-    result["baselines"] = {"window_logreg": window_baseline(config, data, ids)}
+    tuning = read_tuning(Path(project) / TRACK2_TUNING)
+    candidates = {}
+    for name, frame in read_candidates(Path(project) / TRACK2_CANDIDATES, data.num_classes).items():
+        scored = detection_metrics(truth, frame.filter(pl.col("sample_id").is_in(ids)), num_classes=data.num_classes, iou_threshold=iou)
+        candidates[name] = {mode: {k: scored[mode][k] for k in ("precision", "recall", "f1", "recall_by_length")}
+                            for mode in ("official", "one_to_one")} | tuning["candidates"].get(name, {})
+    result["selection"] = {"chosen": tuning["chosen"], "eligible": list(config["track2"]["decode"]["candidates"]),
+                           "val_f1": {name: c.get("val_f1") for name, c in candidates.items()},
+                           f"{split}_f1": {name: c["official"]["f1"] for name, c in candidates.items()}}
+    result["baselines"] = {"window_logreg": candidates["window_logreg"]}
     write_json({mode: result[mode].pop("per_class") for mode in ("official", "one_to_one")}, Path(project) / PER_CLASS)
     write_json(result, Path(project) / METRICS)
     _timelines(data, detections, ids, Path(project) / TIMELINES)
     return result
 
 
-def window_baseline(config: dict, data: Track2Data, ids: list[str]) -> dict:
-    """The sliding-window logistic regression on pooled joint statistics, on the same keypoints and split: the bar."""
-    options, iou = config["track2"], float(config["evaluate"]["iou_threshold"])
-    splits = {name: data.manifest.filter(pl.col("split") == name)["sample_id"].to_list() for name in ("train", "val")}
-    splits["evaluated"] = [sid for sid in ids if sid not in splits["train"]]
-    segments = {sid: [(s, e, c) for c, s, e in group.select("label", "start_frame", "end_frame").iter_rows()]
-                for (sid,), group in data.segments.group_by(["sample_id"])}
-    keypoints = {sid: data.store[sid] for part in splits.values() for sid in part}
-    found, settings = window_baseline_on(keypoints, data.store.layout, segments, splits, window=int(options["model"]["window_length"]),
-                                         stride=int(options["decode"]["window_stride"]), seed=int(options["train"]["seed"]), iou=iou)
-    rows = [(sid, label, start, end, score) for sid in splits["evaluated"] for start, end, label, score in found.get(sid, [])]
-    detections = pl.DataFrame(rows, schema=DETECTIONS_SCHEMA, orient="row")
-    scored = detection_metrics(data.segments.filter(pl.col("sample_id").is_in(ids)), detections,
-                               num_classes=data.num_classes, iou_threshold=iou)
-    return {mode: {k: scored[mode][k] for k in ("precision", "recall", "f1")} for mode in ("official", "one_to_one")} | settings
+def read_tuning(path: Path) -> dict:
+    """`metrics/track2_tuning.json` as predict wrote it; a ConfigError with the way out otherwise."""
+    try:
+        tuning = json.loads(Path(path).read_text())
+        if not isinstance(tuning.get("candidates"), dict) or "chosen" not in tuning:
+            raise KeyError("candidates")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: missing; run predict_track2 first (dvc repro)") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ConfigError(f"{path}: not the tuning predict_track2 writes ({type(error).__name__}); "
+                          "delete it and rerun predict_track2 (dvc repro)") from None
+    return tuning
+
+
+def read_candidates(path: Path, num_classes: int) -> dict[str, pl.DataFrame]:
+    """Every candidate's detections as predict wrote them (`candidate` column), each checked against the contract."""
+    table = read_parquet(path)
+    if "candidate" not in table.columns:
+        raise ConfigError(f"{path}: no 'candidate' column; rerun predict_track2 (dvc repro)")
+    return {name: validate_detections(table.filter(pl.col("candidate") == name).drop("candidate"), f"{path} ({name})", num_classes)
+            for name in table["candidate"].unique(maintain_order=True).to_list()}
 
 
 def _timelines(data: Track2Data, detections: pl.DataFrame, ids: list[str], folder: Path) -> None:
