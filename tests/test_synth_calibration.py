@@ -10,15 +10,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import tarfile
-from pathlib import Path
-
 import pytest
 
 from miga.synth import calibration as cal
 from miga.synth import generate_imigue, generate_smg, get_preset, plan_imigue, plan_smg
 from miga.synth.imigue import raw_class
+from tests.conftest import REALDATA  # ../shared/realdata, or MIGA_REALDATA
 
-REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 SEED = 11
 
 

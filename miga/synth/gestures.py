@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+from miga.synth.calibration import ILLUSTRATIVE_AMP, ILLUSTRATIVE_REACH
+
 Vec = tuple[float, float, float]
 
 
@@ -31,6 +33,7 @@ class HandAction:
     spread: float = 1.0  # finger fan, 1 = relaxed
     curl: float = 0.0  # 0 = straight fingers, 1 = fist
     elbow_out: float = 0.0  # how far the elbow swings out to the side
+    reach: float = 1.0  # share of the way from where the hand is to the target that it travels
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,8 @@ SHAKE_SHOULDER = Program(
     ),
 )
 ILLUSTRATIVE = Program(
-    "illustrative", (1.4, 3.6), HandAction("gesture_space", motion="free", freq=1.0, amp=0.1, spread=1.2), both=True,
+    "illustrative", (1.4, 3.6), HandAction("gesture_space", motion="free", freq=1.0, amp=ILLUSTRATIVE_AMP, spread=1.2,
+                                    reach=ILLUSTRATIVE_REACH), both=True,
 )
 
 IMIGUE_PROGRAMS: tuple[Program, ...] = (

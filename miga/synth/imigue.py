@@ -13,12 +13,13 @@ short idle gaps; subjects are disjoint between the three folders (cross-subject)
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from miga.io import write_json, write_text
+from miga.synth.calibration import IMIGUE_APPROACH
 from miga.synth.editions import arrange_imigue
 from miga.synth.emotion import class_log_ratios, draw_emotions, write_emotions
 from miga.synth.files import write_numeric_csv, write_rows
@@ -102,11 +103,21 @@ def _video_plan(rng, config: ImigueConfig, split: str, number: int, subject, cli
     return VideoPlan(split, number, subject.id, tuple(instances), max(cursor, 1))
 
 
+def performed(plan: VideoPlan, fps: float) -> tuple[Instance, ...]:
+    """The gestures as performed: each widened by its hand's approach and retreat around the labelled clip
+    (`IMIGUE_APPROACH` of its length, at most 1 s each side), so a clip starts with the hand on its way."""
+    out = []
+    for inst in plan.instances:
+        lead = min(int(round(IMIGUE_APPROACH * inst.length)), int(fps))
+        out.append(replace(inst, start=max(inst.start - lead, 0), end=min(inst.end + lead, plan.num_frames - 1)))
+    return tuple(out)
+
+
 def write_video(root: Path, plan: VideoPlan, config: ImigueConfig, seed: int) -> None:
     """Animate, observe and render one video; write its label, skeleton and mp4 files."""
     rng = np.random.default_rng([seed, _KEY, 2, plan.number])
     subject = subject_of(seed, plan.subject_id)
-    body = animate(subject, plan.instances, plan.num_frames, config.fps, IMIGUE_PROGRAMS, rng)
+    body = animate(subject, performed(plan, config.fps), plan.num_frames, config.fps, IMIGUE_PROGRAMS, rng)
     camera = sample_camera(rng, subject, config.size)
     keypoints = openpose_keypoints(body, camera, subject, rng)
     folder = Path(root) / SPLIT_FOLDERS[plan.split] / plan.name

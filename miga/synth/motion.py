@@ -11,6 +11,7 @@ import numpy as np
 from miga.synth.body import (
     BODY_CHANNELS, OTHER, SIDES, Body, HandTrack, Subject, anchor_point, normalize, pose, rest_hand, to_body_frame, trunk,
 )
+from miga.synth.calibration import IDLE_HAND_SCALE
 from miga.synth.gestures import HandAction, Program
 
 
@@ -82,13 +83,13 @@ def idle_channels(rng: np.random.Generator, n: int, fps: float, subject: Subject
 def idle_hand(rng: np.random.Generator, hand: HandTrack, fps: float) -> None:
     """Small drift of a resting hand, and now and then a short fidget."""
     n = len(hand.contact)
-    hand.contact += smooth_noise(rng, n, fps, 1.5, 0.008, 3)
+    hand.contact += smooth_noise(rng, n, fps, 1.5, 0.008 * IDLE_HAND_SCALE, 3)
     hand.direction[:] = normalize(hand.direction + smooth_noise(rng, n, fps, 2.0, 0.1, 3))
     hand.spread += smooth_noise(rng, n, fps, 2.0, 0.1)[:, 0]
     for start in np.flatnonzero(rng.random(n) < 1.0 / (8.0 * fps)):
         length = min(int(rng.uniform(0.5, 1.2) * fps), n - start)
         bump = np.sin(np.linspace(0.0, math.pi, length))[:, None]
-        hand.contact[start: start + length] += bump * rng.normal(0.0, 0.025, 3)
+        hand.contact[start: start + length] += bump * rng.normal(0.0, 0.025 * IDLE_HAND_SCALE, 3)
 
 
 def body_wave(kind: str, n: int, fps: float, freq: float, phase: float) -> np.ndarray:
@@ -167,7 +168,7 @@ class _Scene:
         if action.motion == "free":
             direction = normalize(direction + smooth_noise(rng, inst.length, self.fps, 0.8, 0.5, 3))
         spread = action.spread * rng.uniform(0.85, 1.15)
-        self.hands[side].blend(span, weight, target + wave, direction, spread, action.curl, action.elbow_out)
+        self.hands[side].blend(span, action.reach * weight, target + wave, direction, spread, action.curl, action.elbow_out)
 
 
 def animate(

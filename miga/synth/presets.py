@@ -5,6 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from miga.synth.calibration import (
+    IMIGUE_CLASS_POWER, IMIGUE_CLIP_FRAMES, IMIGUE_DURATION_SCALE, SMG_DURATION_SCALE, SMG_GESTURE_FRACTION,
+    SMG_OVERLAP_RATE,
+)
+
 
 @dataclass(frozen=True)
 class ImigueConfig:
@@ -18,7 +23,7 @@ class ImigueConfig:
     duration_scale: float = 1.0  # on the programs' typical durations
     fps: int = 25
     size: tuple[int, int] = (320, 180)
-    power: float = 0.5  # class frequencies ~ real count ** power
+    power: float = IMIGUE_CLASS_POWER  # class frequencies ~ real count ** power
     decimals: int = 3  # of the keypoint CSV values
 
 
@@ -28,10 +33,10 @@ class SmgConfig:
 
     samples: Mapping[str, tuple[int, int]]  # split -> (first sample number, how many)
     frames: tuple[int, int]  # sequence length range
-    gesture_fraction: float = 0.3  # share of frames inside gestures
+    gesture_fraction: float = SMG_GESTURE_FRACTION  # share of frames inside gestures
     gesture_frames: tuple[int, int] = (20, 150)
-    duration_scale: float = 0.75  # on the programs' typical durations (SMG mean ~50 frames)
-    overlap_rate: float = 0.1  # a gesture starts before the previous one ends
+    duration_scale: float = SMG_DURATION_SCALE  # on the programs' typical durations
+    overlap_rate: float = SMG_OVERLAP_RATE  # a gesture starts before the previous one ends
     abort_rate: float = 0.08  # a gesture stops short of its target
     fps: int = 30
     size: tuple[int, int] = (320, 180)
@@ -58,7 +63,8 @@ PRESETS = {
     "default": Preset(
         imigue=ImigueConfig(
             videos={"train": 40, "val": 8, "test": 12}, subjects={"train": 16, "val": 3, "test": 4},
-            clips_per_video=(10, 14), clip_frames=(30, 90), gap_frames=(0, 20),
+            clips_per_video=(10, 14), clip_frames=IMIGUE_CLIP_FRAMES, gap_frames=(0, 20),
+            duration_scale=IMIGUE_DURATION_SCALE,
         ),
         smg=SmgConfig(samples={"train": (1, 12), "val": (31, 3), "test": (36, 3)}, frames=(1800, 2400)),
     ),
@@ -70,7 +76,8 @@ PRESETS = {
             # Val ~190 and test ~290 clips (real iMiGUE tests on ~25% of its clips): with 100 test clips
             # one clip was a point of top-1, too coarse to tell fused from pose-only (BENCHMARKS.md).
             videos={"train": 96, "val": 16, "test": 24}, subjects={"train": 32, "val": 4, "test": 6},
-            clips_per_video=(10, 14), clip_frames=(30, 90), gap_frames=(0, 20),
+            clips_per_video=(10, 14), clip_frames=IMIGUE_CLIP_FRAMES, gap_frames=(0, 20),
+            duration_scale=IMIGUE_DURATION_SCALE,
         ),
         # The real 2024 split: train 1-30, validate 31-35, test 36-40. With 8 / 2 / 2 samples the test
         # set held ~33 gestures (one gesture = 3 points of F1), too few to compare detectors.

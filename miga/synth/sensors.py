@@ -8,6 +8,7 @@ import numpy as np
 
 from miga.layouts import KINECT25, OPENPOSE25_HANDS10
 from miga.synth.body import Body, Subject, normalize
+from miga.synth.calibration import POSE_NOISE_SCALE
 from miga.synth.motion import smooth_noise
 
 
@@ -73,7 +74,7 @@ def openpose_keypoints(body: Body, camera: Camera, subject: Subject, rng: np.ran
     uv, _ = camera.project(xyz)
     n, v = uv.shape[:2]
     tips, face, arms = _joint_groups()
-    sigma = subject.noise_px * camera.width / 320 * np.where(tips, 2.0, np.where(face, 0.7, 1.0))
+    sigma = POSE_NOISE_SCALE * subject.noise_px * camera.width / 320 * np.where(tips, 2.0, np.where(face, 0.7, 1.0))
     uv = uv + rng.normal(0.0, 1.0, uv.shape) * sigma[None, :, None]
     speed = np.linalg.norm(np.diff(uv, axis=0, prepend=uv[:1]), axis=-1) * 320 / camera.width
     behind = arms[None] & (xyz[..., 2] < -0.06)  # hands and elbows hidden behind the back
