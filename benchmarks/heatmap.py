@@ -21,7 +21,7 @@ import numba
 import numpy as np
 
 from miga.heatmap import rasterize
-from tests import heatmap_oracle as oracle  # the NumPy reference the tests check the kernels against
+from tests.heatmap import heatmap_oracle as oracle  # the NumPy reference the tests check the kernels against
 from miga.layouts import COCO17
 
 FRAMES, SIZE, SIGMA = 48, 64, 0.6

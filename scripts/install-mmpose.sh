@@ -56,7 +56,7 @@
 # Checkpoints are not downloaded: put the .pth of your RTMPose/RTMW model on disk and name it in
 # params.yaml (pose.mmpose.checkpoint), with its config (pose.mmpose.config).
 #
-# Tests: .venv/bin/python -m pytest tests/test_pose_mmpose.py tests/test_pose_ray.py  (an untrained
+# Tests: .venv/bin/python -m pytest tests/pose/test_pose_mmpose.py tests/pose/test_pose_ray.py  (an untrained
 # RTMPose-t through the backend, and through the pose stage on the local and the Ray executor)
 set -euo pipefail
 cd "$(dirname "$0")/.."

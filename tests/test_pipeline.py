@@ -20,8 +20,10 @@ TINY = {
     "synth": {"preset": "tiny"},
     "track1": {
         "heatmap": {"clip_len": 8, "test_clips": 1},
-        # the heatmap and RGB streams here; late fusion runs as an experiment below, the skeleton streams (the default) too
-        "model": {"pose_base_channels": 8, "fusion": "none", "streams": ["pose", "rgb"]},
+        # the default's skeleton stream (tcn) here, + RGB for late fusion as an experiment below; the heatmap stream
+        # (pose) runs in the pretrained-RGB experiment. On the calibrated (subtle) gestures the pose stream does not
+        # beat the majority class on the tiny set (measured: 0.17 against 0.33); tcn does (0.50).
+        "model": {"pose_base_channels": 8, "fusion": "none", "streams": ["tcn", "rgb"]},
         # ~1 train clip per class: 10 epochs of 4 steps learn enough to beat the majority class on test (2 of 2 steps did not)
         "train": {"epochs": 10, "batch_size": 8, "workers": 0},
     },
@@ -79,7 +81,7 @@ def test_repro_writes_submissions_and_metrics(project):
     assert header == ["ID", "class", "start_frame", "end_frame", "sample_id"]
     track1 = json.loads((project / "metrics/track1.json").read_text())
     assert 0 <= track1["top1"] <= track1["top5"] <= 1
-    assert track1["streams"] == {"pose": {k: track1[k] for k in ("top1", "top5", "mean_class_accuracy")}}  # fusion none
+    assert track1["streams"] == {"tcn": {k: track1[k] for k in ("top1", "top5", "mean_class_accuracy")}}  # fusion none
     track2 = json.loads((project / "metrics/track2.json").read_text())
     assert set(track2) >= {"official", "one_to_one"}
     # predict compared the detector and the window baseline on val; the better one made the detections and submission
@@ -138,16 +140,16 @@ def test_second_repro_reruns_nothing_and_fusion_reruns_only_track1(project):
     status = _run([sys.executable, "-m", "dvc", "status"], project)
     assert "up to date" in status.stdout.lower()
     result = _run([sys.executable, "-m", "dvc", "exp", "run", "-S", "track1.model.fusion=late"], project)
-    # ingest re-checks that every clip has the video fusion needs (model.fusion is one of its params); its
-    # outputs are unchanged, so pose and Track 2 do not rerun
-    assert _stages_run(result) == {"ingest@imigue", "ingest@smg", "train_track1", "predict_track1", "evaluate_track1"}
+    # ingest and pose do not depend on track1.model (the video check sits in Track 1's own loading); the emotion
+    # events of source track1 read Track 1's scores
+    assert _stages_run(result) == {"train_track1", "predict_track1", "evaluate_track1", "emotion_events_track1"}
     diff = _run([sys.executable, "-m", "dvc", "metrics", "diff", "--all", "--json"], project)
     assert "metrics/track1.json" in json.loads(diff.stdout)
     late = json.loads((project / "metrics/track1.json").read_text())
-    assert set(late["streams"]) == {"pose", "rgb"}  # each stream's own accuracy next to the fused one
+    assert set(late["streams"]) == {"tcn", "rgb"}  # each stream's own accuracy next to the fused one
     fusion = json.loads((project / "metrics/track1_fusion.json").read_text())
     assert fusion["weights"] in [t["weights"] for t in fusion["val_trials"]]  # stream_weights: val (params.yaml)
-    assert fusion["val_top1"]["fused"] >= max(fusion["val_top1"][s] for s in ("pose", "rgb"))
+    assert fusion["val_top1"]["fused"] >= max(fusion["val_top1"][s] for s in ("tcn", "rgb"))
     assert all(0 <= m["top1"] <= m["top5"] <= 1 for m in late["streams"].values())
 
 
@@ -213,7 +215,7 @@ def test_online_streams_a_test_sequence_with_the_trained_detector(project):
     lines = (project / "online.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
     # what a 2-epoch tiny detector finds varies with the recipe; that streaming decodes what offline does is
-    # tests/test_online.py's job. Here: every frame was read, and what was decided is reported consistently.
+    # tests/track2/test_online.py's job. Here: every frame was read, and what was decided is reported consistently.
     from miga.datasets import smg
 
     frames = len(smg.read_skeleton(skeleton))

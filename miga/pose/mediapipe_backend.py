@@ -283,7 +283,7 @@ class MediapipeExtractor:
         """This extractor with one MediaPipe graph kept open across videos (what a Ray actor holds).
 
         The graph is reset before every video but the first: the same points as a new graph, since
-        a reset already starts each run of frames within a video (tests/test_pose_ray.py compares them).
+        a reset already starts each run of frames within a video (tests/pose/test_pose_ray.py compares them).
         """
         model = self.settings.open()
         first = True

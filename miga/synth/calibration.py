@@ -11,7 +11,7 @@ Real inputs: the raw OpenPose JSON of iMiGUE video 298 (read by `miga.datasets.o
 layout openpose137), `labels_dev.csv`, `smg_finelabels_train_val.csv`. Synthetic inputs: a
 release written by `miga.synth`, read back through `miga.datasets.imigue` / `miga.datasets.smg`.
 `REAL` holds the real figures (recomputed by `real_imigue_*` / `real_smg` and checked equal in
-tests/test_synth_calibration.py where the real material exists).
+tests/synth/test_synth_calibration.py where the real material exists).
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ def test_mirrored_swaps_sides_and_negates_x_in_the_features():
 
 
 def test_training_depends_on_every_track2_section_but_decode():
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     stage = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["train_track2"]
     trained = {p.removeprefix("track2.") for p in stage["params"] if p.startswith("track2.")}
     sections = set(yaml.safe_load((root / "params.yaml").read_text())["track2"])
@@ -125,7 +125,7 @@ def test_decode_and_tune_find_a_clean_segment():
 def test_every_detector_trains_and_decodes_from_the_track2_options(detector):
     # The untrained anchor-free head scores below the default pre_threshold and predicts near-empty extents:
     # with the defaults it would decode to nothing.
-    options = merged(load_params(Path(__file__).resolve().parents[1] / "params.yaml")["track2"], {
+    options = merged(load_params(Path(__file__).resolve().parents[2] / "params.yaml")["track2"], {
         "model": {"detector": detector, "channels": 8, "layers": 1, "levels": 3, "window_length": 16},
         "train": {"window": 64, "windows_per_epoch": 4}, "decode": {"pre_threshold": 0.0, "min_length": 1}})
     torch.manual_seed(0)

@@ -13,7 +13,7 @@ CASES = {
 }
 
 
-RGB = {f"rgb_{name}" for name in RGB_BACKBONES}  # forward / backward of each: tests/test_rgb_backbones.py
+RGB = {f"rgb_{name}" for name in RGB_BACKBONES}  # forward / backward of each: tests/models/test_rgb_backbones.py
 
 
 def test_every_registered_model_has_a_case():

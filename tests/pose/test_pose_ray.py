@@ -29,7 +29,7 @@ from miga.pose import ray_executor as rx
 from miga.pose import shards as sh
 from tests.conftest import REALDATA, write_test_video
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BIISC = REALDATA / "video" / "biisc_dev"
 REAL = ("S001_M_CALL_STD_LFT", "S007_M_WAVE_STD_RGT", "S010_F_DRIN_STD_LFT", "S013_F_SCRA_STD_RGT", "S016_F_STRE_STD_LFT")
 CLIPS = ((0, 14), (20, 29))  # two clips per video with a gap between them (the graph is reset there)
@@ -232,7 +232,7 @@ def test_importing_the_ray_executor_does_not_import_ray():
 def test_mmpose_rtmpose_through_the_stage_on_both_executors(ray_session, tmp_path, monkeypatch):
     """An RTMPose-t config (untrained weights saved by the test as its checkpoint) on the local and the Ray executor."""
     from miga.pose import mmpose_backend as mm
-    from tests.test_pose_mmpose import RTMPOSE_T, require_mmpose
+    from tests.pose.test_pose_mmpose import RTMPOSE_T, require_mmpose
 
     require_mmpose()
     import torch

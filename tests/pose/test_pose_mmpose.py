@@ -22,7 +22,7 @@ from miga.pose import get_backend
 from miga.pose import mmpose_backend as mm
 from tests.conftest import write_test_video
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_importing_the_backend_does_not_import_mmpose_or_torch():

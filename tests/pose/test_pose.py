@@ -27,7 +27,7 @@ from miga.skeleton.tracking import link_tracks, pick_subject, select_subject
 from miga.video import probe_video, read_frames
 from tests.conftest import REALDATA, write_test_video
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NTU = REALDATA / "pose_gt" / "ntu_video_kinect2d"
 COCO = REALDATA / "pose_gt" / "mmpose_testdata" / "coco"
 VIDEOS = REALDATA / "video"

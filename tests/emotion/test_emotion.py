@@ -21,7 +21,7 @@ from miga.emotion.model import Design, Settings, cross_validate, person_folds
 from miga.synth.emotion import IMIGUE_LOSE_COUNTS, IMIGUE_WIN_COUNTS, class_log_ratios, draw_emotions
 from tests.conftest import REALDATA, invoke_cli
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 REAL = REALDATA / "imigue_real"
 FAST = Settings(C=1.0, depth=2, learning_rate=0.1, iterations=20, min_leaf=5, folds=3, seed=0)
 

@@ -3,10 +3,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import heatmap_oracle as oracle
-
 from miga.heatmap import flip_keypoints, limb_flip_index, rasterize
 from miga.layouts import COCO17, LAYOUTS
+from tests.heatmap import heatmap_oracle as oracle
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
