@@ -56,6 +56,7 @@ PRESETS = {
         imigue=ImigueConfig(
             videos={"train": 6, "val": 1, "test": 1}, subjects={"train": 3, "val": 1, "test": 1},
             clips_per_video=(6, 6), clip_frames=(12, 30), gap_frames=(0, 6), duration_scale=0.5, size=(160, 90),
+            power=0.5,  # flatter than real: 6 test clips cannot hold the real skew (class 99: 30%) and still test learning
         ),
         smg=SmgConfig(samples={"train": (1, 1), "val": (31, 1), "test": (36, 1)}, frames=(540, 660), size=(160, 90)),
     ),
