@@ -7,4 +7,4 @@ bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 dvc repro "$@"
 echo
-dvc metrics show metrics/track1.json metrics/track2.json
+dvc metrics show metrics/track1.json metrics/track2.json metrics/emotion.json
