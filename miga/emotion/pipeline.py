@@ -30,6 +30,7 @@ from miga.emotion.features import TIMING_NAMES, MgSequence, class_rates, feature
 from miga.emotion.labels import EMOTIONS, read_video_emotions
 from miga.emotion.model import BASELINE_PARTS, Design, Settings, cross_validate, fit, occlusion, scores, select
 from miga.errors import ConfigError
+from miga.evaluation.metrics import below_baseline_note
 from miga.io import atomic_path, read_parquet, write_json, write_parquet
 from miga.project import TRACK2_DETECTIONS, interim
 
@@ -163,6 +164,10 @@ def run(config: Mapping, *, project: Path = Path("."), say: Say = _quiet) -> dic
     cv.pop("oof")
     result = {"source": source, "dataset": str(table["dataset"].first()), "model": model_name,
               "cv": {k: v for k, v in cv.items() if k != "models"} | _arranged(cv["models"], model_name)}
+    below = below_baseline_note("cross-validated accuracy", result["cv"]["model"]["accuracy"],
+                                {name: m["accuracy"] for name, m in result["cv"]["baselines"].items()}, "the training videos")
+    if below:
+        notes.append(below)
     if model_name == "auto":
         chosen, selection = select(design, settings)
         result.update(selected=chosen, selection=selection)

@@ -268,3 +268,13 @@ def instance_f1(predictions: Mapping[str, Sequence[tuple]], truth: Mapping[str, 
     recall = found / gt.height if gt.height else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
     return {"precision": precision, "recall": recall, "f1": f1, "found": found, "predictions": pred.height, "truth": gt.height}
+
+
+def below_baseline_note(metric: str, value: float, baselines: Mapping[str, float | None], where: str) -> str | None:
+    """A sentence when a simple baseline beats the reported figure (the metrics file and the stage say it), else None."""
+    better = {name: v for name, v in baselines.items() if v is not None and v > value + 1e-12}
+    if not better:
+        return None
+    listed = ", ".join(f"{name} {v:.3f}" for name, v in sorted(better.items(), key=lambda item: -item[1]))
+    return f"on {where} the model's {metric} ({value:.3f}) is below a simple baseline's ({listed}): report the baseline beside it"
+

@@ -18,7 +18,7 @@ from miga.baselines import clip_baselines_on
 from miga.contracts import validate_manifest
 from miga.datasets import imigue
 from miga.errors import ConfigError
-from miga.evaluation.metrics import classification_metrics, head_classes_from_counts
+from miga.evaluation.metrics import below_baseline_note, classification_metrics, head_classes_from_counts
 from miga.evaluation.submission import track1_frame, write_track1
 from miga.io import KeypointStore, atomic_path, file_digest, read_parquet, write_json, write_parquet
 from miga.models import load_trained
@@ -250,6 +250,10 @@ def evaluate(config: Mapping, data: Track1Data, *, project: Path = Path("."), sa
                    "majority_class_rate": float((labels == counts.argmax()).mean())})
     result["streams"] = _stream_metrics(scores, labels)
     result["baselines"] = _baselines(data, split)
+    below = below_baseline_note("top-1", result["top1"], result["baselines"], split)
+    if below:
+        warnings.warn(below, stacklevel=1)
+        result["note"] = "; ".join(filter(None, [note, below]))
     write_json({"per_class": result.pop("per_class"), "head_classes": result.pop("head_classes")}, Path(project) / PER_CLASS)
     write_json(result, Path(project) / METRICS)
     _write_confusion(labels, probs.argmax(1), Path(project) / CONFUSION)

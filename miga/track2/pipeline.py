@@ -21,7 +21,7 @@ from miga.datasets import DatasetFormatError, format_of, reader
 from miga.errors import ConfigError
 from miga.baselines import window_baseline_on
 from miga.contracts import DETECTIONS_SCHEMA, validate_detections
-from miga.evaluation.metrics import detection_metrics
+from miga.evaluation.metrics import below_baseline_note, detection_metrics
 from miga.evaluation.submission import track2_frame, write_track2
 from miga.io import KeypointStore, read_parquet, write_json, write_parquet
 from miga.plots import timeline
@@ -292,6 +292,10 @@ def evaluate(config: dict, data: Track2Data, *, project: Path = Path(".")) -> di
                            "val_f1": {name: c.get("val_f1") for name, c in candidates.items()},
                            f"{split}_f1": {name: c["official"]["f1"] for name, c in candidates.items()}}
     result["baselines"] = {"window_logreg": candidates["window_logreg"]}
+    below = below_baseline_note("F1", result["official"]["f1"], {"window_logreg": candidates["window_logreg"]["official"]["f1"]}, split)
+    if below:
+        warnings.warn(below, stacklevel=1)
+        result["note"] = "; ".join(filter(None, [note, below]))
     write_json({mode: result[mode].pop("per_class") for mode in ("official", "one_to_one")}, Path(project) / PER_CLASS)
     write_json(result, Path(project) / METRICS)
     _timelines(data, detections, ids, Path(project) / TIMELINES)

@@ -221,3 +221,11 @@ def test_rejects_null_frames_in_predictions():
     pred = pl.DataFrame({"sample_id": ["S1"], "label": [0], "start_frame": [None], "end_frame": [5], "score": [None]}, schema=DETECTIONS_SCHEMA)
     with pytest.raises(ValueError, match="null"):
         match_detections(gt_frame(("S1", 0, 0, 5)), pred)
+
+
+def test_a_baseline_above_the_figure_is_said():
+    from miga.evaluation.metrics import below_baseline_note
+
+    assert below_baseline_note("top-1", 0.80, {"logreg": 0.79, "1nn": None}, "test") is None
+    note = below_baseline_note("top-1", 0.80, {"logreg": 0.85, "5nn": 0.82, "1nn": 0.7}, "test")
+    assert note.startswith("on test the model's top-1 (0.800) is below") and "logreg 0.850, 5nn 0.820" in note and "1nn" not in note
