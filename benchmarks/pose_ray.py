@@ -32,7 +32,7 @@ import polars as pl
 
 from benchmarks.pose import NTU_VIDEO, resized_copy
 from miga.pose import mediapipe_backend as mb
-from miga.pose.ray_executor import RayExecutor, import_ray
+from miga.videowork.ray_executor import RayExecutor, import_ray
 from miga.video import probe_video
 
 

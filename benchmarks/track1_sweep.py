@@ -11,7 +11,7 @@ labels, splits and class count of the current pipeline's interim data into one n
 stream per config: a JSON list of {"name": ..., "stream": ..., "heatmap": {...}, "skeleton": {...},
 "model": {...}, "train": {...}}, overrides of params.yaml's `track1` sections; `stream` is any of
 `track1.model.streams`' vocabulary (pose, rgb, tcn, tcn_bone, joint, bone, joint_motion, bone_motion) or
-`fused` (the cross-attention model); rgb and fused need `--crops`, the rgb stage's rgb_crops.npz
+`fused` (the cross-attention model); rgb and fused need `--crops`, the rgb stage's rgb_crops folder
 (`miga.track1.rgb.load_crops`). Each config is trained and scored by what the Track 1 stage calls,
 over a `miga.track1.pipeline.Track1Data` of the packed tables (`miga.io.InMemoryKeypoints`):
 `train_stream` (the stream's `train.per_stream` recipe over `train`, val top-1 every epoch) and
@@ -56,7 +56,7 @@ def prepare(out: Path, params: Path) -> None:
 
 
 def packed_data(npz: str, crops: str | None = None):
-    """The Track1Data of a `prepare`d npz (and `crops`, an rgb_crops.npz): its clips in an InMemoryKeypoints."""
+    """The Track1Data of a `prepare`d npz (and `crops`, an rgb_crops folder): its clips in an InMemoryKeypoints."""
     import polars as pl
 
     from miga.datasets import imigue
@@ -151,7 +151,7 @@ def main() -> None:
     r.add_argument("--params", type=Path, default=REPO / "params.yaml")
     r.add_argument("--jobs", type=int, default=1)
     r.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 1) // 4))
-    r.add_argument("--crops", type=Path, help="rgb_crops.npz of the rgb stage (for configs with stream rgb or fused)")
+    r.add_argument("--crops", type=Path, help="rgb_crops folder of the rgb stage (for configs with stream rgb or fused)")
     r.add_argument("--scores-dir", type=Path, help="save each config's val/test probabilities here")
     args = parser.parse_args()
     if args.command == "prepare":

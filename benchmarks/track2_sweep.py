@@ -49,12 +49,12 @@ HOLDOUT_FIRST_SAMPLE = 101  # past the official 1-40, so no sample number is sha
 def build_holdout(folder: Path, config: dict, seed: int, sequences: int) -> None:
     """Synthetic SMG sequences under `folder` (a project layout), ingested and keypoint-cached as `dvc repro` does."""
     from miga.synth import generate_smg, get_preset
-    from miga.synth.files import replacing_directory
+    from miga.io import atomic_directory
 
     base = get_preset("benchmark").smg
     smg = type(base)(**{**base.__dict__, "samples": {"train": (HOLDOUT_FIRST_SAMPLE, sequences), "val": (0, 0), "test": (0, 0)}})
     folder.mkdir(parents=True, exist_ok=True)
-    with replacing_directory(folder / "data/raw/smg") as tmp:
+    with atomic_directory(folder / "data/raw/smg") as tmp:
         generate_smg(tmp, smg, seed)
     params = copy.deepcopy(config)
     params["datasets"]["smg"]["root"] = "data/raw/smg"

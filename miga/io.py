@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -38,6 +39,30 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_directory(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty folder beside `target`; if the block succeeds it takes `target`'s place.
+
+    An interrupted run leaves `target` as it was (plus a hidden `.name.tmp-*` folder).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    os.chmod(fresh, 0o777 & ~_UMASK)  # mkdtemp makes it private; outputs should not be
+    try:
+        yield fresh
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.replace(target, old / target.name)
+            os.replace(fresh, target)
+            shutil.rmtree(old)
+        else:
+            os.replace(fresh, target)
+    finally:
+        if fresh.exists():
+            shutil.rmtree(fresh)
 
 
 def write_parquet(frame: pl.DataFrame, path: str | os.PathLike) -> None:

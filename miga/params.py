@@ -32,7 +32,7 @@ class Section(BaseModel):
 
 
 class SynthParams(Section):
-    preset: Literal["tiny", "default", "benchmark"] = "default"
+    preset: Literal["tiny", "default", "benchmark", "quarter", "half", "full"] = "default"
     seed: int = 2024
     imigue_edition: Literal["2023", "2024", "2025", "2025_precut", "full"] = "2025"
     smg_edition: Literal["organisers", "kaggle2024"] = "kaggle2024"
@@ -124,6 +124,8 @@ class RgbParams(Section):
     sampling_rate: NonNegativeInt = 0
     size: PositiveInt = 48
     padding: NonNegativeFloat = 0.25
+    workers: PositiveInt = 1
+    executor: Literal["local", "ray"] = "local"
 
 
 class ModelParams(Section):

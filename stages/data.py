@@ -6,9 +6,8 @@ from pathlib import Path
 
 import typer
 
-from miga.datasets import format_of
+from miga.datasets import format_of, needs_video
 from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, load_params
-from stages.ingest import needs_video
 
 convert_app = typer.Typer(no_args_is_help=True, help="Convert other datasets to a format the pipeline reads.")
 
@@ -81,7 +80,7 @@ def data_check(
     if root is not None:
         entry.update(root=str(root), skeleton_root=None, video_root=None)
     report = check_release(format_of(dataset, entry), Path(entry["root"]), entry, config["ingest"],
-                           require_video=needs_video(dataset, config))
+                           require_video=needs_video(entry, config["pose"]))
     typer.echo("\n".join(report.lines()))
     if report.fatal:
         raise typer.Exit(1)

@@ -6,16 +6,11 @@ from pathlib import Path
 
 import typer
 
-from miga.datasets import format_of, pose_source, reader
+from miga.datasets import format_of, needs_video, reader
 from miga.io import write_parquet
 from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params
 
 app = typer.Typer(add_completion=False, help=__doc__)
-
-
-def needs_video(dataset: str, config: dict) -> bool:
-    """A clip without video breaks the run when its pose comes from video (Track 1's RGB streams check their own crops)."""
-    return pose_source(dataset_entry(config, dataset), config["pose"]) != "provided"
 
 
 @app.command()
@@ -28,7 +23,7 @@ def main(
     config = load_params(params)
     entry = dataset_entry(config, dataset)
     manifest, segments = reader(format_of(dataset, entry)).scan_release(
-        Path(entry["root"]), config["ingest"], entry, require_video=needs_video(dataset, config))
+        Path(entry["root"]), config["ingest"], entry, require_video=needs_video(entry, config["pose"]))
     out = interim(dataset)
     write_parquet(manifest, out / "manifest.parquet")
     write_parquet(segments, out / "segments.parquet")

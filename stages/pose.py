@@ -11,7 +11,7 @@ import polars as pl
 from miga.io import KeypointStore, read_parquet, write_keypoints
 from miga.contracts import validate_manifest
 from miga.pose import get_backend, mirrored
-from miga.pose.ray_executor import executor_of
+from miga.videowork.ray_executor import executor_of
 from miga.datasets import format_of, pose_source
 from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params
 

@@ -1,4 +1,4 @@
-"""rgb: decode a few frames of every Track 1 clip and cache person-centred crops (uint8 .npz)."""
+"""rgb: decode a few frames of every Track 1 clip and cache person-centred crops (a memory-mapped uint8 cache)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import typer
 
 from miga.contracts import validate_manifest
 from miga.io import KeypointStore, read_parquet
-from miga.track1.rgb import extract_crops, save_crops
+from miga.videowork.ray_executor import executor_of
+from miga.track1.rgb import build_crop_cache, plan_crops
 from stages.common import PARAMS_OPTION, clean_errors, dataset_entry, interim, load_params
 
 app = typer.Typer(add_completion=False, help=__doc__)
@@ -20,7 +21,7 @@ app = typer.Typer(add_completion=False, help=__doc__)
 @clean_errors
 def main(params: Path = PARAMS_OPTION) -> None:
     """Crop `rgb.frames` frames per clip (every `rgb.sampling_rate`-th of the centred window; 0 = spread over the
-    clip) around the pose box, resized to `rgb.size`."""
+    clip) around the pose box, resized to `rgb.size`; one shard per video (`rgb.workers` processes, or Ray)."""
     config = load_params(params)
     options = config["track1"]["rgb"]
     manifest_path = interim("imigue") / "manifest.parquet"
@@ -30,13 +31,13 @@ def main(params: Path = PARAMS_OPTION) -> None:
     if with_video.height < manifest.height:
         warnings.warn(f"{manifest_path}: {manifest.height - with_video.height} of {manifest.height} clips have no video: "
                       "no RGB crops for them (model.fusion none does not need them)", stacklevel=1)
-    manifest = with_video
-    keypoints = {sample_id: store[sample_id] for sample_id in manifest["sample_id"]}
-    crops = extract_crops(manifest, keypoints, frames=int(options["frames"]), size=int(options["size"]), padding=float(options["padding"]),
-                          root=Path(dataset_entry(config, "imigue")["root"]), sampling_rate=int(options["sampling_rate"]))
-    out = interim("imigue") / "rgb_crops.npz"
-    save_crops(crops, out)
-    typer.echo(f"rgb: {len(crops)} clips x {options['frames']} frames at {options['size']}px -> {out}")
+    plan = plan_crops(with_video, store, frames=options["frames"], padding=options["padding"],
+                      sampling_rate=options["sampling_rate"], root=Path(dataset_entry(config, "imigue")["root"]))
+    out = interim("imigue") / "rgb_crops"
+    executor = executor_of({"executor": options["executor"], "ray": config["pose"]["ray"]})
+    count = build_crop_cache(plan, out, size=options["size"], shard_dir=Path("data/cache/rgb/imigue"),
+                             workers=options["workers"], executor=executor)
+    typer.echo(f"rgb: {count} clips of {len(plan)} videos x {options['frames']} frames at {options['size']}px -> {out}")
 
 
 if __name__ == "__main__":

@@ -211,9 +211,9 @@ def _score_file(name: str, scores) -> Callable[[Path], None]:
 
 def _empty_crops(root: Path) -> None:
     """An RGB crop cache that holds no clip (their videos were missing)."""
-    import numpy as np
+    from miga.track1.rgb import build_crop_cache
 
-    np.savez(root / "data/interim/imigue/rgb_crops.npz", sample_ids=np.array([], dtype=str), crops=np.zeros((0, 1, 1, 1, 3), np.uint8))
+    build_crop_cache({}, root / "data/interim/imigue/rgb_crops", size=8, progress=False)
 
 
 _ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n" \
@@ -244,7 +244,7 @@ CASES = [
          _remove_videos, says="video"),
     Case("no video for RGB fusion", ["track1", "train"],
          lambda p: (_set("track1.model.fusion", "late")(p), _set("track1.model.streams", ["pose", "rgb"])(p)),
-         _empty_crops, says="rgb_crops.npz"),
+         _empty_crops, says="rgb_crops"),
     Case("unreadable video", ["ingest", "--dataset", "imigue"], files=_damage_video, says=".mp4"),
     Case("test truth folder missing", ["ingest", "--dataset", "smg"], _set("datasets.smg.test_truth", "gone"), says="gone"),
     Case("unknown skeleton source", ["pose", "--dataset", "imigue"], _set("datasets.imigue.skeleton", "kinect"), says="skeleton"),

@@ -34,4 +34,9 @@ def pose_source(entry: Mapping, pose_params: Mapping) -> str:
     return str(entry["pose"] or pose_params["backend"])
 
 
-__all__ = ["READERS", "DatasetFormatError", "format_of", "imigue", "pose_source", "reader", "smg", "stream"]
+def needs_video(entry: Mapping, pose_params: Mapping) -> bool:
+    """A clip without video breaks the run when its pose comes from video (Track 1's RGB streams check their own crops)."""
+    return pose_source(entry, pose_params) != "provided"
+
+
+__all__ = ["READERS", "DatasetFormatError", "format_of", "imigue", "needs_video", "pose_source", "reader", "smg", "stream"]

@@ -1,6 +1,6 @@
 """What every video pose backend shares: manifest clips -> per-video frames -> resumable shards -> layouts.
 
-A video backend supplies a shard extractor (see `miga.pose.shards`) that returns, per video,
+A video backend supplies a shard extractor (see `miga.videowork.shards`) that returns, per video,
 `{"frames": (F,) int64, "raw": (F, K, 3) float32}` (its own K points: pixel x, y, score) and a
 metadata dict, plus a function from raw points to the requested layout. `extract_manifest` does
 the rest: which frames each video needs (the union of its clips' inclusive ranges), the shards
@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from miga.pose.shards import Extractor, ShardJob, make_jobs, read_shard, run_shards
+from miga.videowork.shards import Extractor, ShardJob, make_jobs, read_shard, run_shards
 from miga.video import VideoError
 
-# makes the shards of the jobs that are not complete (miga.pose.ray_executor.RayExecutor); None = run_shards here
+# makes the shards of the jobs that are not complete (miga.videowork.ray_executor.RayExecutor); None = run_shards here
 Executor = Callable[..., list[ShardJob]]
 
 # per-video metadata copied from the shards into PoseResult.source["videos"]
@@ -99,7 +99,7 @@ def extract_manifest(
     Shards go to `shard_dir` (kept, so a rerun resumes); without one, to a temporary folder
     removed at the end. `to_layout` maps raw points `(T, K, 3)` to `(T, V, 3)` in `layout`.
     `executor` makes the missing shards instead of local worker processes (`workers`): a callable
-    `(jobs, extractor, *, key, progress, desc)`, e.g. `miga.pose.ray_executor.RayExecutor`; the
+    `(jobs, extractor, *, key, progress, desc)`, e.g. `miga.videowork.ray_executor.RayExecutor`; the
     shards, and so the keypoints, are the same whichever makes them.
     """
     from miga.pose import PoseResult

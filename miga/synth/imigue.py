@@ -113,8 +113,8 @@ def performed(plan: VideoPlan, fps: float) -> tuple[Instance, ...]:
     return tuple(out)
 
 
-def write_video(root: Path, plan: VideoPlan, config: ImigueConfig, seed: int) -> None:
-    """Animate, observe and render one video; write its label, skeleton and mp4 files."""
+def write_video(root: Path, plan: VideoPlan, config: ImigueConfig, seed: int, *, render: bool = True) -> None:
+    """Animate, observe and render one video; write its label, skeleton and (when `render`) mp4 files."""
     rng = np.random.default_rng([seed, _KEY, 2, plan.number])
     subject = subject_of(seed, plan.subject_id)
     body = animate(subject, performed(plan, config.fps), plan.num_frames, config.fps, IMIGUE_PROGRAMS, rng)
@@ -125,6 +125,8 @@ def write_video(root: Path, plan: VideoPlan, config: ImigueConfig, seed: int) ->
     write_rows(folder / f"{plan.name}_label.csv", [(raw_class(i.label), i.start, i.end) for i in plan.instances])
     columns = [np.arange(plan.num_frames)] + list(keypoints.reshape(plan.num_frames, -1).T)
     write_numeric_csv(folder / f"{plan.name}_light_hand.csv", columns, decimals=config.decimals)
+    if not render:  # rendering is the last use of `rng`: the other files are the same either way
+        return
     frames = render_video(folder / f"{plan.name}.mp4", body, camera, subject, config.fps, rng)
     if frames != plan.num_frames:
         raise RuntimeError(f"{folder}: rendered {frames} frames for a {plan.num_frames}-frame skeleton")
@@ -152,7 +154,8 @@ def generate_imigue(root: str | Path, config: ImigueConfig | str = "default", se
     root = Path(root)
     config = get_preset(config).imigue if isinstance(config, str) else config
     plans = plan_imigue(config, seed)
-    for _ in map_fn(_VideoJob(root, config, seed), plans):
+    rendered = rendered_videos(plans, config)
+    for _ in map_fn(_VideoJob(root, config, seed, rendered), plans):
         pass
     lines = ["video,subject"] + [f"{p.name},{p.subject_id}" for p in sorted(plans, key=lambda p: p.number)]
     write_text("\n".join(lines) + "\n", root / "video_subjects.csv")
@@ -166,6 +169,14 @@ def generate_imigue(root: str | Path, config: ImigueConfig | str = "default", se
     return summary
 
 
+def rendered_videos(plans: list[VideoPlan], config: ImigueConfig) -> frozenset[int]:
+    """The numbers of the videos that get an mp4: all, or the first `config.rendered_videos[split]` of each split."""
+    if config.rendered_videos is None:
+        return frozenset(p.number for p in plans)
+    return frozenset(p.number for split in SPLIT_FOLDERS
+                     for p in [p for p in plans if p.split == split][: config.rendered_videos[split]])
+
+
 @dataclass(frozen=True)
 class _VideoJob:
     """A picklable `write_video` with its fixed arguments, for process pools."""
@@ -173,6 +184,7 @@ class _VideoJob:
     root: Path
     config: ImigueConfig
     seed: int
+    rendered: frozenset[int]
 
     def __call__(self, plan: VideoPlan) -> None:
-        write_video(self.root, plan, self.config, self.seed)
+        write_video(self.root, plan, self.config, self.seed, render=plan.number in self.rendered)

@@ -1,4 +1,5 @@
-"""What to generate: the dataset configurations, and the presets `tiny` (tests, seconds), `default` (`dvc repro`) and `benchmark`."""
+"""What to generate: the dataset configurations, and the presets `tiny` (tests, seconds), `default` (`dvc repro`),
+`benchmark`, and `quarter` / `half` / `full` (the real datasets' sizes: benchmarks/scale.py)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class ImigueConfig:
     size: tuple[int, int] = (320, 180)
     power: float = IMIGUE_CLASS_POWER  # class frequencies ~ real count ** power
     decimals: int = 3  # of the keypoint CSV values
+    rendered_videos: Mapping[str, int] | None = None  # split -> how many of its videos get an mp4 (None: all)
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class SmgConfig:
     size: tuple[int, int] = (320, 180)
     power: float = 0.5  # class frequencies ~ real count ** power
     decimals: int = 4  # of the skeleton CSV values
+    render: bool = True  # write each sequence's colour video (False: skeletons and labels only)
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,32 @@ PRESETS = {
         smg=SmgConfig(samples={"train": (1, 30), "val": (31, 5), "test": (36, 5)}, frames=(2400, 3000)),
     ),
 }
+
+
+def scaled_real_size(fraction: float) -> Preset:
+    """iMiGUE and SMG at `fraction` of their real sizes (issue 27; figures measured on the real label tables):
+
+    iMiGUE 359 interviews of 72 people, 18,498 clips, ~3.0 M frames to the last label; SMG 40 Kinect sequences of
+    ~21k frames (~0.85 M frames, ~3,700 gestures). Skeletons in the real layouts; videos only for a few interviews
+    per split (the RGB stages' share: rendering is ~1,250 frames/s here against ~21k for skeletons) and none for SMG.
+    """
+    def part(count: int) -> int:
+        return max(1, round(count * fraction))
+
+    videos = {"train": part(251), "val": part(36), "test": part(72)}
+    return Preset(
+        imigue=ImigueConfig(
+            videos=videos, subjects={"train": part(50), "val": part(7), "test": part(15)},
+            clips_per_video=(31, 72), clip_frames=IMIGUE_CLIP_FRAMES, gap_frames=(0, 226),
+            duration_scale=IMIGUE_DURATION_SCALE,
+            rendered_videos={split: min(count, part(n)) for (split, count), n in zip(videos.items(), (16, 4, 4))},
+        ),
+        smg=SmgConfig(samples={"train": (1, part(30)), "val": (31, part(5)), "test": (36, part(5))},
+                      frames=(17000, 25000), gesture_fraction=0.21, render=False),
+    )
+
+
+PRESETS.update({"quarter": scaled_real_size(0.25), "half": scaled_real_size(0.5), "full": scaled_real_size(1.0)})
 
 
 def get_preset(name: str) -> Preset:

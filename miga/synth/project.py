@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from miga.synth.files import replacing_directory
+from miga.io import atomic_directory
 from miga.synth.imigue import generate_imigue
 from miga.synth.presets import get_preset
 from miga.synth.smg import generate_smg
@@ -30,8 +30,8 @@ def write_releases(synth: Mapping, project: Path = Path(".")) -> tuple[dict, dic
     """Generate the iMiGUE and SMG releases the `synth` params describe; returns ({split: clips}, {split: gestures})."""
     preset = get_preset(synth["preset"])
     with _mapper(synth["workers"]) as map_fn:
-        with replacing_directory(Path(project) / synth["imigue_root"]) as tmp:
+        with atomic_directory(Path(project) / synth["imigue_root"]) as tmp:
             imigue = generate_imigue(tmp, preset.imigue, synth["seed"], map_fn=map_fn, edition=synth["imigue_edition"])["splits"]
-        with replacing_directory(Path(project) / synth["smg_root"]) as tmp:
+        with atomic_directory(Path(project) / synth["smg_root"]) as tmp:
             smg = generate_smg(tmp, preset.smg, synth["seed"], map_fn=map_fn, edition=synth["smg_edition"])["splits"]
     return {split: part["clips"] for split, part in imigue.items()}, {split: part["instances"] for split, part in smg.items()}

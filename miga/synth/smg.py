@@ -103,6 +103,8 @@ def write_sequence(root: Path, plan: SequencePlan, config: SmgConfig, seed: int)
     max_depth_mm = int(np.ceil(rows[:, 2::11].max() * 1000))
     write_rows(folder / f"{plan.name}_data.csv", [(plan.num_frames, config.fps, max_depth_mm)])
     write_rows(folder / f"{plan.name}_finelabels.csv", [(i.label + 1, i.start, i.end) for i in plan.instances])
+    if not config.render:  # rendering is the last use of `rng`: the other files are the same either way
+        return
     frames = render_video(folder / f"{plan.name}_color.mp4", body, camera, subject, config.fps, rng)
     if frames != plan.num_frames:
         raise RuntimeError(f"{folder}: rendered {frames} frames for a {plan.num_frames}-frame skeleton")

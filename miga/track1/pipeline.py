@@ -68,11 +68,11 @@ class Track1Data:
         """The project's data; the RGB crops only when a configured stream reads them (and `with_crops`)."""
         folder = interim("imigue", project)
         manifest = validate_manifest(read_parquet(folder / "manifest.parquet"), str(folder / "manifest.parquet"), imigue.NUM_CLASSES)
-        crops = load_crops(folder / "rgb_crops.npz") if with_crops and uses_rgb(config) else None
+        crops = load_crops(folder / "rgb_crops") if with_crops and uses_rgb(config) else None
         if crops is not None:
             missing = sorted(set(manifest["sample_id"]) - set(crops))
             if missing:
-                raise ConfigError(f"{folder / 'rgb_crops.npz'}: {len(missing)} clips have no RGB crops (no video?), e.g. {missing[:3]}; "
+                raise ConfigError(f"{folder / 'rgb_crops'}: {len(missing)} clips have no RGB crops (no video?), e.g. {missing[:3]}; "
                                   "the rgb stream needs every clip's video (or leave rgb out of model.streams)")
         return cls(manifest, KeypointStore(folder / "keypoints.parquet"), crops)
 

@@ -25,6 +25,7 @@ from miga.models import InputRecipe, build_model, input_recipe
 from miga.models.fusion import CrossAttentionFusion, PrototypeClassifier
 from miga.params import defaults as schema_defaults
 from miga.track1.clips import PairedClips, PoseClips, RgbClips, pose_pipeline, rgb_backbone_name
+from miga.track1.rgb import CropSelection
 from miga.track1.skeleton import FEATURES as SKELETON_FEATURES
 from miga.track1.skeleton import SkeletonClipConfig, SkeletonClips
 
@@ -81,7 +82,7 @@ def _pose_clips(sources: ClipSources, ids: list, labels: np.ndarray, train: bool
 
 
 def _rgb_clips(sources: ClipSources, ids: list, labels: np.ndarray, train: bool, seed: int, flip_prob: float = 0.5) -> RgbClips:
-    return RgbClips([sources.crops[i] for i in ids], labels, recipe=sources.rgb or input_recipe("slowonly_small"), train=train,
+    return RgbClips(CropSelection(sources.crops, tuple(ids)), labels, recipe=sources.rgb or input_recipe("slowonly_small"), train=train,
                     seed=seed, flip_prob=flip_prob)
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from miga.io import KeypointStore, write_keypoints
 from miga.layouts import COCO17, OPENPOSE25_HANDS10, convert
-from miga.pose import shards as sh
+from miga.videowork import shards as sh
 from miga.pose.accuracy import coco_crops_pck, correct_joints, pck
 from miga.pose.render import LEFT, MIDDLE, RIGHT, draw_skeleton, render_video
 from miga.skeleton.tracking import link_tracks, pick_subject, select_subject
@@ -175,7 +175,7 @@ def test_shards_resume_after_the_process_is_killed(tmp_path):
         from pathlib import Path
         import numpy as np
         sys.path.insert(0, {str(REPO)!r})
-        from miga.pose import shards as sh
+        from miga.videowork import shards as sh
 
         def slow(video, frames, progress):
             with open({str(tmp_path / "log.txt")!r}, "a") as handle:

@@ -3,7 +3,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from miga.track1.rgb import clip_frame_indices, crop_and_resize, extract_crops, load_crops, save_crops, square_box
+from miga.track1.rgb import CropCache, build_crop_cache, clip_frame_indices, crop_and_resize, extract_crops, plan_crops, square_box
 from tests.conftest import write_test_video
 
 
@@ -31,18 +31,81 @@ def test_crop_outside_the_frame_is_zero_padded():
     assert crop[0, 0, 0].max() == 0 and crop[0, -1, -1].min() == 200
 
 
-def test_extract_crops_decodes_each_video_once_and_round_trips(tmp_path):
-    video = tmp_path / "v.mp4"
-    write_test_video(video, frames=20)
-    manifest = pl.DataFrame({"sample_id": ["a", "b"], "video": [str(video)] * 2, "start_frame": [0, 10], "end_frame": [9, 19]})
+def _two_videos(tmp_path):
+    """Two videos of 20 frames, two clips each, with their keypoints."""
+    rows = []
+    for name in ("v", "w"):
+        write_test_video(tmp_path / f"{name}.mp4", frames=20)
+        rows += [(f"{name}a", f"{name}.mp4", 0, 9), (f"{name}b", f"{name}.mp4", 10, 19)]
+    manifest = pl.DataFrame(rows, schema=["sample_id", "video", "start_frame", "end_frame"], orient="row")
     kp = np.zeros((1, 10, 2, 3), np.float32)
     kp[0, :, 0], kp[0, :, 1] = (10, 10, 1), (40, 30, 1)
-    crops = extract_crops(manifest, {"a": kp, "b": kp}, frames=4, size=16, padding=0.25)
-    assert crops["a"].shape == (4, 16, 16, 3) and crops["a"].dtype == np.uint8
-    save_crops(crops, tmp_path / "c.npz")
-    loaded = load_crops(tmp_path / "c.npz")
-    assert set(loaded) == {"a", "b"}
-    np.testing.assert_array_equal(loaded["b"], crops["b"])
+    return manifest, {sample_id: kp for sample_id in manifest["sample_id"]}
+
+
+def test_extract_crops_decodes_each_video_once_and_the_cache_round_trips(tmp_path):
+    manifest, keypoints = _two_videos(tmp_path)
+    crops = extract_crops(manifest, keypoints, frames=4, size=16, padding=0.25, root=tmp_path)
+    assert crops["va"].shape == (4, 16, 16, 3) and crops["va"].dtype == np.uint8
+    plan = plan_crops(manifest, keypoints, frames=4, padding=0.25, root=tmp_path)
+    assert build_crop_cache(plan, tmp_path / "cache", size=16, progress=False) == 4
+    cache = CropCache(tmp_path / "cache")
+    assert set(cache) == {"va", "vb", "wa", "wb"}
+    assert isinstance(cache["wb"].base, np.memmap) or isinstance(cache["wb"], np.memmap)  # read lazily, not loaded
+    for sample_id, crop in crops.items():
+        np.testing.assert_array_equal(cache[sample_id], crop)
+
+
+def test_crop_cache_resumes_from_finished_videos_and_redoes_them_when_the_boxes_change(tmp_path, monkeypatch):
+    import miga.track1.rgb as rgb
+
+    manifest, keypoints = _two_videos(tmp_path)
+    plan = plan_crops(manifest, keypoints, frames=4, padding=0.25, root=tmp_path)
+    calls = []
+    real = rgb.crop_video
+
+    def failing_second(video, clips, size):
+        calls.append(video.name)
+        if video.name == "w.mp4":
+            raise KeyboardInterrupt  # killed while cropping the second video
+        return real(video, clips, size)
+
+    monkeypatch.setattr(rgb, "crop_video", failing_second)
+    with pytest.raises(KeyboardInterrupt):
+        build_crop_cache(plan, tmp_path / "cache", size=16, shard_dir=tmp_path / "shards", progress=False)
+    assert not (tmp_path / "cache").exists()  # nothing half-written in place
+    monkeypatch.setattr(rgb, "crop_video", lambda video, clips, size: (calls.append(video.name), real(video, clips, size))[1])
+    calls.clear()
+    build_crop_cache(plan, tmp_path / "cache", size=16, shard_dir=tmp_path / "shards", progress=False)
+    assert calls == ["w.mp4"]  # v.mp4's shard was finished and is reused
+    moved = {k: v.copy() for k, v in keypoints.items()}
+    moved["wa"][..., :2] += 5
+    calls.clear()
+    build_crop_cache(plan_crops(manifest, moved, frames=4, padding=0.25, root=tmp_path), tmp_path / "cache", size=16,
+                     shard_dir=tmp_path / "shards", progress=False)
+    assert sorted(calls) == ["v.mp4", "w.mp4"]  # new boxes: no stale shard is reused
+
+
+def test_crop_cache_with_workers_equals_one_process(tmp_path):
+    manifest, keypoints = _two_videos(tmp_path)
+    plan = plan_crops(manifest, keypoints, frames=4, padding=0.25, root=tmp_path)
+    build_crop_cache(plan, tmp_path / "one", size=16, progress=False)
+    build_crop_cache(plan, tmp_path / "two", size=16, workers=2, progress=False)
+    one, two = CropCache(tmp_path / "one"), CropCache(tmp_path / "two")
+    assert list(one) == list(two)
+    for sample_id in one:
+        np.testing.assert_array_equal(one[sample_id], two[sample_id])
+
+
+def test_damaged_crop_cache_is_one_line_naming_the_folder(tmp_path):
+    from miga.contracts import ContractError
+
+    manifest, keypoints = _two_videos(tmp_path)
+    build_crop_cache(plan_crops(manifest, keypoints, frames=4, padding=0.25, root=tmp_path), tmp_path / "cache", size=16,
+                     progress=False)
+    (tmp_path / "cache" / "crops.npy").write_bytes(b"\x93NUMPY broken")
+    with pytest.raises(ContractError, match="cache"):
+        CropCache(tmp_path / "cache")
 
 
 def test_crop_cuts_the_box_around_its_centre():

@@ -25,8 +25,8 @@ from typer.testing import CliRunner
 
 from miga.errors import ConfigError, MissingExtraError
 from miga.params import defaults
-from miga.pose import ray_executor as rx
-from miga.pose import shards as sh
+from miga.videowork import ray_executor as rx
+from miga.videowork import shards as sh
 from tests.conftest import REALDATA, write_test_video
 
 REPO = Path(__file__).resolve().parents[2]
@@ -225,7 +225,7 @@ def test_executor_params_and_a_missing_ray(monkeypatch):
 
 
 def test_importing_the_ray_executor_does_not_import_ray():
-    code = "import sys, miga.pose.ray_executor, stages.pose; assert 'ray' not in sys.modules"
+    code = "import sys, miga.videowork.ray_executor, stages.pose; assert 'ray' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 

@@ -2,7 +2,7 @@
 
 `executor_of(pose_options)` reads `pose.executor` (`local` | `ray`) and `pose.ray`; for `ray` it
 returns a `RayExecutor`, which `miga.pose.extract.extract_manifest` calls in place of the local
-process pool (`miga.pose.shards.run_shards`). What stays the same: the jobs (one per video), the
+process pool (`miga.videowork.shards.run_shards`). What stays the same: the jobs (one per video), the
 shards (`<shard_dir>/<video stem>.npz` + `.done`, written here, on the machine that runs the
 stage, by the same `write_shard`), so a killed run resumes from the finished videos on either
 executor, and the keypoints are the same bytes. What Ray does: places the actors on the
@@ -20,7 +20,7 @@ hands a video to whichever actor is free (`ray.wait`) and writes each result as 
 - A video that still fails after `retries` more tries is reported, with the others, in one
   error naming it once every other video is done; rerunning redoes only the failed ones.
 
-Ray is imported only when a `RayExecutor` runs (`import miga.pose.ray_executor` does not import it).
+Ray is imported only when a `RayExecutor` runs (`import miga.videowork.ray_executor` does not import it).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from miga.errors import ConfigError, MigaError, MissingExtraError
-from miga.pose.shards import Extractor, ShardJob, is_complete, loaded, remove_leftovers, write_shard
+from miga.videowork.shards import Extractor, ShardJob, is_complete, loaded, remove_leftovers, write_shard
 
 PIP_PACKAGE = "ray==2.60.0"
 EXECUTORS = ("local", "ray")
@@ -202,7 +202,7 @@ def _printer(progress: bool):
 
 
 class PoseWorker:
-    """A Ray actor's state: the extractor with its model loaded once (`miga.pose.shards.loaded`), for many videos."""
+    """A Ray actor's state: the extractor with its model loaded once (`miga.videowork.shards.loaded`), for many videos."""
 
     def __init__(self, extractor: Extractor):
         self._stack = contextlib.ExitStack()

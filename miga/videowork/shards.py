@@ -14,7 +14,7 @@ the sorted 0-based frame indices to process, `progress(n)` to be called as frame
 `arrays` a dict of NumPy arrays (no object arrays) and `meta` a JSON-serializable dict. It may
 also have a method `loaded()`: a context manager giving a callable of the same signature that
 keeps the model loaded across videos with the same results (`loaded(extractor)`; a Ray actor
-holds one for its lifetime, see `miga.pose.ray_executor`).
+holds one for its lifetime, see `miga.videowork.ray_executor`).
 """
 
 from __future__ import annotations
