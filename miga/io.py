@@ -185,8 +185,9 @@ class KeypointStore:
         missing = set(_KEYPOINT_SCHEMA.names) - set(table.column_names)
         if missing:
             raise ContractError(f"{self.path}: missing keypoint columns {sorted(missing)}")
-        self._flat = table.column("values").combine_chunks().values.to_numpy(zero_copy_only=False)
-        offsets = table.column("values").combine_chunks().offsets.to_numpy()
+        values = table.column("values").combine_chunks()  # no copy for the usual one row group
+        self._flat = values.values.to_numpy(zero_copy_only=False)  # float32 without nulls: a view of Arrow's buffer
+        offsets = values.offsets.to_numpy()
         cols = {c: table.column(c).to_numpy() for c in ("persons", "frames", "joints", "channels", "start_frame")}
         self.ids = table.column("sample_id").to_pylist()
         self._index = {}

@@ -23,10 +23,10 @@ def train(params: Path = PARAMS_OPTION) -> None:
     if relaunch(config["launch"], ["-m", "stages.track2", "train", "--params", str(params)]):
         return  # launch.launcher: torchrun ran this command in launch.nproc processes
     with EpochLogger("dvclive/track2") as logger:
-        history, features = pipeline.train(config, pipeline.Track2Data(config))
+        history, lengths = pipeline.train(config, pipeline.Track2Data(config))
         logger.log_history(history)
     mirrored = " (each also mirrored)" if config["track2"]["train"]["mirror"] else ""
-    typer.echo(f"track2: trained on {len(features)} sequences{mirrored} ({sum(len(f) for f in features.values())} frames) -> {TRACK2_MODEL}")
+    typer.echo(f"track2: trained on {len(lengths)} sequences{mirrored} ({sum(lengths.values())} frames) -> {TRACK2_MODEL}")
 
 
 @app.command()

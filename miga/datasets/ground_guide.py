@@ -127,4 +127,4 @@ def convert_stream(source: Path, out: Path) -> None:
     samples = [{"sample_id": sid, "subject": number[person], "split": "train"} for sid, (person, _, _) in sequences.items()]
     rows = [{"sample_id": sid, "label": c, "start_frame": s, "end_frame": e} for sid, (_, _, runs) in sequences.items() for s, e, c in runs]
     stream.write(out, layout=LAYOUT, fps=30.0, classes=[c for c in CLASSES if c != "standby"],
-                 sequences={sid: kp for sid, (_, kp, _) in sequences.items()}, samples=pl.DataFrame(samples), segments=pl.DataFrame(rows))
+                 sequences={sid: kp for sid, (_, kp, _) in sequences.items()}, samples=pl.DataFrame(samples, infer_schema_length=None), segments=pl.DataFrame(rows, infer_schema_length=None))

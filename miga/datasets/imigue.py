@@ -155,7 +155,7 @@ def scan(root: Path, *, default_fps: float = 25.0, entry: Mapping | None = None,
                 labels = _with_truth(labels, truth[video], tree.label_file(video))
             rows.extend(_clips_of_video(root, tree, video, split, labels, subjects.get(video, -1), default_fps))
     _report_missing_video(rows, require_video)
-    return validate_manifest(pl.DataFrame(rows, schema_overrides={"label": pl.Int64}), f"{root} (iMiGUE manifest)", NUM_CLASSES)
+    return validate_manifest(pl.DataFrame(rows, schema_overrides={"label": pl.Int64}, infer_schema_length=None), f"{root} (iMiGUE manifest)", NUM_CLASSES)
 
 
 def _test_truth(entry: Mapping, tree: ImigueTree) -> dict[str, Path]:

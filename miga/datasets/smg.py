@@ -138,7 +138,7 @@ def scan(root: Path, splits: Mapping[str, Sequence[int]], *, entry: Mapping | No
             "width": info.width if info else None, "height": info.height if info else None,
         })
     _report(manifest_rows, unlabelled, require_video)
-    manifest = validate_manifest(pl.DataFrame(manifest_rows, schema_overrides={"label": pl.Int64}), f"{root} (SMG manifest)")
+    manifest = validate_manifest(pl.DataFrame(manifest_rows, schema_overrides={"label": pl.Int64}, infer_schema_length=None), f"{root} (SMG manifest)")
     segments = validate_segments(
         pl.DataFrame(segment_rows, schema={"sample_id": pl.String, "label": pl.Int64, "start_frame": pl.Int64, "end_frame": pl.Int64}),
         f"{root} (SMG segments)", NUM_CLASSES,

@@ -78,4 +78,4 @@ def convert(source: Path, out: Path, *, label_file: str = "actionLabel_modified.
     if not sequences:
         raise DatasetFormatError(f"{source}: no joints_sXX_eYY.txt files matching {label_file}")
     stream.write(out, layout="kinect20", fps=FPS, classes=CLASSES, sequences=sequences,
-                 samples=pl.DataFrame(samples), segments=pl.DataFrame(segments))
+                 samples=pl.DataFrame(samples, infer_schema_length=None), segments=pl.DataFrame(segments, infer_schema_length=None))

@@ -122,8 +122,15 @@ class Standardizer:
 
     @classmethod
     def fit(cls, features: Sequence[np.ndarray]) -> "Standardizer":
-        stacked = np.concatenate(features)
-        return cls(stacked.mean(0).astype(np.float32), (stacked.std(0) + 1e-6).astype(np.float32))
+        """Mean and standard deviation per feature over all frames, one sequence at a time (float64 sums:
+        no copy of the whole training set is made, whatever its size)."""
+        count, total = 0, 0.0
+        for sequence in features:
+            count += len(sequence)
+            total = total + sequence.sum(0, dtype=np.float64)
+        mean = total / max(count, 1)
+        squares = sum((((sequence - mean) ** 2).sum(0) for sequence in features), np.zeros_like(mean))
+        return cls(mean.astype(np.float32), (np.sqrt(squares / max(count, 1)) + 1e-6).astype(np.float32))
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         return (features - self.mean) / self.std

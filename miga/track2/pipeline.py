@@ -81,7 +81,8 @@ class Track2Data:
 def fit_detector(config: dict, data: Track2Data, checkpoint: Path = TRACK2_CHECKPOINT):
     """Train the `track2.detector` on the training split of `data`, resuming from `checkpoint`.
 
-    Returns (model, standardizer, layout, history, training features by sample id)."""
+    Returns (model, standardizer, layout, history, training frames by sample id). The raw features are dropped as
+    they are standardised: at SMG's size (0.85 M frames) each copy of the training features is gigabytes."""
     options = config["track2"]
     track2.detector_of(options)
     train_config = track2.train_config(options)
@@ -92,7 +93,9 @@ def fit_detector(config: dict, data: Track2Data, checkpoint: Path = TRACK2_CHECK
     if not features:
         raise DatasetFormatError(f"{dataset_name(config)}: no training sequences in the manifest")
     standardize = track2.Standardizer.fit(list(features.values()))
-    inputs, ids = [standardize(f) for f in features.values()], list(features)
+    lengths = {sid: len(f) for sid, f in features.items()}
+    inputs, ids = [standardize(features.pop(sid)) for sid in list(lengths)], list(lengths)
+    features = lengths
     if options["train"]["mirror"]:
         store = data.store
         inputs += [standardize(track2.frame_features(track2.mirrored(store[sid], store.layout), store.layout, feature_config)) for sid in features]
@@ -192,11 +195,11 @@ PER_CLASS = Path("metrics/track2_per_class.json")
 TIMELINES = Path("plots/track2")
 
 
-def train(config: dict, data: Track2Data, *, project: Path = Path(".")) -> tuple[list[dict], dict[str, np.ndarray]]:
-    """Train `track2.detector` and save it to `models/track2/model.pt`; returns (history, training features by id)."""
-    model, standardize, layout, history, features = fit_detector(config, data, Path(project) / TRACK2_CHECKPOINT)
+def train(config: dict, data: Track2Data, *, project: Path = Path(".")) -> tuple[list[dict], dict[str, int]]:
+    """Train `track2.detector` and save it to `models/track2/model.pt`; returns (history, training frames by id)."""
+    model, standardize, layout, history, lengths = fit_detector(config, data, Path(project) / TRACK2_CHECKPOINT)
     save_checkpoint(Path(project) / TRACK2_MODEL, detector_state(model, standardize, layout, history))
-    return history, features
+    return history, lengths
 
 
 def predict(config: dict, data: Track2Data, *, project: Path = Path(".")) -> dict:

@@ -247,3 +247,43 @@ def test_stage_replaces_the_dataset_only_when_complete(tmp_path, monkeypatch):
     assert result.exit_code != 0
     assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "raw/smg").rglob("*")) == before
     assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["imigue", "smg"]  # no half-written folder left
+
+
+# ---------------------------------------------------------------- the real-size presets (issue 27)
+
+
+def test_real_size_presets_match_the_real_datasets():
+    full = get_preset("full")
+    videos = plan_imigue(full.imigue, 2024)
+    sequences = plan_smg(full.smg, 2024)
+    clips, frames = sum(len(v.instances) for v in videos), sum(v.num_frames for v in videos)
+    assert len(videos) == 359 and abs(clips - 18_498) < 0.02 * 18_498 and abs(frames - 3.0e6) < 0.05 * 3.0e6
+    assert len(sequences) == 40 and abs(sum(s.num_frames for s in sequences) - 0.85e6) < 0.05 * 0.85e6
+    assert abs(sum(len(s.instances) for s in sequences) - 3_120) < 0.1 * 3_120  # ~78 per sequence, as the real labels
+    quarter = plan_imigue(get_preset("quarter").imigue, 2024)
+    assert abs(len(quarter) - 359 / 4) <= 1
+    assert full.imigue.rendered_videos == {"train": 16, "val": 4, "test": 4} and not full.smg.render
+
+
+def test_unrendered_videos_keep_every_other_file(tmp_path):
+    config = replace(get_preset("tiny").imigue, rendered_videos={"train": 1, "val": 0, "test": 1})
+    generate_imigue(tmp_path / "some", config, seed=5)
+    generate_imigue(tmp_path / "all", get_preset("tiny").imigue, seed=5)
+    with_video = sorted(p.parent.name for p in (tmp_path / "some").rglob("*.mp4"))
+    assert len(with_video) == 2
+    for path in (tmp_path / "all").rglob("*.csv"):
+        assert (tmp_path / "some" / path.relative_to(tmp_path / "all")).read_bytes() == path.read_bytes(), path
+
+
+def test_imigue_scan_with_many_clips_without_video_before_one_with_video(tmp_path):
+    """Real size found it: the manifest's video column was typed from the first 100 clips (all without video)."""
+    config = replace(get_preset("tiny").imigue, videos={"train": 3, "val": 1, "test": 1}, clips_per_video=(60, 60),
+                     clip_frames=(4, 6), gap_frames=(0, 0))
+    generate_imigue(tmp_path, config, seed=1, edition="2023")
+    train = sorted((tmp_path / "imigue_skeleton_train").iterdir())
+    for folder in train[:-1]:
+        (folder / f"{folder.name}.mp4").unlink()
+    with pytest.warns(UserWarning, match="no video"):
+        manifest = imigue.scan(tmp_path)
+    last = manifest.filter(manifest["sample_id"].str.starts_with(train[-1].name))
+    assert manifest.height == 300 and last["video"].null_count() == 0 and last.height == 60
