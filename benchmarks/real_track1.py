@@ -102,6 +102,11 @@ def run_fold(config, data: Track1Data, features: np.ndarray) -> dict:
     row["fused"] = float((recipe.fuse(tested, "late", weights).argmax(1) == evaluated[~in_val]).mean())
     row["fusion_weights"] = weights
     row["equal_weights"] = float((recipe.weighted_fusion(tested, {s: 1.0 for s in scores}).argmax(1) == evaluated[~in_val]).mean())
+    shrunk, _ = recipe.shrunk_stream_weights({s: p[in_val] for s, p in scores.items()}, evaluated[in_val])
+    row["shrunk"] = float((recipe.weighted_fusion(tested, shrunk).argmax(1) == evaluated[~in_val]).mean())
+    row["shrunk_weights"] = shrunk
+    best_val = max(scores, key=lambda s: row[f"val_{s}"])  # "best single stream on val", the yardstick
+    row["best_val_stream"], row["best_val_stream_test"] = best_val, row[best_val]
     return row
 
 
@@ -154,7 +159,7 @@ def main(argv=None) -> None:
         row["held_out"] = held
         rows.append(row)
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
-    metrics = ["logreg", "1nn", "5nn", "majority_class_rate", *a.streams, "fused", "equal_weights"]
+    metrics = ["logreg", "1nn", "5nn", "majority_class_rate", *a.streams, "fused", "equal_weights", "shrunk", "best_val_stream_test"]
     summary = _summary(rows, metrics)
     train = dict(params["train"])
     print(f"{a.set}: {len(rows)} folds, streams {a.streams}, layout {store.layout} -> {params['skeleton']['layout'] or store.layout}, "

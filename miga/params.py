@@ -131,7 +131,7 @@ class RgbParams(Section):
 class ModelParams(Section):
     fusion: Literal["none", "late", "crossattn"] = "late"
     streams: Annotated[list[str], Field(min_length=1)] = ["tcn", "tcn_bone", "pose", "rgb"]
-    stream_weights: Union[Literal["val"], dict[str, NonNegativeFloat]] = "val"
+    stream_weights: Union[Literal["val", "shrunk"], dict[str, NonNegativeFloat]] = "val"
     fusion_dim: PositiveInt = 64
     fusion_heads: PositiveInt = 4
     fusion_layers: PositiveInt = 1

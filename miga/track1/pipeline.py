@@ -175,20 +175,24 @@ def _val_top1(probs: np.ndarray, rows: pl.DataFrame) -> float | None:
     return float((probs[val].argmax(1) == labels_of(rows)[val]).mean()) if val.any() else None
 
 
+TUNED_WEIGHTS = {"val": recipe.tune_stream_weights, "shrunk": recipe.shrunk_stream_weights}
+
+
 def stream_weights(model_params: Mapping, scores: Mapping[str, np.ndarray], rows: pl.DataFrame) -> tuple[dict | None, list]:
-    """Late fusion's stream weights: `model.stream_weights` as {stream: weight}, or, when it is "val", the grid
-    point with the best val top-1 (with its trials). None when `model.fusion` is not late."""
+    """Late fusion's stream weights: `model.stream_weights` as {stream: weight}; "val": the grid point with the best
+    val top-1; "shrunk": equal weights unless a grid point beats them on val beyond chance (each with its trials).
+    None when `model.fusion` is not late."""
     setting = model_params["stream_weights"]
     if model_params["fusion"] != "late":
         return None, []
-    if setting == "val":
+    if setting in TUNED_WEIGHTS:
         val = _val_rows(rows)
         try:
-            return recipe.tune_stream_weights({s: v[val] for s, v in scores.items()}, labels_of(rows)[val])
+            return TUNED_WEIGHTS[setting]({s: v[val] for s, v in scores.items()}, labels_of(rows)[val])
         except ValueError as error:
-            raise ConfigError(f"model.stream_weights: val: {error}") from None
+            raise ConfigError(f"model.stream_weights: {setting}: {error}") from None
     if set(setting) != set(scores) or not sum(setting.values()) > 0:
-        raise ConfigError(f"model.stream_weights must be 'val' or a non-negative weight for each of {list(scores)}, not {dict(setting)!r}")
+        raise ConfigError(f"model.stream_weights must be 'val', 'shrunk' or a non-negative weight for each of {list(scores)}, not {dict(setting)!r}")
     total = float(sum(setting.values()))
     return {s: float(setting[s]) / total for s in scores}, []
 
@@ -199,7 +203,7 @@ def predict(config: Mapping, data: Track1Data, *, project: Path = Path("."), say
     rows = data.split("val", "test")
     scores = stream_scores(config, data, rows, project=project)
     weights, trials = stream_weights(config["track1"]["model"], scores, rows)
-    if weights is not None and config["track1"]["model"]["stream_weights"] == "val":
+    if weights is not None and config["track1"]["model"]["stream_weights"] in TUNED_WEIGHTS:
         say(f"track1: stream weights {weights}: {recipe.fusion_choice(weights)} (tuned on {int(_val_rows(rows).sum())} val clips)")
     fused = recipe.fuse(scores, fusion, weights)
     val_top1 = {s: _val_top1(v, rows) for s, v in scores.items()} | ({"fused": _val_top1(fused, rows)} if fusion == "late" else {})

@@ -172,6 +172,33 @@ def tune_stream_weights(scores: Mapping[str, np.ndarray], labels: np.ndarray, *,
     return best["weights"], trials
 
 
+def shrunk_stream_weights(scores: Mapping[str, np.ndarray], labels: np.ndarray, *, steps: int = 4,
+                          z: float = 1.0) -> tuple[dict[str, float], list[dict]]:
+    """Equal weights, unless a grid point (a single stream included) beats them on the labelled clips by more than
+    chance would: `wins - losses > z * sqrt(wins + losses)`, counting the clips one gets right and the other wrong
+    (a McNemar-style margin). Of those that do, the best top-1 (ties: the lower log loss) wins.
+
+    With a few dozen val clips the plain grid argmax (`tune_stream_weights`) picks weights that fit those clips'
+    noise; this prior keeps every stream in unless val shows, beyond its noise, that a weighting is better."""
+    if len(labels) == 0:
+        raise ValueError("tuning the stream weights needs labelled validation clips")
+    names = list(scores)
+    equal = {name: 1 / len(names) for name in names}
+    right_equal = weighted_fusion(scores, equal).argmax(1) == labels
+    trials = []
+    for weights in weight_grid(names, steps if len(names) > 1 else 1):
+        fused = weighted_fusion(scores, weights)
+        right = fused.argmax(1) == labels
+        wins, losses = int((right & ~right_equal).sum()), int((~right & right_equal).sum())
+        trials.append({"weights": weights, "top1": float(right.mean()), "wins_over_equal": wins, "losses_to_equal": losses,
+                       "beats_equal": bool(wins - losses > z * np.sqrt(wins + losses)),
+                       "log_loss": float(-np.log(np.clip(fused[np.arange(len(labels)), labels], 1e-12, None)).mean())})
+    better = [t for t in trials if t["beats_equal"]]
+    if not better:
+        return equal, trials
+    return max(better, key=lambda t: (t["top1"], -t["log_loss"]))["weights"], trials
+
+
 def fusion_choice(weights: Mapping[str, float]) -> str:
     """What stream weights amount to: `<stream> only` or `fused`."""
     used = [n for n, w in weights.items() if w > 0]

@@ -44,6 +44,7 @@ def test_imigue_scan_and_provided_keypoints(tmp_path, header):
     start, clip = kp["0004_1"]
     assert start == 5 and clip.shape == (1, 5, 35, 3)
     assert clip[0, 0, 0, 0] == pytest.approx(6.0)  # frame 5's value
+    assert clip.base is None  # its own memory: a view would hold the whole interview (issue 27: 2.6 GB at full size)
 
 
 def test_imigue_missing_frames_get_score_zero(tmp_path):

@@ -153,6 +153,31 @@ def test_stream_weights_tuned_on_labelled_clips_prefer_the_lower_log_loss_on_tie
         track1.tune_stream_weights({"pose": pose[:0], "rgb": rgb[:0]}, labels[:0])
 
 
+def test_shrunk_weights_keep_equal_weights_unless_val_shows_more_than_noise():
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 4, 40)
+    good = np.full((40, 4), 0.1)
+    good[np.arange(40), labels] = 0.7
+    noise = [rng.dirichlet(np.ones(4), 40) ** 4 for _ in range(2)]
+    noise = [n / n.sum(1, keepdims=True) for n in noise]
+    scores = {"rgb": noise[0], "joint": good, "bone": noise[1]}
+    weights, trials = track1.shrunk_stream_weights(scores, labels)
+    assert track1.fusion_choice(weights) == "joint only"  # equal weights lose many clips to it: far beyond noise
+    assert any(t["beats_equal"] for t in trials)
+
+    # Two streams as good as each other, each right on a different 80% of the clips: the grid can find weights that
+    # win a clip or two over equal weights on val, which is noise; shrunk keeps equal weights, the grid argmax does not.
+    a, b = np.full((40, 4), 0.1), np.full((40, 4), 0.1)
+    a[np.arange(40), labels], b[np.arange(40), labels] = 0.55, 0.55
+    wrong = (labels + 1) % 4
+    a[np.arange(8), wrong[:8]], b[np.arange(8, 16), wrong[8:16]] = 0.8, 0.8
+    a[17], a[17, labels[17]], a[17, wrong[17]] = 0.0, 0.1, 0.9  # one clip a gets badly wrong: equal weights miss it, b-leaning ones do not
+    shrunk, _ = track1.shrunk_stream_weights({"a": a, "b": b}, labels)
+    tuned, _ = track1.tune_stream_weights({"a": a, "b": b}, labels)
+    assert shrunk == {"a": 0.5, "b": 0.5}
+    assert tuned != shrunk
+
+
 def test_streams_for_reads_model_streams():
     assert track1.streams_for("late", ("joint", "bone", "pose")) == ("joint", "bone", "pose")
     assert track1.streams_for("none", ("bone", "rgb")) == ("bone",)
