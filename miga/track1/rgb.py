@@ -87,9 +87,10 @@ def plan_crops(manifest: pl.DataFrame, keypoints, *, frames: int, padding: float
         if video is None:
             raise ValueError(f"sample {sample_id} has no video; the RGB stream needs one")
         indices = clip_frame_indices(start - offset, end - offset, frames, sampling_rate)  # frames of the video file
+        points = keypoints[sample_id]  # a sample missing from the keypoints is an error, not a centred crop
         try:
-            box = square_box(keypoints[sample_id], padding=padding)
-        except ValueError:
+            box = square_box(points, padding=padding)
+        except ValueError:  # no valid joint in the clip
             box = None
         by_video.setdefault(Path(root) / video, []).append(ClipCrop(sample_id, tuple(int(i) for i in indices), box))
     return by_video
