@@ -52,6 +52,14 @@ def person_groups(subject: dict[str, int], name: str = "utkinect") -> list[list[
     return [people[i: i + GROUP[name]] for i in range(0, len(people), GROUP[name])]
 
 
+def few_train_sequences(subject: dict[str, int], train_people: list[int], count: int | None) -> set[str]:
+    """The training sequences of a fold, or only `count` of them (one per person in turn, in sorted order):
+    the "few annotated sequences" protocol of issue 29, the same choice for every method."""
+    per_person = [sorted(s for s, who in subject.items() if who == p) for p in sorted(train_people)]
+    ids = [seq[k] for k in range(max(map(len, per_person), default=0)) for seq in per_person if k < len(seq)]
+    return set(ids if count is None else ids[:count])
+
+
 def load(cache: Path, name: str = "utkinect"):
     """(keypoints {id: (1, T, V, 3)}, segments {id: [(start, end, label)]}, subject {id: int}, classes, layout)."""
     from miga.datasets import stream
@@ -68,7 +76,7 @@ def load(cache: Path, name: str = "utkinect"):
 
 
 def run(cache: Path, windows: list[int], stride: int, seed: int, C: float, background_weight: float,
-        smooths=(1, 5, 9, 15, 21), min_windows=(1, 2, 4, 6, 8), name: str = "utkinect") -> dict:
+        smooths=(1, 5, 9, 15, 21), min_windows=(1, 2, 4, 6, 8), name: str = "utkinect", train_sequences: int | None = None) -> dict:
     from miga import baselines as bl
 
     keypoints, segs, subject, classes, layout = load(cache, name)
@@ -80,9 +88,11 @@ def run(cache: Path, windows: list[int], stride: int, seed: int, C: float, backg
         val_people = groups[(k + 1) % len(groups)]
         pick = lambda d, who: {s: v for s, v in d.items() if subject[s] in who}
         train_people = [p for p in people if p not in test_people and p not in val_people]
+        train_ids = few_train_sequences(subject, train_people, train_sequences)
         best = None
         for w in windows:
-            model = bl.fit_window_baseline(pick(feats[w], train_people), segs, window=w, stride=stride, seed=seed, C=C,
+            train_feats = {s: v for s, v in pick(feats[w], train_people).items() if s in train_ids}
+            model = bl.fit_window_baseline(train_feats, segs, window=w, stride=stride, seed=seed, C=C,
                                            background_weight=background_weight)
             threshold, val_f1 = bl.tune_threshold(model, pick(feats[w], val_people), pick(segs, val_people),
                                                   smooths=smooths, min_windows=min_windows)
@@ -90,7 +100,8 @@ def run(cache: Path, windows: list[int], stride: int, seed: int, C: float, backg
                 best = (w, model, val_f1)
         w, model, val_f1 = best
         test = instance_f1(bl.window_baseline_detections(pick(feats[w], test_people), model), pick(segs, test_people))
-        folds.append({"test_people": test_people, "val_people": val_people, "train_people": train_people, "window": w,
+        folds.append({"test_people": test_people, "val_people": val_people, "train_people": train_people,
+                      "train_sequences": sorted(train_ids), "window": w,
                       "threshold": model.threshold, "smooth": model.smooth, "min_windows": model.min_windows, "val_f1": val_f1, **test})
     f1 = np.array([f["f1"] for f in folds])
     summary = {key: {"mean": float(np.mean([f[key] for f in folds])), "std": float(np.std([f[key] for f in folds], ddof=1)),

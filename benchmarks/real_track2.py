@@ -102,13 +102,16 @@ def streamed(config: dict, model, standardize, data, test_ids: list[str], thresh
             "stream_delay_max": int(np.max(delays)) if delays else None, "stream_ms_per_frame": 1000 * seconds / frames}
 
 
-def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None) -> dict:
+def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None, train_sequences: int | None = None) -> dict:
+    from benchmarks.real_sequences import few_train_sequences
     from miga.evaluation.metrics import detection_metrics
     from miga.track2.pipeline import choose_candidate, fit_detector, tuned_detections, window_candidate
     from miga.track2.recipe import best_trial
 
     test, val, train = fold
     split_of = {sid: "test" if who in test else "val" if who in val else "train" for sid, who in subject.items()}
+    train_ids = few_train_sequences(subject, train, train_sequences)
+    split_of = {sid: split for sid, split in split_of.items() if split != "train" or sid in train_ids}
     fold_data = data.with_splits(split_of)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,9 +128,11 @@ def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None) -> 
     test_truth = fold_data.segments.filter(pl.col("sample_id").is_in(test_ids))
     val_ids = fold_data.manifest.filter(pl.col("split") == "val")["sample_id"].to_list()
     window, window_settings = window_candidate(config, fold_data, val_ids + test_ids)
-    window_f1 = detection_metrics(test_truth, window.filter(pl.col("sample_id").is_in(test_ids)), num_classes=fold_data.num_classes,
-                                  iou_threshold=iou)["official"]["f1"]
+    window_scored = detection_metrics(test_truth, window.filter(pl.col("sample_id").is_in(test_ids)), num_classes=fold_data.num_classes,
+                                      iou_threshold=iou)
+    window_f1 = window_scored["official"]["f1"]
     chosen = choose_candidate(config["track2"]["decode"]["candidates"], {"detector": best["f1"], "window_logreg": window_settings["val_f1"]})
+    submitted = scored if chosen == "detector" else window_scored
     online = {}
     for k, setting in enumerate(stream or []):
         suffix = "" if k == 0 else f"_{'_'.join(map(str, setting))}"
@@ -137,7 +142,9 @@ def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None) -> 
             "f1": scored["official"]["f1"], "precision": scored["official"]["precision"], "recall": scored["official"]["recall"],
             "f1_one_to_one": scored["one_to_one"]["f1"], "train_s": train_s, "seconds": seconds,
             "window_logreg_f1": window_f1, "window_logreg_val_f1": window_settings["val_f1"], "chosen": chosen,
-            "selected_f1": scored["official"]["f1"] if chosen == "detector" else window_f1,
+            "selected_f1": submitted["official"]["f1"], "train_sequences": sorted(train_ids),
+            "recall_by_length": scored["official"]["recall_by_length"],
+            "selected_recall_by_length": submitted["official"]["recall_by_length"],
             "final_loss": history[-1].get("loss") if history else None}
 
 
@@ -146,18 +153,34 @@ def summary(folds: list[dict], keys=("f1", "f1_one_to_one", "precision", "recall
             for k in keys if all(f.get(k) is not None for f in folds)}
 
 
-def lr_baseline(cache: Path, fold_ids: list[int], name: str = "utkinect") -> dict:
+def lr_baseline(cache: Path, fold_ids: list[int], name: str = "utkinect", train_sequences: int | None = None) -> dict:
     """The sliding-window logistic regression of benchmarks/real_sequences.py (windows and stride per `LR`) on the same folds."""
     from benchmarks.real_sequences import run
 
     t0 = time.perf_counter()
     windows, stride = LR[name]
-    result = run(cache, windows, stride, 0, 1.0, 1.0, name=name)
+    result = run(cache, windows, stride, 0, 1.0, 1.0, name=name, train_sequences=train_sequences)
     folds = [f for k, f in enumerate(result["folds"]) if k in fold_ids]
     seconds = (time.perf_counter() - t0) / len(result["folds"])
     for f in folds:
         f["seconds"] = seconds
     return {"folds": folds, "summary": summary(folds, ("f1", "precision", "recall", "seconds"))}
+
+
+def pooled_recall_by_length(folds: list[dict], key: str = "selected_recall_by_length") -> dict[str, dict]:
+    """Recall per gesture-length bucket over all folds' test gestures (found / count)."""
+    out: dict[str, dict] = {}
+    for f in folds:
+        for bucket, v in f[key].items():
+            total = out.setdefault(bucket, {"num_gt": 0, "found": 0})
+            total["num_gt"] += v["num_gt"]
+            total["found"] += v["found"]
+    return {b: {**v, "recall": v["found"] / v["num_gt"] if v["num_gt"] else None} for b, v in out.items()}
+
+
+def length_line(name: str, buckets: dict[str, dict]) -> str:
+    cells = " | ".join(f"{v['recall']:.3f} ({v['found']}/{v['num_gt']})" if v["num_gt"] else "n/a" for v in buckets.values())
+    return f"| {name} | {cells} |"
 
 
 def line(name: str, result: dict) -> str:
@@ -191,6 +214,8 @@ def main(argv=None) -> None:
     parser.add_argument("--stream", type=int, nargs=3, metavar=("WINDOW", "HOP", "GUARD"), action="append", default=None,
                         help="also stream the test sequences through miga online's detector (repeatable: several settings)")
     parser.add_argument("--no-lr", action="store_true", help="skip the logistic-regression baseline")
+    parser.add_argument("--train-sequences", type=int, default=None,
+                        help="train every method on only this many of the fold's training sequences (one per person in turn)")
     parser.add_argument("--out", type=Path, default=None, help="default: CACHE/real_track2.json (appended)")
     a = parser.parse_args(argv)
     from miga.params import merged, validated
@@ -204,7 +229,7 @@ def main(argv=None) -> None:
     saved = json.loads(out.read_text()) if out.exists() else []
     rows = ["| variant | F1 (official) | F1 (one-to-one) | P | R | per-fold F1 | s / fold |", "|---|---|---|---|---|---|---|"]
     if not a.no_lr:
-        result = lr_baseline(a.cache, a.folds, a.name)
+        result = lr_baseline(a.cache, a.folds, a.name, a.train_sequences)
         rows.append(line("window logistic regression (baselines)", result))
         print(rows[-1], flush=True)
         saved.append({"variant": "lr_baseline", "date": time.strftime("%Y-%m-%d"), **result})
@@ -212,7 +237,7 @@ def main(argv=None) -> None:
         options = validated(merged(config, {"track2": json.loads(variant)}), a.params)  # every key, the schema's defaults filled in
         results = []
         for fold in folds:
-            results.append(run_fold(options, data, subject, fold, a.stream))
+            results.append(run_fold(options, data, subject, fold, a.stream, a.train_sequences))
             f = results[-1]
             online = "".join(f"; streaming {setting}: F1 {f['stream_f1' + sfx]:.3f} delay mean {f['stream_delay_mean' + sfx]:.1f} "
                              f"max {f['stream_delay_max' + sfx]} ({f['stream_ms_per_frame' + sfx]:.2f} ms/frame)"
@@ -224,7 +249,9 @@ def main(argv=None) -> None:
         keys = ("f1", "f1_one_to_one", "precision", "recall", "seconds", "window_logreg_f1", "selected_f1")
         for _, sfx in _stream_suffixes(a.stream):
             keys += tuple(k + sfx for k in ("stream_f1", "stream_f1_one_to_one", "stream_delay_mean", "stream_ms_per_frame"))
-        result = {"folds": results, "summary": summary(results, keys), "stream": a.stream}
+        result = {"folds": results, "summary": summary(results, keys), "stream": a.stream, "train_sequences": a.train_sequences,
+                  "recall_by_length": pooled_recall_by_length(results, "recall_by_length"),
+                  "selected_recall_by_length": pooled_recall_by_length(results)}
         for setting, sfx in _stream_suffixes(a.stream):
             s = result["summary"]
             print(f"  streaming (window, hop, guard {setting}): F1 {s['stream_f1' + sfx]['mean']:.3f} ± {s['stream_f1' + sfx]['std']:.3f} "
@@ -234,6 +261,10 @@ def main(argv=None) -> None:
         rows.append(line(f"{variant}: window_logreg candidate", _as(result, "window_logreg_f1")))
         rows.append(line(f"{variant}: chosen on val ({', '.join(f['chosen'] for f in results)})", _as(result, "selected_f1")))
         print("\n".join(rows[-3:]), flush=True)
+        buckets = result["selected_recall_by_length"]
+        print(f"| recall by gesture length (frames) | {' | '.join(buckets)} |\n|---|{'---|' * len(buckets)}\n"
+              + length_line(f"{variant}: detector", result["recall_by_length"]) + "\n"
+              + length_line(f"{variant}: chosen on val", buckets), flush=True)
         saved.append({"variant": variant, "set": a.name, "base": base, "date": time.strftime("%Y-%m-%d"), **result})
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(saved, indent=2))

@@ -133,7 +133,9 @@ def describe_edition(tree: ImigueTree) -> str:
         name = "2025 Kaggle (separate skeleton and RGB trees)"
     elif any("imigue_data_phase1" in p for p in label_paths):
         name = "2024 (imigue_data_phase1)"
-    elif label_paths and all(_beside_labels(tree, v) for v in tree.whole_videos):
+    elif label_paths and not video_paths:
+        name = "labels and skeletons only (no videos)"
+    elif label_paths and tree.whole_videos and all(_beside_labels(tree, v) for v in tree.whole_videos):
         name = "2023 Codalab (videos beside the skeletons)"
     else:
         name = "iMiGUE layout (custom nesting)"

@@ -65,6 +65,13 @@ def test_editions_are_told_apart(imigue_trees, smg_trees):
     assert smg.release_tree(smg_trees["organisers"]).edition.startswith("organisers")
 
 
+def test_a_release_without_videos_is_not_named_after_an_edition(imigue_trees, tmp_path):
+    import shutil
+
+    shutil.copytree(imigue_trees["2023"], tmp_path / "release", ignore=shutil.ignore_patterns("*.mp4", "*.avi"))
+    assert imigue.release_tree(tmp_path / "release").edition == "labels and skeletons only (no videos)"
+
+
 def test_imigue_provided_keypoints_agree_across_editions(imigue_trees):
     reference_root = imigue_trees["2023"]
     reference = imigue.provided_keypoints(reference_root, _imigue_manifest(reference_root))
