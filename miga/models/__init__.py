@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from miga.errors import ConfigError
 from miga.models.detector import create_temporal_detector, create_window_classifier
-from miga.models.rgb_backbones import (  # noqa: F401  (the RGB stream's backbones: registry, zoo weights, fine-tuning)
+from miga.models.rgb_backbones import (  # the RGB stream's backbones: registry, zoo weights, fine-tuning
     RGB_BACKBONES, CheckpointError, InputRecipe, LoadReport, create_rgb_backbone, freeze_batchnorm, freeze_stages,
     input_recipe, load_rgb_checkpoint, param_groups, rgb_clip_transform, sample_frame_indices,
 )
@@ -19,6 +19,13 @@ from miga.models.slowonly import create_slowonly
 from miga.models.skeleton_tcn import create_skeleton_tcn
 from miga.models.stgcn import create_stgcn
 from miga.models.temporal import create_temporal_convnet
+
+__all__ = [
+    "MODELS", "RGB_BACKBONES", "CheckpointError", "InputRecipe", "LoadReport", "build_model", "create_rgb_backbone",
+    "create_skeleton_tcn", "create_slowonly", "create_stgcn", "create_temporal_convnet", "create_temporal_detector",
+    "create_window_classifier", "freeze_batchnorm", "freeze_stages", "input_recipe", "load_rgb_checkpoint", "load_trained",
+    "param_groups", "rgb_clip_transform", "sample_frame_indices",
+]
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     # Pose stream over joint (or limb) heatmaps: channels = joints, SlowOnly-style (no early temporal conv).
