@@ -105,7 +105,7 @@ def streamed(config: dict, model, standardize, data, test_ids: list[str], thresh
 def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None, train_sequences: int | None = None) -> dict:
     from benchmarks.real_sequences import few_train_sequences
     from miga.evaluation.metrics import detection_metrics
-    from miga.track2.pipeline import choose_candidate, fit_detector, tuned_detections, window_candidate
+    from miga.track2.pipeline import blend_candidate, choose_candidate, fit_detector, fitted_window_logreg, tuned_detections, window_candidate
     from miga.track2.recipe import best_trial
 
     test, val, train = fold
@@ -127,12 +127,20 @@ def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None, tra
     # what predict_track2 submits: the candidate (detector, window_logreg) with the best val F1
     test_truth = fold_data.segments.filter(pl.col("sample_id").is_in(test_ids))
     val_ids = fold_data.manifest.filter(pl.col("split") == "val")["sample_id"].to_list()
-    window, window_settings = window_candidate(config, fold_data, val_ids + test_ids)
-    window_scored = detection_metrics(test_truth, window.filter(pl.col("sample_id").is_in(test_ids)), num_classes=fold_data.num_classes,
-                                      iou_threshold=iou)
-    window_f1 = window_scored["official"]["f1"]
-    chosen = choose_candidate(config["track2"]["decode"]["candidates"], {"detector": best["f1"], "window_logreg": window_settings["val_f1"]})
-    submitted = scored if chosen == "detector" else window_scored
+    window_logreg = fitted_window_logreg(config, fold_data, val_ids + test_ids)
+    window, window_settings = window_candidate(config, fold_data, val_ids + test_ids, window_logreg)
+    found = {"detector": scored}
+    val_f1 = {"detector": best["f1"], "window_logreg": window_settings["val_f1"]}
+    found["window_logreg"] = detection_metrics(test_truth, window.filter(pl.col("sample_id").is_in(test_ids)),
+                                               num_classes=fold_data.num_classes, iou_threshold=iou)
+    blended = blend_candidate(config, fold_data, model, standardize, window_logreg, val_ids, test_ids)
+    if blended is not None:
+        found["blend"] = detection_metrics(test_truth, blended[0].filter(pl.col("sample_id").is_in(test_ids)),
+                                           num_classes=fold_data.num_classes, iou_threshold=iou)
+        val_f1["blend"] = blended[1]["val_f1"]
+    window_f1 = found["window_logreg"]["official"]["f1"]
+    chosen = choose_candidate([c for c in config["track2"]["decode"]["candidates"] if c in found], val_f1)
+    submitted = found[chosen]
     online = {}
     for k, setting in enumerate(stream or []):
         suffix = "" if k == 0 else f"_{'_'.join(map(str, setting))}"
@@ -142,6 +150,7 @@ def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None, tra
             "f1": scored["official"]["f1"], "precision": scored["official"]["precision"], "recall": scored["official"]["recall"],
             "f1_one_to_one": scored["one_to_one"]["f1"], "train_s": train_s, "seconds": seconds,
             "window_logreg_f1": window_f1, "window_logreg_val_f1": window_settings["val_f1"], "chosen": chosen,
+            "blend_f1": found["blend"]["official"]["f1"] if "blend" in found else None, "blend_val_f1": val_f1.get("blend"),
             "selected_f1": submitted["official"]["f1"], "train_sequences": sorted(train_ids),
             "recall_by_length": scored["official"]["recall_by_length"],
             "selected_recall_by_length": submitted["official"]["recall_by_length"],
@@ -245,8 +254,9 @@ def main(argv=None) -> None:
             print(f"  {variant} test {f['test_people']}: val F1 {f['val_f1']:.3f} @ {f['threshold']} {f['decoding']}, test F1 {f['f1']:.3f} "
                   f"(P {f['precision']:.3f}, R {f['recall']:.3f}), 1:1 {f['f1_one_to_one']:.3f}, {f['seconds']:.0f} s{online}; "
                   f"window_logreg val F1 {f['window_logreg_val_f1']:.3f}, test F1 {f['window_logreg_f1']:.3f}; "
+                  + (f"blend val F1 {f['blend_val_f1']:.3f}, test F1 {f['blend_f1']:.3f}; " if f["blend_f1"] is not None else "") +
                   f"chosen {f['chosen']}: test F1 {f['selected_f1']:.3f}", flush=True)
-        keys = ("f1", "f1_one_to_one", "precision", "recall", "seconds", "window_logreg_f1", "selected_f1")
+        keys = ("f1", "f1_one_to_one", "precision", "recall", "seconds", "window_logreg_f1", "blend_f1", "selected_f1")
         for _, sfx in _stream_suffixes(a.stream):
             keys += tuple(k + sfx for k in ("stream_f1", "stream_f1_one_to_one", "stream_delay_mean", "stream_ms_per_frame"))
         result = {"folds": results, "summary": summary(results, keys), "stream": a.stream, "train_sequences": a.train_sequences,
@@ -259,8 +269,10 @@ def main(argv=None) -> None:
                   f"{s['stream_ms_per_frame' + sfx]['mean']:.2f} ms/frame", flush=True)
         rows.append(line(variant, result))
         rows.append(line(f"{variant}: window_logreg candidate", _as(result, "window_logreg_f1")))
+        if "blend_f1" in result["summary"]:
+            rows.append(line(f"{variant}: blend candidate", _as(result, "blend_f1")))
         rows.append(line(f"{variant}: chosen on val ({', '.join(f['chosen'] for f in results)})", _as(result, "selected_f1")))
-        print("\n".join(rows[-3:]), flush=True)
+        print("\n".join(rows[-4:]), flush=True)
         buckets = result["selected_recall_by_length"]
         print(f"| recall by gesture length (frames) | {' | '.join(buckets)} |\n|---|{'---|' * len(buckets)}\n"
               + length_line(f"{variant}: detector", result["recall_by_length"]) + "\n"

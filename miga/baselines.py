@@ -348,12 +348,12 @@ def clip_baselines_on(keypoints: Mapping[str, np.ndarray], layout: str, train: M
     return {name: value for name, value in scores.items() if name in models}
 
 
-def window_baseline_on(keypoints: Mapping[str, np.ndarray], layout: str, segments: Mapping[str, Sequence[tuple[int, int, int]]],
-                       splits: Mapping[str, Sequence[str]], *, window: int, stride: int, seed: int = 0,
-                       smooths: Sequence[int] = (1, 5, 9), min_windows: Sequence[int] = (1, 2, 4, 8),
-                       iou: float = 0.3) -> tuple[dict[str, list[tuple[int, int, int, float]]], dict]:
-    """Fit the window baseline on `splits['train']`, tune its decoding on `splits['val']` (F1), detect on every
-    other listed sequence. Returns ({sample_id: [(start, end, label, score)]}, the chosen settings)."""
+def fitted_window_baseline(keypoints: Mapping[str, np.ndarray], layout: str, segments: Mapping[str, Sequence[tuple[int, int, int]]],
+                           splits: Mapping[str, Sequence[str]], *, window: int, stride: int, seed: int = 0,
+                           smooths: Sequence[int] = (1, 5, 9), min_windows: Sequence[int] = (1, 2, 4, 8),
+                           iou: float = 0.3) -> tuple[WindowBaseline, dict[str, Windows], dict]:
+    """The window baseline fitted on `splits['train']`, its decoding tuned on `splits['val']` (F1); returns it, the
+    windows of every listed sequence and the chosen settings (`val_f1`: NaN without val sequences)."""
     windows = {sid: window_features(keypoints[sid], layout, window=window, stride=stride) for ids in splits.values() for sid in ids}
     train = {sid: windows[sid] for sid in splits["train"]}
     baseline = fit_window_baseline(train, {sid: segments.get(sid, ()) for sid in train}, window=window, stride=stride, seed=seed)
@@ -362,7 +362,29 @@ def window_baseline_on(keypoints: Mapping[str, np.ndarray], layout: str, segment
     if val:
         _, val_f1 = tune_threshold(baseline, val, {sid: segments.get(sid, ()) for sid in val}, smooths=smooths,
                                    min_windows=min_windows, iou=iou)
-    evaluated = {sid: w for sid, w in windows.items() if sid not in train}
     settings = {"window": window, "stride": stride, "threshold": baseline.threshold, "smooth": baseline.smooth,
                 "min_windows": baseline.min_windows, "val_f1": val_f1}
+    return baseline, windows, settings
+
+
+def window_baseline_on(keypoints: Mapping[str, np.ndarray], layout: str, segments: Mapping[str, Sequence[tuple[int, int, int]]],
+                       splits: Mapping[str, Sequence[str]], **options) -> tuple[dict[str, list[tuple[int, int, int, float]]], dict]:
+    """Fit the window baseline on `splits['train']`, tune its decoding on `splits['val']` (F1), detect on every
+    other listed sequence (`options`: those of `fitted_window_baseline`). Returns ({sample_id: [(start, end, label,
+    score)]}, the chosen settings)."""
+    baseline, windows, settings = fitted_window_baseline(keypoints, layout, segments, splits, **options)
+    evaluated = {sid: w for sid, w in windows.items() if sid not in splits["train"]}
     return window_baseline_detections(evaluated, baseline), settings
+
+
+def window_frame_probabilities(baseline: WindowBaseline, win: Windows, num_classes: int) -> np.ndarray:
+    """(T, K + 1) per-frame class probabilities in the frame detectors' order (column 0 = background, c + 1 = class c):
+    each frame gets the mean of the windows covering it, before any smoothing; classes the training windows lacked get 0."""
+    total, counts = np.zeros((win.length, num_classes + 1)), np.zeros(win.length)
+    classes = baseline.model.classes_
+    columns = np.where(classes == BACKGROUND, 0, classes + 1)
+    for start, end, proba in zip(win.starts, win.ends, window_class_probabilities(baseline, win)):
+        total[start: end + 1, columns] += proba
+        counts[start: end + 1] += 1
+    total[counts == 0, 0] = 1.0
+    return total / np.maximum(counts, 1)[:, None]

@@ -158,3 +158,16 @@ def test_track2_f1_rule():
     assert out["precision"] == pytest.approx(0.5) and out["recall"] == pytest.approx(2 / 3)
     assert overlap_ratio(np.array([0]), np.array([10]), np.array([20]), np.array([30]))[0, 0] < 0
     assert instance_f1({"b": [(0, 2, 0, 1.0)]}, {"b": [(0, 9, 0)]})["found"] == 0  # 2/9 < 0.3
+
+
+def test_window_frame_probabilities_put_each_class_in_the_frame_detectors_column():
+    rng = np.random.default_rng(7)
+    window, stride = 16, 4
+    kps = {f"s{i}": sequence(rng, [(1, 60, 110)]) for i in range(4)}  # only kind 1: class 0 is never seen in training
+    windows = {k: bl.window_features(v, LAYOUT, window=window, stride=stride) for k, v in kps.items()}
+    model = bl.fit_window_baseline({k: windows[k] for k in ("s0", "s1", "s2")}, {k: [(60, 110, 1)] for k in kps}, window=window, stride=stride)
+    probs = bl.window_frame_probabilities(model, windows["s3"], num_classes=2)
+    assert probs.shape == (240, 3)  # background, class 0, class 1
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    assert np.all(probs[:, 1] == 0)  # class 0: no training window, no probability
+    assert probs[70:100, 2].mean() > 0.5 and probs[150:, 0].mean() > 0.5  # the gesture in class 1's column, rest in background's

@@ -44,6 +44,11 @@ class Detector:
         (smooth and min_length default to the first of `decode.smooth` / `decode.min_length`)."""
         raise NotImplementedError
 
+    def frame_probabilities(self, model: torch.nn.Module, options: Mapping, features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray] | None:
+        """(T, K + 1) per-frame class probabilities (column 0 = background) of each standardised sequence, for kinds that
+        decode from them (the `blend` candidate averages them with the window baseline's); None for the others."""
+        return None
+
     def network_context(self, options: Mapping) -> int:
         """Frames of past the network's output at a frame depends on (half its temporal receptive field and more)."""
         return 2 ** int(options["model"]["layers"]) - 1
@@ -54,7 +59,8 @@ def _common(options: Mapping, in_features: int) -> dict:
     return dict(in_features=in_features, channels=int(model["channels"]), layers=int(model["layers"]), dropout=float(model["dropout"]))
 
 
-def _frame_decoder(probs: Mapping[str, np.ndarray], options: Mapping) -> Decoder:
+def frame_decoder(probs: Mapping[str, np.ndarray], options: Mapping) -> Decoder:
+    """`decode_at(threshold, smooth=, min_length=)` over per-frame probabilities (column 0 = background)."""
     decoding = options["decode"]
     first = dict(smooth=ints(decoding["smooth"])[0], min_length=ints(decoding["min_length"])[0])
     nms_iou = float(decoding["nms_iou"])
@@ -78,8 +84,11 @@ class FrameDetector(Detector):
         return WindowDataset(inputs, labels, window=int(train["window"]), per_epoch=int(train["windows_per_epoch"]), seed=seed,
                              stretch=float(train["time_stretch"])), window_loss
 
+    def frame_probabilities(self, model, options, features):
+        return {sid: sequence_probabilities(model, f) for sid, f in features.items()}
+
     def decoder(self, model, options, features):
-        return _frame_decoder({sid: sequence_probabilities(model, f) for sid, f in features.items()}, options)
+        return frame_decoder(self.frame_probabilities(model, options, features), options)
 
 
 class WindowDetector(Detector):
@@ -94,9 +103,12 @@ class WindowDetector(Detector):
         return ClassifiedWindows(inputs, labels, length=int(options["model"]["window_length"]), per_epoch=int(train["windows_per_epoch"]),
                                  seed=seed, num_classes=num_classes, stretch=float(train["time_stretch"])), window_loss_single
 
-    def decoder(self, model, options, features):
+    def frame_probabilities(self, model, options, features):
         length, stride = int(options["model"]["window_length"]), int(options["decode"]["window_stride"])
-        return _frame_decoder({sid: window_probabilities(model, f, length=length, stride=stride) for sid, f in features.items()}, options)
+        return {sid: window_probabilities(model, f, length=length, stride=stride) for sid, f in features.items()}
+
+    def decoder(self, model, options, features):
+        return frame_decoder(self.frame_probabilities(model, options, features), options)
 
     def network_context(self, options):
         return int(options["model"]["window_length"])

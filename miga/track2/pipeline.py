@@ -19,7 +19,7 @@ import torch
 from miga.contracts import check_sample_id, validate_manifest, validate_segments
 from miga.datasets import DatasetFormatError, format_of, reader
 from miga.errors import ConfigError
-from miga.baselines import window_baseline_on
+from miga.baselines import fitted_window_baseline, window_baseline_detections, window_frame_probabilities
 from miga.contracts import DETECTIONS_SCHEMA, validate_detections
 from miga.evaluation.metrics import below_baseline_note, detection_metrics
 from miga.evaluation.submission import track2_frame, write_track2
@@ -28,6 +28,7 @@ from miga.plots import timeline
 from miga.models import load_trained
 from miga.project import TRACK2_CANDIDATES, TRACK2_CHECKPOINT, TRACK2_DETECTIONS, TRACK2_MODEL, TRACK2_TUNING, interim
 from miga.track2 import recipe as track2
+from miga.track2.detectors import frame_decoder
 from miga.training import fingerprint, fit, read_torch_file, save_checkpoint, seed_everything
 
 
@@ -74,7 +75,10 @@ class Track2Data:
 
     def features(self, split: str, config: track2.FeatureConfig = track2.FeatureConfig()) -> dict[str, np.ndarray]:
         """Per-frame features (`config`: which parts, `track2.features`) of every sequence of `split`, by sample id."""
-        ids = self.manifest.filter(pl.col("split") == split)["sample_id"].to_list()
+        return self.features_of(self.manifest.filter(pl.col("split") == split)["sample_id"].to_list(), config)
+
+    def features_of(self, ids: list[str], config: track2.FeatureConfig = track2.FeatureConfig()) -> dict[str, np.ndarray]:
+        """Per-frame features of the sequences `ids`, by sample id."""
         return {sample_id: track2.frame_features(self.store[sample_id], self.store.layout, config) for sample_id in ids}
 
 
@@ -211,18 +215,28 @@ def predict(config: dict, data: Track2Data, *, project: Path = Path(".")) -> dic
     detections, threshold, trials, val_ids, test_ids = tuned_detections(config, model, standardize, data)
     best = track2.best_trial(trials) if trials else {}
     decoding = {k: best[k] for k in ("smooth", "min_length") if k in best}
-    window, window_settings = window_candidate(config, data, val_ids + test_ids)
+    window_logreg = fitted_window_logreg(config, data, val_ids + test_ids)
+    window, window_settings = window_candidate(config, data, val_ids + test_ids, window_logreg)
     found = {"detector": detections, "window_logreg": window}
+    settings = {"detector": {"threshold": threshold, "decoding": decoding}, "window_logreg": window_settings}
     val_f1 = {"detector": best.get("f1"), "window_logreg": window_settings.pop("val_f1")}
-    chosen = choose_candidate(options["decode"]["candidates"], val_f1)
+    blended = blend_candidate(config, data, model, standardize, window_logreg, val_ids, test_ids) \
+        if "blend" in options["decode"]["candidates"] else None
+    if blended is not None:
+        found["blend"], settings["blend"] = blended
+        val_f1["blend"] = settings["blend"].pop("val_f1")
+    eligible = [name for name in options["decode"]["candidates"] if name in found]
+    if not eligible:
+        raise ConfigError(f"track2.decode.candidates {options['decode']['candidates']}: blend needs a detector with per-frame "
+                          f"probabilities (frame or window), not {track2.detector_of(options)}")
+    chosen = choose_candidate(eligible, val_f1)
     write_parquet(pl.concat([frame.with_columns(candidate=pl.lit(name)) for name, frame in found.items()]),
                   Path(project) / TRACK2_CANDIDATES)
     write_parquet(found[chosen], Path(project) / TRACK2_DETECTIONS)
     test_detections = found[chosen].filter(pl.col("sample_id").is_in(test_ids))
     write_track2(track2_frame(test_detections, class_base=int(config["submission"]["track2_class_base"])), Path(project) / SUBMISSION)
     tuning = {"detector": track2.detector_of(options), "threshold": threshold, "decoding": decoding, "chosen": chosen,
-              "candidates": {"detector": {"val_f1": val_f1["detector"], "threshold": threshold, "decoding": decoding},
-                             "window_logreg": {"val_f1": val_f1["window_logreg"], **window_settings}},
+              "candidates": {name: {"val_f1": val_f1[name], **settings[name]} for name in found},
               "val_trials": trials}
     write_json(tuning, Path(project) / TRACK2_TUNING)
     return tuning | {"val_sequences": len(val_ids), "test_detections": test_detections.height}
@@ -234,20 +248,61 @@ def choose_candidate(eligible: list[str], val_f1: dict[str, float | None]) -> st
     return max(eligible, key=lambda name: -1.0 if val_f1.get(name) is None else val_f1[name])
 
 
-def window_candidate(config: dict, data: Track2Data, ids: list[str]) -> tuple[pl.DataFrame, dict]:
+def window_candidate(config: dict, data: Track2Data, ids: list[str], fitted=None) -> tuple[pl.DataFrame, dict]:
     """The sliding-window logistic regression on pooled joint statistics: fit on train, decoding tuned on val for F1,
-    detections on `ids`; returns them and its settings (`val_f1` among them, None without val sequences)."""
+    detections on `ids`; returns them and its settings (`val_f1` among them, None without val sequences).
+    `fitted`: what `fitted_window_logreg(config, data, ids)` returned, when the caller has it."""
+    baseline, windows, settings = fitted or fitted_window_logreg(config, data, ids)
+    settings = dict(settings)
+    found = window_baseline_detections({sid: w for sid, w in windows.items() if sid in ids and sid not in _train_ids(data)}, baseline)
+    rows = [(sid, label, start, end, score) for sid, segments in found.items() for start, end, label, score in segments]
+    return pl.DataFrame(rows, schema=DETECTIONS_SCHEMA, orient="row"), settings
+
+
+def _train_ids(data: Track2Data) -> set[str]:
+    return set(data.manifest.filter(pl.col("split") == "train")["sample_id"].to_list())
+
+
+def fitted_window_logreg(config: dict, data: Track2Data, ids: list[str]):
+    """(the fitted window baseline, the windows of the train and val sequences and of `ids`, its settings: `val_f1`
+    None without val sequences)."""
     options, iou = config["track2"], float(config["evaluate"]["iou_threshold"])
     splits = {name: data.manifest.filter(pl.col("split") == name)["sample_id"].to_list() for name in ("train", "val")}
     splits["evaluated"] = [sid for sid in ids if sid not in splits["train"]]
     segments = {sid: [(s, e, c) for c, s, e in group.select("label", "start_frame", "end_frame").iter_rows()]
                 for (sid,), group in data.segments.group_by(["sample_id"])}
     keypoints = {sid: data.store[sid] for part in splits.values() for sid in part}
-    found, settings = window_baseline_on(keypoints, data.store.layout, segments, splits, window=int(options["model"]["window_length"]),
-                                         stride=int(options["decode"]["window_stride"]), seed=int(options["train"]["seed"]), iou=iou)
-    rows = [(sid, label, start, end, score) for sid in splits["evaluated"] for start, end, label, score in found.get(sid, [])]
+    baseline, windows, settings = fitted_window_baseline(
+        keypoints, data.store.layout, segments, splits, window=int(options["model"]["window_length"]),
+        stride=int(options["decode"]["window_stride"]), seed=int(options["train"]["seed"]), iou=iou)
     settings["val_f1"] = None if np.isnan(settings["val_f1"]) else float(settings["val_f1"])
-    return pl.DataFrame(rows, schema=DETECTIONS_SCHEMA, orient="row"), settings
+    return baseline, windows, settings
+
+
+def blend_candidate(config: dict, data: Track2Data, model: torch.nn.Module, standardize: track2.Standardizer, window_logreg,
+                    val_ids: list[str], test_ids: list[str]) -> tuple[pl.DataFrame, dict] | None:
+    """The detector's and the window baseline's per-frame probabilities averaged, then decoded like the frame detector,
+    threshold and decoding tuned on val for F1. Returns (detections on val and test, settings with `val_f1`), or
+    None for a detector kind without per-frame probabilities (`anchorfree`)."""
+    options, iou = config["track2"], float(config["evaluate"]["iou_threshold"])
+    baseline, windows, _ = window_logreg
+    ids = val_ids + test_ids
+    features = {sid: standardize(f) for sid, f in data.features_of(ids, track2.feature_config(options)).items()}
+    detector_probs = track2.detector(options).frame_probabilities(model, options, features)
+    if detector_probs is None:
+        return None
+    probs = {sid: (p + window_frame_probabilities(baseline, windows[sid], data.num_classes)) / 2 for sid, p in detector_probs.items()}
+    decode_at = frame_decoder(probs, options)
+    thresholds = [float(t) for t in options["decode"]["thresholds"]]
+    if not val_ids:
+        threshold, setting, val_f1 = float(np.median(thresholds)), {}, None
+    else:
+        val_segments = data.segments.filter(pl.col("sample_id").is_in(val_ids))
+        val_decode = lambda t, **kw: decode_at(t, **kw).filter(pl.col("sample_id").is_in(val_ids))  # noqa: E731
+        threshold, trials = track2.tune_for_f1(val_decode, val_segments, thresholds, data.num_classes, iou, track2.decode_grid(options))
+        best = track2.best_trial(trials)
+        setting, val_f1 = {k: best[k] for k in ("smooth", "min_length") if k in best}, best["f1"]
+    return decode_at(threshold, **setting), {"val_f1": val_f1, "threshold": threshold, "decoding": setting}
 
 
 def evaluated_ids(data: Track2Data, split: str) -> tuple[str, list[str], str | None]:

@@ -283,3 +283,48 @@ def test_the_candidate_with_the_best_val_f1_is_chosen(eligible, val_f1, chosen):
     from miga.track2.pipeline import choose_candidate
 
     assert choose_candidate(eligible, val_f1) == chosen
+
+
+def _waving(seed: int, frames: int = 120, start: int = 40, end: int = 79) -> np.ndarray:
+    """`_stream`'s resting person whose right hand (Kinect joints 10, 11) swings side to side in [start, end]."""
+    kp = _stream(frames)
+    rng = np.random.default_rng(seed)
+    kp[0, :, :, :2] += rng.normal(0, 0.3, (frames, 25, 2))
+    kp[0, start: end + 1, 10:12, 0] += 30 * np.sin(np.arange(end + 1 - start) / 3)[:, None]
+    return kp
+
+
+def test_blend_candidate_decodes_the_mean_of_the_detector_and_window_probabilities():
+    from miga.baselines import window_frame_probabilities
+    from miga.track2.detectors import frame_decoder, sequence_probabilities
+    from miga.track2.pipeline import Track2Data, blend_candidate, fitted_window_logreg
+
+    class Store(dict):
+        layout = "kinect25"
+
+    ids = ["s0", "s1", "s2", "s3"]
+    store = Store({sid: _waving(i) for i, sid in enumerate(ids)})
+    manifest = pl.DataFrame({"sample_id": ids, "dataset": "stream", "split": ["train", "train", "val", "test"], "subject": [1, 2, 3, 4],
+                             "video": None, "video_start": 0, "start_frame": 0, "end_frame": 119, "label": None, "fps": 15.0,
+                             "width": None, "height": None},
+                            schema_overrides={"video": pl.String, "label": pl.Int64, "width": pl.Int64, "height": pl.Int64})
+    segments = pl.DataFrame({"sample_id": ids, "label": [1] * 4, "start_frame": [40] * 4, "end_frame": [79] * 4})
+    data = Track2Data.from_tables(["still", "wave"], manifest, segments, store)
+    options = _track2(model={"detector": "frame", "channels": 8, "layers": 1, "window_length": 16},
+                      decode={"window_stride": 4, "smooth": [1, 5], "min_length": [1], "thresholds": [0.3, 0.5]})
+    config = {"track2": options, "evaluate": {"iou_threshold": 0.3}}
+    width = next(iter(data.features_of(["s0"], track2.feature_config(options)).values())).shape[1]
+    torch.manual_seed(0)
+    model = track2.build_detector(options, in_features=width, num_classes=2)  # untrained: the window baseline carries the blend
+    standardize = track2.Standardizer(np.zeros(width, np.float32), np.ones(width, np.float32))
+    fitted = fitted_window_logreg(config, data, ["s2", "s3"])
+
+    found, settings = blend_candidate(config, data, model, standardize, fitted, ["s2"], ["s3"])
+
+    features = data.features_of(["s2", "s3"], track2.feature_config(options))
+    mean = {sid: (sequence_probabilities(model, standardize(f)) + window_frame_probabilities(fitted[0], fitted[1][sid], 2)) / 2
+            for sid, f in features.items()}
+    assert found.equals(frame_decoder(mean, options)(settings["threshold"], **settings["decoding"]))
+    assert settings["val_f1"] > 0.5 and set(found["sample_id"]) <= {"s2", "s3"}
+    anchorfree = merged(options, {"model": {"detector": "anchorfree"}})
+    assert blend_candidate({**config, "track2": anchorfree}, data, model, standardize, fitted, ["s2"], ["s3"]) is None
