@@ -252,7 +252,7 @@ class DecodeParams(Section):
     smooth: Union[PositiveInt, Annotated[list[PositiveInt], Field(min_length=1)]] = [5, 9, 15, 21, 31]
     thresholds: Annotated[list[OpenUnit], Field(min_length=1)] = [0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
     candidates: Annotated[list[Literal["detector", "window_logreg", "blend"]], Field(min_length=1, max_length=3)] = [
-        "detector", "window_logreg", "blend"]
+        "detector", "window_logreg"]
 
 
 class Track2Params(Section):

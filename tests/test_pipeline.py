@@ -84,10 +84,10 @@ def test_repro_writes_submissions_and_metrics(project):
     assert track1["streams"] == {"tcn": {k: track1[k] for k in ("top1", "top5", "mean_class_accuracy")}}  # fusion none
     track2 = json.loads((project / "metrics/track2.json").read_text())
     assert set(track2) >= {"official", "one_to_one"}
-    # predict compared the detector, the window baseline and their blend on val; the best made the detections and submission
+    # predict compared the detector and the window baseline on val; the better one made the detections and submission
     selection, tuning = track2["selection"], json.loads((project / "metrics/track2_tuning.json").read_text())
     val_f1 = selection["val_f1"]
-    assert set(val_f1) == {"detector", "window_logreg", "blend"} and selection["chosen"] == tuning["chosen"]
+    assert set(val_f1) == {"detector", "window_logreg"} and selection["chosen"] == tuning["chosen"]
     assert val_f1[selection["chosen"]] == max(val_f1.values())
     assert selection["test_f1"][selection["chosen"]] == pytest.approx(track2["official"]["f1"])
     assert track2["baselines"]["window_logreg"]["official"]["f1"] == pytest.approx(selection["test_f1"]["window_logreg"])

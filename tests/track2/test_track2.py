@@ -294,10 +294,9 @@ def _waving(seed: int, frames: int = 120, start: int = 40, end: int = 79) -> np.
     return kp
 
 
-def test_blend_candidate_decodes_the_mean_of_the_detector_and_window_probabilities():
-    from miga.baselines import window_frame_probabilities
-    from miga.track2.detectors import frame_decoder, sequence_probabilities
-    from miga.track2.pipeline import Track2Data, blend_candidate, fitted_window_logreg
+def _waving_data():
+    """Four `_waving` sequences (train, train, val, test) as Track2Data, and a small frame-detector config."""
+    from miga.track2.pipeline import Track2Data
 
     class Store(dict):
         layout = "kinect25"
@@ -309,10 +308,21 @@ def test_blend_candidate_decodes_the_mean_of_the_detector_and_window_probabiliti
                              "width": None, "height": None},
                             schema_overrides={"video": pl.String, "label": pl.Int64, "width": pl.Int64, "height": pl.Int64})
     segments = pl.DataFrame({"sample_id": ids, "label": [1] * 4, "start_frame": [40] * 4, "end_frame": [79] * 4})
-    data = Track2Data.from_tables(["still", "wave"], manifest, segments, store)
-    options = _track2(model={"detector": "frame", "channels": 8, "layers": 1, "window_length": 16},
-                      decode={"window_stride": 4, "smooth": [1, 5], "min_length": [1], "thresholds": [0.3, 0.5]})
-    config = {"track2": options, "evaluate": {"iou_threshold": 0.3}}
+    config = load_params(Path(__file__).resolve().parents[2] / "params.yaml")
+    config["track2"] = merged(config["track2"], {
+        "model": {"detector": "frame", "channels": 8, "layers": 1, "window_length": 16, "ensemble": 1},
+        "train": {"epochs": 1, "window": 64, "windows_per_epoch": 4, "affine_copies": 0},
+        "decode": {"window_stride": 4, "smooth": [1, 5], "min_length": [1], "thresholds": [0.3, 0.5]}})
+    return Track2Data.from_tables(["still", "wave"], manifest, segments, store), config
+
+
+def test_blend_candidate_decodes_the_mean_of_the_detector_and_window_probabilities():
+    from miga.baselines import window_frame_probabilities
+    from miga.track2.detectors import frame_decoder, sequence_probabilities
+    from miga.track2.pipeline import blend_candidate, fitted_window_logreg
+
+    data, config = _waving_data()
+    options = config["track2"]
     width = next(iter(data.features_of(["s0"], track2.feature_config(options)).values())).shape[1]
     torch.manual_seed(0)
     model = track2.build_detector(options, in_features=width, num_classes=2)  # untrained: the window baseline carries the blend
@@ -328,3 +338,22 @@ def test_blend_candidate_decodes_the_mean_of_the_detector_and_window_probabiliti
     assert settings["val_f1"] > 0.5 and set(found["sample_id"]) <= {"s2", "s3"}
     anchorfree = merged(options, {"model": {"detector": "anchorfree"}})
     assert blend_candidate({**config, "track2": anchorfree}, data, model, standardize, fitted, ["s2"], ["s3"]) is None
+
+
+def test_predict_submits_the_blend_when_listed_and_best_on_val(tmp_path):
+    from miga.track2 import pipeline
+
+    data, config = _waving_data()
+    config["track2"]["decode"]["candidates"] = ["detector", "window_logreg", "blend"]
+    pipeline.train(config, data, project=tmp_path)
+    tuning = pipeline.predict(config, data, project=tmp_path)
+    assert set(tuning["candidates"]) == {"detector", "window_logreg", "blend"}
+    val_f1 = {name: c["val_f1"] for name, c in tuning["candidates"].items()}
+    assert tuning["chosen"] == pipeline.choose_candidate(config["track2"]["decode"]["candidates"], val_f1)
+    assert {"threshold", "decoding"} <= set(tuning["candidates"]["blend"])
+    candidates = pl.read_parquet(tmp_path / pipeline.TRACK2_CANDIDATES)
+    assert set(candidates["candidate"]) <= {"detector", "window_logreg", "blend"} and "blend" in set(candidates["candidate"])
+    chosen = candidates.filter(pl.col("candidate") == tuning["chosen"]).drop("candidate")
+    assert chosen.equals(pl.read_parquet(tmp_path / pipeline.TRACK2_DETECTIONS))
+    config["track2"]["decode"]["candidates"] = ["detector", "window_logreg"]  # not listed: not computed
+    assert set(pipeline.predict(config, data, project=tmp_path)["candidates"]) == {"detector", "window_logreg"}
