@@ -18,6 +18,10 @@ The keypoints are held in a `miga.io.InMemoryKeypoints`.
     OMP_NUM_THREADS=1 python -m benchmarks.real_track2 --no-lr --folds 0 1 '{"train": {"epochs": 20}}'   # quick look
     OMP_NUM_THREADS=1 python -m benchmarks.real_track2 --no-lr --stream 512 16 32 '{}'   # + streaming F1 and delay
     OMP_NUM_THREADS=1 python -m benchmarks.real_track2 --set ground_guide --stream 2048 16 32 '{}'
+    OMP_NUM_THREADS=1 python -m benchmarks.real_track2 --train-sequences 3 '{}'   # few labels: 3 training sequences per fold
+
+Per fold it also reports the `blend` candidate (detector + window baseline, per-frame probabilities averaged), which
+candidate `track2.decode.candidates` would submit, and recall by gesture length (detector; chosen candidate).
 
 With `--stream WINDOW HOP GUARD` every test sequence is also fed frame by frame through `miga online`'s
 detector (`miga.track2.online.online_detector`, the fold's model at its val-tuned decoding), and the
