@@ -7,8 +7,8 @@ The same folds as `benchmarks/real_sequences.py` (fold k tests people 2k+1, 2k+2
 two people are its validation people; the other 6 train). Each variant is a JSON object of `track2`
 overrides on the repo's params.yaml, nested as the `track2` section is (`{"model": {"layers": 4}}`,
 `{"train": {"epochs": 20}}`, `{"decode": {"min_length": [4, 8]}}`), laid over `--base` (the set's settings). Per fold it runs exactly
-what the Track 2 stages run: `miga.track2.pipeline.fit_detector` (train split), `tuned_detections`
-(score threshold tuned on the val people for F1, official rule), then the test people are scored
+what the Track 2 stages run: `miga.track2.pipeline.fit_detector` (train split), `compare_candidates`
+(each candidate's score threshold tuned on the val people for F1, official rule; the choice), then the test people are scored
 with `miga.evaluation.metrics.detection_metrics` at `evaluate.iou_threshold` (official rule and
 one-to-one). The sliding-window logistic regression (`benchmarks.real_sequences.run`) runs on the
 same folds unless `--no-lr`; miga's window baseline is the variant '{"model": {"detector": "window"}}'.
@@ -109,8 +109,7 @@ def streamed(config: dict, model, standardize, data, test_ids: list[str], thresh
 def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None, train_sequences: int | None = None) -> dict:
     from benchmarks.real_sequences import few_train_sequences
     from miga.evaluation.metrics import detection_metrics
-    from miga.track2.pipeline import blend_candidate, choose_candidate, fit_detector, fitted_window_logreg, tuned_detections, window_candidate
-    from miga.track2.recipe import best_trial
+    from miga.track2.pipeline import compare_candidates, fit_detector
 
     test, val, train = fold
     split_of = {sid: "test" if who in test else "val" if who in val else "train" for sid, who in subject.items()}
@@ -121,43 +120,27 @@ def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None, tra
     with tempfile.TemporaryDirectory() as tmp:
         model, standardize, _, history, _ = fit_detector(config, fold_data, checkpoint=Path(tmp) / "ckpt.pt")
     train_s = time.perf_counter() - t0
-    detections, threshold, trials, _, test_ids = tuned_detections(config, model, standardize, fold_data)
+    found = compare_candidates(config, model, standardize, fold_data, blend=True)  # what predict_track2 runs, blend always
     seconds = time.perf_counter() - t0
-    iou = float(config["evaluate"]["iou_threshold"])
-    scored = detection_metrics(fold_data.segments.filter(pl.col("sample_id").is_in(test_ids)),
-                               detections.filter(pl.col("sample_id").is_in(test_ids)), num_classes=fold_data.num_classes, iou_threshold=iou)
-    best = best_trial(trials) if trials else {"f1": None}
-    decoding = {k: best[k] for k in ("smooth", "min_length") if k in best}
-    # what predict_track2 submits: the candidate (detector, window_logreg) with the best val F1
+    test_ids, iou = found.test_ids, float(config["evaluate"]["iou_threshold"])
     test_truth = fold_data.segments.filter(pl.col("sample_id").is_in(test_ids))
-    val_ids = fold_data.manifest.filter(pl.col("split") == "val")["sample_id"].to_list()
-    window_logreg = fitted_window_logreg(config, fold_data, val_ids + test_ids)
-    window, window_settings = window_candidate(config, fold_data, val_ids + test_ids, window_logreg)
-    found = {"detector": scored}
-    val_f1 = {"detector": best["f1"], "window_logreg": window_settings["val_f1"]}
-    found["window_logreg"] = detection_metrics(test_truth, window.filter(pl.col("sample_id").is_in(test_ids)),
-                                               num_classes=fold_data.num_classes, iou_threshold=iou)
-    blended = blend_candidate(config, fold_data, model, standardize, window_logreg, val_ids, test_ids)
-    if blended is not None:
-        found["blend"] = detection_metrics(test_truth, blended[0].filter(pl.col("sample_id").is_in(test_ids)),
-                                           num_classes=fold_data.num_classes, iou_threshold=iou)
-        val_f1["blend"] = blended[1]["val_f1"]
-    window_f1 = found["window_logreg"]["official"]["f1"]
-    chosen = choose_candidate([c for c in config["track2"]["decode"]["candidates"] if c in found], val_f1)
-    submitted = found[chosen]
+    scored = {name: detection_metrics(test_truth, frame.filter(pl.col("sample_id").is_in(test_ids)), num_classes=fold_data.num_classes,
+                                      iou_threshold=iou) for name, frame in found.detections.items()}
+    detector, submitted = scored["detector"]["official"], scored[found.chosen]["official"]
+    threshold, decoding = found.settings["detector"]["threshold"], found.settings["detector"]["decoding"]
     online = {}
     for k, setting in enumerate(stream or []):
         suffix = "" if k == 0 else f"_{'_'.join(map(str, setting))}"
         online.update({key + suffix: v for key, v in streamed(config, model, standardize, fold_data, test_ids, threshold, decoding, setting).items()})
-    return {**online, "test_people": test, "val_people": val, "threshold": threshold, "val_f1": best["f1"],
+    return {**online, "test_people": test, "val_people": val, "threshold": threshold, "val_f1": found.val_f1["detector"],
             "decoding": decoding,
-            "f1": scored["official"]["f1"], "precision": scored["official"]["precision"], "recall": scored["official"]["recall"],
-            "f1_one_to_one": scored["one_to_one"]["f1"], "train_s": train_s, "seconds": seconds,
-            "window_logreg_f1": window_f1, "window_logreg_val_f1": window_settings["val_f1"], "chosen": chosen,
-            "blend_f1": found["blend"]["official"]["f1"] if "blend" in found else None, "blend_val_f1": val_f1.get("blend"),
-            "selected_f1": submitted["official"]["f1"], "train_sequences": sorted(train_ids),
-            "recall_by_length": scored["official"]["recall_by_length"],
-            "selected_recall_by_length": submitted["official"]["recall_by_length"],
+            "f1": detector["f1"], "precision": detector["precision"], "recall": detector["recall"],
+            "f1_one_to_one": scored["detector"]["one_to_one"]["f1"], "train_s": train_s, "seconds": seconds,
+            "window_logreg_f1": scored["window_logreg"]["official"]["f1"], "window_logreg_val_f1": found.val_f1["window_logreg"],
+            "chosen": found.chosen, "switch_margin_f1": found.switch_margin_f1,
+            "blend_f1": scored["blend"]["official"]["f1"] if "blend" in scored else None, "blend_val_f1": found.val_f1.get("blend"),
+            "selected_f1": submitted["f1"], "train_sequences": sorted(train_ids),
+            "recall_by_length": detector["recall_by_length"], "selected_recall_by_length": submitted["recall_by_length"],
             "final_loss": history[-1].get("loss") if history else None}
 
 
@@ -259,7 +242,7 @@ def main(argv=None) -> None:
                   f"(P {f['precision']:.3f}, R {f['recall']:.3f}), 1:1 {f['f1_one_to_one']:.3f}, {f['seconds']:.0f} s{online}; "
                   f"window_logreg val F1 {f['window_logreg_val_f1']:.3f}, test F1 {f['window_logreg_f1']:.3f}; "
                   + (f"blend val F1 {f['blend_val_f1']:.3f}, test F1 {f['blend_f1']:.3f}; " if f["blend_f1"] is not None else "") +
-                  f"chosen {f['chosen']}: test F1 {f['selected_f1']:.3f}", flush=True)
+                  f"chosen {f['chosen']} (val margin {f['switch_margin_f1']:.3f}): test F1 {f['selected_f1']:.3f}", flush=True)
         keys = ("f1", "f1_one_to_one", "precision", "recall", "seconds", "window_logreg_f1", "blend_f1", "selected_f1")
         for _, sfx in _stream_suffixes(a.stream):
             keys += tuple(k + sfx for k in ("stream_f1", "stream_f1_one_to_one", "stream_delay_mean", "stream_ms_per_frame"))

@@ -253,6 +253,7 @@ class DecodeParams(Section):
     thresholds: Annotated[list[OpenUnit], Field(min_length=1)] = [0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
     candidates: Annotated[list[Literal["detector", "window_logreg", "blend"]], Field(min_length=1, max_length=3)] = [
         "detector", "window_logreg"]
+    switch_margin: NonNegativeFloat = 1.0
 
 
 class Track2Params(Section):

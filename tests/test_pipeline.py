@@ -88,7 +88,10 @@ def test_repro_writes_submissions_and_metrics(project):
     selection, tuning = track2["selection"], json.loads((project / "metrics/track2_tuning.json").read_text())
     val_f1 = selection["val_f1"]
     assert set(val_f1) == {"detector", "window_logreg"} and selection["chosen"] == tuning["chosen"]
-    assert val_f1[selection["chosen"]] == max(val_f1.values())
+    from miga.track2.pipeline import choose_candidate
+
+    assert selection["chosen"] == choose_candidate(["detector", "window_logreg"], val_f1, selection["switch_margin_f1"])
+    assert val_f1[selection["chosen"]] >= val_f1["detector"] and selection["switch_margin_f1"] > 0
     assert selection["test_f1"][selection["chosen"]] == pytest.approx(track2["official"]["f1"])
     assert track2["baselines"]["window_logreg"]["official"]["f1"] == pytest.approx(selection["test_f1"]["window_logreg"])
     candidates = pl.read_parquet(project / "data/predictions/track2_candidates.parquet")

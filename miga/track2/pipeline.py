@@ -170,27 +170,93 @@ def tuned_decoding(options: dict, tuning: Path = TRACK2_TUNING) -> tuple[float, 
     return threshold, decoding
 
 
+def split_ids(data: Track2Data, split: str) -> list[str]:
+    return data.manifest.filter(pl.col("split") == split)["sample_id"].to_list()
+
+
+def _detector_outputs(options: dict, model: torch.nn.Module, standardize: track2.Standardizer, data: Track2Data,
+                      ids: list[str]):
+    """(decode_at over the sequences `ids`, their per-frame probabilities or None for kinds without them): the model
+    runs once per sequence."""
+    kind = track2.detector(options)
+    features = {sid: standardize(f) for sid, f in data.features_of(ids, track2.feature_config(options)).items()}
+    probs = kind.frame_probabilities(model, options, features)
+    return (frame_decoder(probs, options) if probs is not None else kind.decoder(model, options, features)), probs
+
+
+def _tuned_on_val(decode_at, data: Track2Data, val_ids: list[str], options: dict, iou: float) -> tuple[float, list[dict], dict]:
+    """(threshold, val trials, decoding setting: smooth / min_length) of `decode_at` that maximise val F1 (official rule);
+    without val sequences the median threshold, no trials and the first setting."""
+    thresholds = [float(t) for t in options["decode"]["thresholds"]]
+    if not val_ids:
+        return float(np.median(thresholds)), [], {}
+    val_segments = data.segments.filter(pl.col("sample_id").is_in(val_ids))
+    val_decode = lambda t, **kw: decode_at(t, **kw).filter(pl.col("sample_id").is_in(val_ids))  # noqa: E731
+    threshold, trials = track2.tune_for_f1(val_decode, val_segments, thresholds, data.num_classes, iou, track2.decode_grid(options))
+    best = track2.best_trial(trials)
+    return threshold, trials, {k: best[k] for k in ("smooth", "min_length") if k in best}
+
+
 def tuned_detections(config: dict, model: torch.nn.Module, standardize: track2.Standardizer, data: Track2Data):
     """Val and test detections of `data` at the score threshold and decoding setting (`track2.decode_grid`) that maximise
     val F1 (official rule).
 
     Returns (detections, threshold, val trials, val sample ids, test sample ids); `track2.best_trial(trials)` holds the setting."""
     options = config["track2"]
-    iou = float(config["evaluate"]["iou_threshold"])
-    feature_config = track2.feature_config(options)
-    val_features, test_features = data.features("val", feature_config), data.features("test", feature_config)
-    decode_at = track2.make_decoder(model, options, {sid: standardize(f) for sid, f in {**val_features, **test_features}.items()})
-    thresholds = [float(t) for t in options["decode"]["thresholds"]]
-    setting: dict = {}
-    if val_features:
-        val_segments = data.segments.filter(pl.col("sample_id").is_in(list(val_features)))
-        val_decode = lambda t, **kw: decode_at(t, **kw).filter(pl.col("sample_id").is_in(list(val_features)))  # noqa: E731
-        threshold, trials = track2.tune_for_f1(val_decode, val_segments, thresholds, data.num_classes, iou, track2.decode_grid(options))
-        best = track2.best_trial(trials)
-        setting = {k: best[k] for k in ("smooth", "min_length") if k in best}
-    else:
-        threshold, trials = float(np.median(thresholds)), []
-    return decode_at(threshold, **setting), threshold, trials, list(val_features), list(test_features)
+    val_ids, test_ids = split_ids(data, "val"), split_ids(data, "test")
+    decode_at, _ = _detector_outputs(options, model, standardize, data, val_ids + test_ids)
+    threshold, trials, setting = _tuned_on_val(decode_at, data, val_ids, options, float(config["evaluate"]["iou_threshold"]))
+    return decode_at(threshold, **setting), threshold, trials, val_ids, test_ids
+
+
+@dataclasses.dataclass
+class Candidates:
+    """Every candidate's detections on val and test, its settings (`val_f1`, and threshold / decoding where tuned), the
+    detector's val trials, and the one `choose_candidate` keeps (with the val F1 margin it needed)."""
+
+    detections: dict[str, pl.DataFrame]
+    settings: dict[str, dict]
+    trials: list[dict]
+    val_ids: list[str]
+    test_ids: list[str]
+    chosen: str
+    switch_margin_f1: float
+
+    @property
+    def val_f1(self) -> dict[str, float | None]:
+        return {name: settings["val_f1"] for name, settings in self.settings.items()}
+
+
+def compare_candidates(config: dict, model: torch.nn.Module, standardize: track2.Standardizer, data: Track2Data, *,
+                       blend: bool | None = None) -> Candidates:
+    """The trained detector (threshold and decoding tuned on val for F1), the sliding-window logistic regression and,
+    when `blend` (default: when `track2.decode.candidates` lists it), the two's per-frame probabilities averaged, each
+    on val and test; the one kept is `choose_candidate`'s among `track2.decode.candidates`."""
+    options, iou = config["track2"], float(config["evaluate"]["iou_threshold"])
+    listed = list(options["decode"]["candidates"])
+    val_ids, test_ids = split_ids(data, "val"), split_ids(data, "test")
+    decode_at, probs = _detector_outputs(options, model, standardize, data, val_ids + test_ids)
+    threshold, trials, setting = _tuned_on_val(decode_at, data, val_ids, options, iou)
+    detections = {"detector": decode_at(threshold, **setting)}
+    settings = {"detector": {"val_f1": track2.best_trial(trials)["f1"] if trials else None, "threshold": threshold, "decoding": setting}}
+    window_logreg = fitted_window_logreg(config, data, val_ids + test_ids)
+    detections["window_logreg"], settings["window_logreg"] = window_candidate(config, data, val_ids + test_ids, window_logreg)
+    if ("blend" in listed if blend is None else blend) and probs is not None:
+        detections["blend"], settings["blend"] = blend_candidate(config, data, probs, window_logreg, val_ids)
+    eligible = [name for name in listed if name in detections]
+    if not eligible:
+        raise ConfigError(f"track2.decode.candidates {listed}: blend needs a detector with per-frame "
+                          f"probabilities (frame or window), not {track2.detector_of(options)}")
+    margin = switch_margin_f1(options, data, val_ids)
+    return Candidates(detections, settings, trials, val_ids, test_ids,
+                      choose_candidate(eligible, {name: s["val_f1"] for name, s in settings.items()}, margin), margin)
+
+
+def switch_margin_f1(options: dict, data: Track2Data, val_ids: list[str]) -> float:
+    """The val F1 gain a candidate needs over the first listed to replace it: `decode.switch_margin` val instances'
+    worth (one instance found or missed moves F1 by about 1 / the val ground-truth segments)."""
+    instances = data.segments.filter(pl.col("sample_id").is_in(val_ids)).height
+    return float(options["decode"]["switch_margin"]) / instances if instances else 0.0
 
 
 SUBMISSION = Path("submissions/track2.csv")
@@ -207,45 +273,33 @@ def train(config: dict, data: Track2Data, *, project: Path = Path(".")) -> tuple
 
 
 def predict(config: dict, data: Track2Data, *, project: Path = Path(".")) -> dict:
-    """Detect on val and test with every candidate (the trained detector, its decoding tuned on val for F1; the
-    sliding-window logistic regression), keep the one with the best val F1 among `track2.decode.candidates`, and write
-    its detections and the test submission, every candidate's detections, and the tuning and choice."""
+    """Detect on val and test with every candidate (`compare_candidates`), keep `choose_candidate`'s, and write its
+    detections and the test submission, every candidate's detections, and the tuning and choice."""
     options = config["track2"]
     model, standardize, _ = load_detector(options, data.num_classes, Path(project) / TRACK2_MODEL)
-    detections, threshold, trials, val_ids, test_ids = tuned_detections(config, model, standardize, data)
-    best = track2.best_trial(trials) if trials else {}
-    decoding = {k: best[k] for k in ("smooth", "min_length") if k in best}
-    window_logreg = fitted_window_logreg(config, data, val_ids + test_ids)
-    window, window_settings = window_candidate(config, data, val_ids + test_ids, window_logreg)
-    found = {"detector": detections, "window_logreg": window}
-    settings = {"detector": {"threshold": threshold, "decoding": decoding}, "window_logreg": window_settings}
-    val_f1 = {"detector": best.get("f1"), "window_logreg": window_settings.pop("val_f1")}
-    blended = blend_candidate(config, data, model, standardize, window_logreg, val_ids, test_ids) \
-        if "blend" in options["decode"]["candidates"] else None
-    if blended is not None:
-        found["blend"], settings["blend"] = blended
-        val_f1["blend"] = settings["blend"].pop("val_f1")
-    eligible = [name for name in options["decode"]["candidates"] if name in found]
-    if not eligible:
-        raise ConfigError(f"track2.decode.candidates {options['decode']['candidates']}: blend needs a detector with per-frame "
-                          f"probabilities (frame or window), not {track2.detector_of(options)}")
-    chosen = choose_candidate(eligible, val_f1)
-    write_parquet(pl.concat([frame.with_columns(candidate=pl.lit(name)) for name, frame in found.items()]),
+    found = compare_candidates(config, model, standardize, data)
+    write_parquet(pl.concat([frame.with_columns(candidate=pl.lit(name)) for name, frame in found.detections.items()]),
                   Path(project) / TRACK2_CANDIDATES)
-    write_parquet(found[chosen], Path(project) / TRACK2_DETECTIONS)
-    test_detections = found[chosen].filter(pl.col("sample_id").is_in(test_ids))
+    chosen = found.detections[found.chosen]
+    write_parquet(chosen, Path(project) / TRACK2_DETECTIONS)
+    test_detections = chosen.filter(pl.col("sample_id").is_in(found.test_ids))
     write_track2(track2_frame(test_detections, class_base=int(config["submission"]["track2_class_base"])), Path(project) / SUBMISSION)
-    tuning = {"detector": track2.detector_of(options), "threshold": threshold, "decoding": decoding, "chosen": chosen,
-              "candidates": {name: {"val_f1": val_f1[name], **settings[name]} for name in found},
-              "val_trials": trials}
+    detector = found.settings["detector"]
+    tuning = {"detector": track2.detector_of(options), "threshold": detector["threshold"], "decoding": detector["decoding"],
+              "chosen": found.chosen, "switch_margin_f1": found.switch_margin_f1, "candidates": found.settings,
+              "val_trials": found.trials}
     write_json(tuning, Path(project) / TRACK2_TUNING)
-    return tuning | {"val_sequences": len(val_ids), "test_detections": test_detections.height}
+    return tuning | {"val_sequences": len(found.val_ids), "test_detections": test_detections.height}
 
 
-def choose_candidate(eligible: list[str], val_f1: dict[str, float | None]) -> str:
-    """The eligible candidate with the best val F1; ties and missing val scores go to the one listed first."""
+def choose_candidate(eligible: list[str], val_f1: dict[str, float | None], margin: float = 0.0) -> str:
+    """The first eligible candidate unless another's val F1 beats it by more than `margin` (then the best of those);
+    without a val score for the first, the best val F1 (missing scores lose; ties go to the one listed first)."""
     eligible = list(dict.fromkeys(eligible))
-    return max(eligible, key=lambda name: -1.0 if val_f1.get(name) is None else val_f1[name])
+    score = lambda name: -1.0 if val_f1.get(name) is None else val_f1[name]  # noqa: E731
+    first = eligible[0]
+    challengers = [name for name in eligible[1:] if val_f1.get(first) is None or score(name) > score(first) + margin]
+    return max(challengers, key=score) if challengers and max(map(score, challengers)) > score(first) else first
 
 
 def window_candidate(config: dict, data: Track2Data, ids: list[str], fitted=None) -> tuple[pl.DataFrame, dict]:
@@ -253,14 +307,10 @@ def window_candidate(config: dict, data: Track2Data, ids: list[str], fitted=None
     detections on `ids`; returns them and its settings (`val_f1` among them, None without val sequences).
     `fitted`: what `fitted_window_logreg(config, data, ids)` returned, when the caller has it."""
     baseline, windows, settings = fitted or fitted_window_logreg(config, data, ids)
-    settings = dict(settings)
-    found = window_baseline_detections({sid: w for sid, w in windows.items() if sid in ids and sid not in _train_ids(data)}, baseline)
+    settings, train_ids = dict(settings), set(split_ids(data, "train"))
+    found = window_baseline_detections({sid: w for sid, w in windows.items() if sid in ids and sid not in train_ids}, baseline)
     rows = [(sid, label, start, end, score) for sid, segments in found.items() for start, end, label, score in segments]
     return pl.DataFrame(rows, schema=DETECTIONS_SCHEMA, orient="row"), settings
-
-
-def _train_ids(data: Track2Data) -> set[str]:
-    return set(data.manifest.filter(pl.col("split") == "train")["sample_id"].to_list())
 
 
 def fitted_window_logreg(config: dict, data: Track2Data, ids: list[str]):
@@ -279,29 +329,17 @@ def fitted_window_logreg(config: dict, data: Track2Data, ids: list[str]):
     return baseline, windows, settings
 
 
-def blend_candidate(config: dict, data: Track2Data, model: torch.nn.Module, standardize: track2.Standardizer, window_logreg,
-                    val_ids: list[str], test_ids: list[str]) -> tuple[pl.DataFrame, dict] | None:
-    """The detector's and the window baseline's per-frame probabilities averaged, then decoded like the frame detector,
-    threshold and decoding tuned on val for F1. Returns (detections on val and test, settings with `val_f1`), or
-    None for a detector kind without per-frame probabilities (`anchorfree`)."""
+def blend_candidate(config: dict, data: Track2Data, detector_probs: dict[str, np.ndarray], window_logreg,
+                    val_ids: list[str]) -> tuple[pl.DataFrame, dict]:
+    """The detector's per-frame probabilities (`Detector.frame_probabilities`, by sample id) and the window baseline's
+    averaged, then decoded like the frame detector, threshold and decoding tuned on val for F1. Returns (detections on
+    the sequences of `detector_probs`, settings with `val_f1`: None without val sequences)."""
     options, iou = config["track2"], float(config["evaluate"]["iou_threshold"])
     baseline, windows, _ = window_logreg
-    ids = val_ids + test_ids
-    features = {sid: standardize(f) for sid, f in data.features_of(ids, track2.feature_config(options)).items()}
-    detector_probs = track2.detector(options).frame_probabilities(model, options, features)
-    if detector_probs is None:
-        return None
     probs = {sid: (p + window_frame_probabilities(baseline, windows[sid], data.num_classes)) / 2 for sid, p in detector_probs.items()}
     decode_at = frame_decoder(probs, options)
-    thresholds = [float(t) for t in options["decode"]["thresholds"]]
-    if not val_ids:
-        threshold, setting, val_f1 = float(np.median(thresholds)), {}, None
-    else:
-        val_segments = data.segments.filter(pl.col("sample_id").is_in(val_ids))
-        val_decode = lambda t, **kw: decode_at(t, **kw).filter(pl.col("sample_id").is_in(val_ids))  # noqa: E731
-        threshold, trials = track2.tune_for_f1(val_decode, val_segments, thresholds, data.num_classes, iou, track2.decode_grid(options))
-        best = track2.best_trial(trials)
-        setting, val_f1 = {k: best[k] for k in ("smooth", "min_length") if k in best}, best["f1"]
+    threshold, trials, setting = _tuned_on_val(decode_at, data, val_ids, options, iou)
+    val_f1 = track2.best_trial(trials)["f1"] if trials else None
     return decode_at(threshold, **setting), {"val_f1": val_f1, "threshold": threshold, "decoding": setting}
 
 
@@ -347,6 +385,7 @@ def evaluate(config: dict, data: Track2Data, *, project: Path = Path(".")) -> di
         candidates[name] = {mode: {k: scored[mode][k] for k in ("precision", "recall", "f1", "recall_by_length")}
                             for mode in ("official", "one_to_one")} | tuning["candidates"].get(name, {})
     result["selection"] = {"chosen": tuning["chosen"], "eligible": list(config["track2"]["decode"]["candidates"]),
+                           "switch_margin_f1": tuning.get("switch_margin_f1", 0.0),
                            "val_f1": {name: c.get("val_f1") for name, c in candidates.items()},
                            f"{split}_f1": {name: c["official"]["f1"] for name, c in candidates.items()}}
     result["baselines"] = {"window_logreg": candidates["window_logreg"]}

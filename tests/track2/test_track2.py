@@ -285,6 +285,31 @@ def test_the_candidate_with_the_best_val_f1_is_chosen(eligible, val_f1, chosen):
     assert choose_candidate(eligible, val_f1) == chosen
 
 
+@pytest.mark.parametrize(("val_f1", "chosen"), [
+    ({"detector": 0.90, "window_logreg": 0.95, "blend": 0.93}, "detector"),  # both within the margin: the first stays
+    ({"detector": 0.90, "window_logreg": 0.97, "blend": 0.93}, "window_logreg"),
+    ({"detector": 0.80, "window_logreg": 0.87, "blend": 0.93}, "blend"),  # of those past the margin, the best
+    ({"detector": None, "window_logreg": 0.10, "blend": None}, "window_logreg"),
+])
+def test_a_later_candidate_must_beat_the_first_by_the_margin(val_f1, chosen):
+    from miga.track2.pipeline import choose_candidate
+
+    assert choose_candidate(["detector", "window_logreg", "blend"], val_f1, margin=0.0625) == chosen
+
+
+def test_the_switch_margin_is_one_val_instance_of_f1():
+    from miga.track2.pipeline import switch_margin_f1
+
+    data, config = _waving_data()
+    segments = pl.concat([data.segments, pl.DataFrame({"sample_id": ["s2"], "label": [1], "start_frame": [90], "end_frame": [110]})])
+    data = type(data).from_tables(data.class_names, data.manifest, segments, data.store)
+    options = merged(config["track2"], {"decode": {"switch_margin": 1.0}})
+    assert switch_margin_f1(options, data, ["s2"]) == pytest.approx(0.5)  # two val segments
+    assert switch_margin_f1(options, data, ["s2", "s3"]) == pytest.approx(1 / 3)
+    assert switch_margin_f1(merged(options, {"decode": {"switch_margin": 0}}), data, ["s2"]) == 0.0
+    assert switch_margin_f1(options, data, []) == 0.0
+
+
 def _waving(seed: int, frames: int = 120, start: int = 40, end: int = 79) -> np.ndarray:
     """`_stream`'s resting person whose right hand (Kinect joints 10, 11) swings side to side in [start, end]."""
     kp = _stream(frames)
@@ -329,15 +354,30 @@ def test_blend_candidate_decodes_the_mean_of_the_detector_and_window_probabiliti
     standardize = track2.Standardizer(np.zeros(width, np.float32), np.ones(width, np.float32))
     fitted = fitted_window_logreg(config, data, ["s2", "s3"])
 
-    found, settings = blend_candidate(config, data, model, standardize, fitted, ["s2"], ["s3"])
-
     features = data.features_of(["s2", "s3"], track2.feature_config(options))
-    mean = {sid: (sequence_probabilities(model, standardize(f)) + window_frame_probabilities(fitted[0], fitted[1][sid], 2)) / 2
-            for sid, f in features.items()}
+    detector_probs = {sid: sequence_probabilities(model, standardize(f)) for sid, f in features.items()}
+
+    found, settings = blend_candidate(config, data, detector_probs, fitted, ["s2"])
+
+    mean = {sid: (p + window_frame_probabilities(fitted[0], fitted[1][sid], 2)) / 2 for sid, p in detector_probs.items()}
     assert found.equals(frame_decoder(mean, options)(settings["threshold"], **settings["decoding"]))
     assert settings["val_f1"] > 0.5 and set(found["sample_id"]) <= {"s2", "s3"}
-    anchorfree = merged(options, {"model": {"detector": "anchorfree"}})
-    assert blend_candidate({**config, "track2": anchorfree}, data, model, standardize, fitted, ["s2"], ["s3"]) is None
+
+
+def test_compare_candidates_has_no_blend_for_a_detector_without_frame_probabilities():
+    from miga.errors import ConfigError
+    from miga.track2.pipeline import compare_candidates
+
+    data, config = _waving_data()
+    config["track2"] = merged(config["track2"], {"model": {"detector": "anchorfree", "levels": 2}})
+    width = next(iter(data.features_of(["s0"], track2.feature_config(config["track2"])).values())).shape[1]
+    model = track2.build_detector(config["track2"], in_features=width, num_classes=2)
+    standardize = track2.Standardizer(np.zeros(width, np.float32), np.ones(width, np.float32))
+    found = compare_candidates(config, model, standardize, data, blend=True)
+    assert set(found.detections) == {"detector", "window_logreg"} and (found.val_ids, found.test_ids) == (["s2"], ["s3"])
+    config["track2"]["decode"]["candidates"] = ["blend"]
+    with pytest.raises(ConfigError, match="blend needs a detector with per-frame probabilities"):
+        compare_candidates(config, model, standardize, data)
 
 
 def test_predict_submits_the_blend_when_listed_and_best_on_val(tmp_path):
@@ -345,11 +385,13 @@ def test_predict_submits_the_blend_when_listed_and_best_on_val(tmp_path):
 
     data, config = _waving_data()
     config["track2"]["decode"]["candidates"] = ["detector", "window_logreg", "blend"]
+    config["track2"]["decode"]["switch_margin"] = 0.5
     pipeline.train(config, data, project=tmp_path)
     tuning = pipeline.predict(config, data, project=tmp_path)
     assert set(tuning["candidates"]) == {"detector", "window_logreg", "blend"}
     val_f1 = {name: c["val_f1"] for name, c in tuning["candidates"].items()}
-    assert tuning["chosen"] == pipeline.choose_candidate(config["track2"]["decode"]["candidates"], val_f1)
+    assert tuning["chosen"] == pipeline.choose_candidate(config["track2"]["decode"]["candidates"], val_f1, tuning["switch_margin_f1"])
+    assert tuning["switch_margin_f1"] == pytest.approx(0.5)  # half of one val segment
     assert {"threshold", "decoding"} <= set(tuning["candidates"]["blend"])
     candidates = pl.read_parquet(tmp_path / pipeline.TRACK2_CANDIDATES)
     assert set(candidates["candidate"]) <= {"detector", "window_logreg", "blend"} and "blend" in set(candidates["candidate"])
