@@ -7,9 +7,12 @@ Run inside (or point `--project` at) a project where `dvc repro` has ingested th
 Each argument is a JSON object of `track2` overrides on the project's params.yaml, nested as the `track2`
 section is (`model`, `features`, `train`, `decode`). A variant is
 trained and decoded with the functions the `train_track2` and `predict_track2` stages use
-(`fit_detector`, `tuned_detections`: threshold tuned on val for F1), in a temporary checkpoint,
-and scored on the test split at `evaluate.iou_threshold`. Prints one line per variant and seed: val F1
-at the tuned threshold, test F1 (official rule, P / R), one-to-one F1 and training seconds.
+(`fit_detector`, `compare_candidates`: thresholds tuned on val for F1, the candidate chosen on val), in a temporary
+checkpoint, and scored on the test split at `evaluate.iou_threshold`. Prints one line per variant and seed: the
+detector's val F1 at the tuned threshold, test F1 (official rule, P / R), one-to-one F1, every candidate's val and
+test F1 (the window logistic regression is the bar), the chosen one and training seconds.
+`--train-sequences N` trains on only N of the training sequences (one per person in turn; the window logistic
+regression gets the same ones): issue 29's few-labels protocol on the synthetic SMG.
 
 The synthetic SMG test split holds 5 sequences (~90 gestures, as the real one); seeds move its F1 by
 several points. For comparisons finer than that:
@@ -72,22 +75,39 @@ def _score(truth: pl.DataFrame, detections: pl.DataFrame, num_classes: int, iou:
     return {mode: {k: result[mode][k] for k in ("f1", "precision", "recall")} for mode in ("official", "one_to_one")}
 
 
-def run_variant(config: dict, overrides: dict, checkpoint: Path, holdout: Path | None = None) -> dict:
-    """Train one variant, tune its threshold on val; scores on test (and on the holdout pool)."""
+def fewer_train_sequences(data, count: int | None):
+    """`data` with only `count` of its training sequences (one per person in turn: `few_train_sequences`), or as is."""
+    from benchmarks.real_sequences import few_train_sequences
+
+    if count is None:
+        return data
+    train = data.manifest.filter(pl.col("split") == "train")
+    subject = dict(train.select("sample_id", "subject").iter_rows())
+    kept = few_train_sequences(subject, sorted(set(subject.values())), count)
+    return data.with_splits({sid: split for sid, split in data.manifest.select("sample_id", "split").iter_rows()
+                             if split != "train" or sid in kept})
+
+
+def run_variant(config: dict, overrides: dict, checkpoint: Path, holdout: Path | None = None, train_sequences: int | None = None) -> dict:
+    """Train one variant (on `train_sequences` of the training sequences, default all), compare the candidates on val
+    as predict_track2 does; scores on test (and the detector's on the holdout pool)."""
     from miga.params import merged, validated
     from miga.track2 import pipeline as stage
     from miga.track2 import recipe as track2
 
     config = validated(merged(config, {"track2": overrides}))  # every key, the schema's defaults filled in
     iou = float(config["evaluate"]["iou_threshold"])
-    data = stage.Track2Data(config)
+    data = fewer_train_sequences(stage.Track2Data(config), train_sequences)
     started = time.perf_counter()
     model, standardize, _, _, _ = stage.fit_detector(config, data, checkpoint=checkpoint)
     train_s = time.perf_counter() - started
-    detections, threshold, trials, _, test_ids = stage.tuned_detections(config, model, standardize, data)
-    in_test = pl.col("sample_id").is_in(test_ids)
-    result = {"threshold": threshold, "val_f1": max((t["f1"] for t in trials), default=float("nan")), "train_s": train_s,
-              "test": _score(data.segments.filter(in_test), detections.filter(in_test), data.num_classes, iou)}
+    found = stage.compare_candidates(config, model, standardize, data)
+    threshold, in_test = found.settings["detector"]["threshold"], pl.col("sample_id").is_in(found.test_ids)
+    val_f1 = found.val_f1["detector"]
+    scored = {name: _score(data.segments.filter(in_test), frame.filter(in_test), data.num_classes, iou) for name, frame in found.detections.items()}
+    result = {"threshold": threshold, "val_f1": float("nan") if val_f1 is None else val_f1, "train_s": train_s, "test": scored["detector"],
+              "train_sequences": int((data.manifest["split"] == "train").sum()), "chosen": found.chosen,
+              "candidates": {name: {"val_f1": found.val_f1[name], "test": scored[name]} for name in found.detections}}
     if holdout is not None:
         pool = stage.Track2Data(config, project=holdout)
         if pool.class_names != data.class_names:
@@ -100,13 +120,13 @@ def run_variant(config: dict, overrides: dict, checkpoint: Path, holdout: Path |
 
 
 def _job(args: tuple) -> tuple[str, int, dict]:
-    project, config, text, seed, holdout = args
+    project, config, text, seed, holdout, train_sequences = args
     os.chdir(project)
     from miga.params import merged
 
     overrides = merged(json.loads(text), {"train": {"seed": seed}})
     with tempfile.TemporaryDirectory() as tmp:
-        return text, seed, run_variant(config, overrides, Path(tmp) / "last.pt", holdout)
+        return text, seed, run_variant(config, overrides, Path(tmp) / "last.pt", holdout, train_sequences)
 
 
 def _line(text: str, seed: int, r: dict) -> str:
@@ -117,11 +137,15 @@ def _line(text: str, seed: int, r: dict) -> str:
         h = r["holdout"]
         line += (f"; holdout F1 {h['official']['f1']:.3f} (P {h['official']['precision']:.3f} / R {h['official']['recall']:.3f}), "
                  f"one-to-one {h['one_to_one']['f1']:.3f}")
-    return line + f"; train {r['train_s']:.0f} s"
+    candidates = ", ".join(f"{name} {c['val_f1'] if c['val_f1'] is None else round(c['val_f1'], 3)} / {c['test']['official']['f1']:.3f}"
+                           for name, c in r["candidates"].items())
+    return line + f"; {r['train_sequences']} training sequences; val / test F1: {candidates}; chosen {r['chosen']}; train {r['train_s']:.0f} s"
 
 
 FIGURES = {"val F1": lambda r: r["val_f1"], "test F1": lambda r: r["test"]["official"]["f1"],
-           "test 1-1": lambda r: r["test"]["one_to_one"]["f1"]}
+           "test 1-1": lambda r: r["test"]["one_to_one"]["f1"],
+           "window_logreg test F1": lambda r: r["candidates"]["window_logreg"]["test"]["official"]["f1"],
+           "chosen test F1": lambda r: r["candidates"][r["chosen"]]["test"]["official"]["f1"]}
 HOLDOUT_FIGURES = {"holdout F1": lambda r: r["holdout"]["official"]["f1"], "holdout 1-1": lambda r: r["holdout"]["one_to_one"]["f1"]}
 
 
@@ -150,6 +174,7 @@ def main() -> None:
     parser.add_argument("--holdout-seed", type=int, default=7, help="synth.seed of the pool (the default data uses 2024)")
     parser.add_argument("--holdout-sequences", type=int, default=40)
     parser.add_argument("--jobs", type=int, default=1, help="models trained at a time")
+    parser.add_argument("--train-sequences", type=int, help="train on only this many of the training sequences (one per person in turn)")
     parser.add_argument("--out", type=Path, help="also write every result as JSON here")
     parser.add_argument("variants", nargs="+",
                         help="JSON objects of track2 overrides, nested as the section ('{\"model\": {\"layers\": 4}}'; '{}' = params.yaml as is)")
@@ -169,7 +194,7 @@ def main() -> None:
         build_holdout(holdout, config, args.holdout_seed, args.holdout_sequences)
     print(f"track2 sweep on {track2_params['dataset']} ({project}), seeds {seeds}"
           + (f", holdout {holdout}" if holdout else ""), flush=True)
-    jobs = [(project, config, text, seed, holdout) for text in args.variants for seed in seeds]
+    jobs = [(project, config, text, seed, holdout, args.train_sequences) for text in args.variants for seed in seeds]
     results: dict[str, dict[int, dict]] = {text: {} for text in args.variants}
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
