@@ -101,7 +101,7 @@ def run_variant(config: dict, overrides: dict, checkpoint: Path, holdout: Path |
     started = time.perf_counter()
     model, standardize, _, _, _ = stage.fit_detector(config, data, checkpoint=checkpoint)
     train_s = time.perf_counter() - started
-    found = stage.compare_candidates(config, model, standardize, data)
+    found = stage.compare_candidates(config, model, standardize, data, blend=True)  # blend reported, chosen only when listed
     threshold, in_test = found.settings["detector"]["threshold"], pl.col("sample_id").is_in(found.test_ids)
     val_f1 = found.val_f1["detector"]
     scored = {name: _score(data.segments.filter(in_test), frame.filter(in_test), data.num_classes, iou) for name, frame in found.detections.items()}

@@ -7,7 +7,6 @@ same camera, so keypoint pixel coordinates are pixels of the video.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
