@@ -19,8 +19,9 @@ several points. For comparisons finer than that:
 
 - `--seeds 0 1 2 ...` trains every variant at each `track2.train.seed` and ends with the mean and spread of
   each variant, and each variant's per-seed difference from the first;
-- `--holdout DIR` also scores every model on a pool of unseen synthetic sequences (new people, new
-  gestures: `synth.seed` = `--holdout-seed`), at the threshold tuned on the project's val split. DIR
+- `--holdout DIR` also scores every model, and the window logistic regression, on a pool of unseen synthetic
+  sequences (new people, new gestures: `synth.seed` = `--holdout-seed`), at the threshold and decoding tuned on the
+  project's val split. DIR
   is built on first use (`--holdout-sequences` SMG sequences, ingested with the provided skeletons)
   and reused after;
 - `--jobs N` trains N models at a time (each with `track2.train.threads` torch threads).
@@ -113,10 +114,27 @@ def run_variant(config: dict, overrides: dict, checkpoint: Path, holdout: Path |
         if pool.class_names != data.class_names:
             raise SystemExit(f"{holdout}: its classes differ from the project's")
         features = {sid: standardize(track2.frame_features(pool.store[sid], pool.store.layout, track2.feature_config(config["track2"]))) for sid in pool.manifest["sample_id"]}
-        pooled = track2.make_decoder(model, config["track2"], features)(threshold)
-        result["holdout"] = _score(pool.segments, pooled, pool.num_classes, iou)
+        pooled = {"detector": track2.make_decoder(model, config["track2"], features)(threshold, **found.settings["detector"]["decoding"]),
+                  "window_logreg": _window_logreg_on(config, data, pool)}
+        result["holdout"] = _score(pool.segments, pooled["detector"], pool.num_classes, iou)
         result["holdout"]["sequences"], result["holdout"]["gestures"] = len(features), pool.segments.height
+        for name, frame in pooled.items():
+            result["candidates"][name]["holdout"] = _score(pool.segments, frame, pool.num_classes, iou)
     return result
+
+
+def _window_logreg_on(config: dict, data, pool) -> pl.DataFrame:
+    """The window_logreg candidate (fit on `data`'s train, decoding tuned on its val) on every sequence of `pool`."""
+    from miga.baselines import window_baseline_detections, window_features
+    from miga.contracts import DETECTIONS_SCHEMA
+    from miga.track2.pipeline import fitted_window_logreg
+
+    baseline, _, settings = fitted_window_logreg(config, data, [])
+    windows = {sid: window_features(pool.store[sid], pool.store.layout, window=settings["window"], stride=settings["stride"])
+               for sid in pool.manifest["sample_id"]}
+    rows = [(sid, label, start, end, score) for sid, found in window_baseline_detections(windows, baseline).items()
+            for start, end, label, score in found]
+    return pl.DataFrame(rows, schema=DETECTIONS_SCHEMA, orient="row")
 
 
 def _job(args: tuple) -> tuple[str, int, dict]:
@@ -138,15 +156,17 @@ def _line(text: str, seed: int, r: dict) -> str:
         line += (f"; holdout F1 {h['official']['f1']:.3f} (P {h['official']['precision']:.3f} / R {h['official']['recall']:.3f}), "
                  f"one-to-one {h['one_to_one']['f1']:.3f}")
     candidates = ", ".join(f"{name} {c['val_f1'] if c['val_f1'] is None else round(c['val_f1'], 3)} / {c['test']['official']['f1']:.3f}"
-                           for name, c in r["candidates"].items())
-    return line + f"; {r['train_sequences']} training sequences; val / test F1: {candidates}; chosen {r['chosen']}; train {r['train_s']:.0f} s"
+                           + (f" / {c['holdout']['official']['f1']:.3f}" if "holdout" in c else "") for name, c in r["candidates"].items())
+    scored = "val / test" + (" / holdout" if "holdout" in r else "")
+    return line + f"; {r['train_sequences']} training sequences; {scored} F1: {candidates}; chosen {r['chosen']}; train {r['train_s']:.0f} s"
 
 
 FIGURES = {"val F1": lambda r: r["val_f1"], "test F1": lambda r: r["test"]["official"]["f1"],
            "test 1-1": lambda r: r["test"]["one_to_one"]["f1"],
            "window_logreg test F1": lambda r: r["candidates"]["window_logreg"]["test"]["official"]["f1"],
            "chosen test F1": lambda r: r["candidates"][r["chosen"]]["test"]["official"]["f1"]}
-HOLDOUT_FIGURES = {"holdout F1": lambda r: r["holdout"]["official"]["f1"], "holdout 1-1": lambda r: r["holdout"]["one_to_one"]["f1"]}
+HOLDOUT_FIGURES = {"holdout F1": lambda r: r["holdout"]["official"]["f1"], "holdout 1-1": lambda r: r["holdout"]["one_to_one"]["f1"],
+                   "window_logreg holdout F1": lambda r: r["candidates"]["window_logreg"]["holdout"]["official"]["f1"]}
 
 
 def summary(results: dict[str, dict[int, dict]], seeds: list[int]) -> list[str]:
