@@ -62,6 +62,7 @@ def build_holdout(folder: Path, config: dict, seed: int, sequences: int) -> None
         generate_smg(tmp, smg, seed)
     params = copy.deepcopy(config)
     params["datasets"]["smg"]["root"] = "data/raw/smg"
+    params["datasets"]["smg"]["test_truth"] = None  # the pool is all train samples
     params["pose"]["backend"] = "provided"
     (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
