@@ -126,16 +126,12 @@ def run_variant(config: dict, overrides: dict, checkpoint: Path, holdout: Path |
 
 def _window_logreg_on(config: dict, data, pool) -> pl.DataFrame:
     """The window_logreg candidate (fit on `data`'s train, decoding tuned on its val) on every sequence of `pool`."""
-    from miga.baselines import window_baseline_detections, window_features
-    from miga.contracts import DETECTIONS_SCHEMA
-    from miga.track2.pipeline import fitted_window_logreg
+    from miga.baselines import window_features
+    from miga.track2.pipeline import fitted_window_logreg, window_detections
 
     baseline, _, settings = fitted_window_logreg(config, data, [])
-    windows = {sid: window_features(pool.store[sid], pool.store.layout, window=settings["window"], stride=settings["stride"])
-               for sid in pool.manifest["sample_id"]}
-    rows = [(sid, label, start, end, score) for sid, found in window_baseline_detections(windows, baseline).items()
-            for start, end, label, score in found]
-    return pl.DataFrame(rows, schema=DETECTIONS_SCHEMA, orient="row")
+    return window_detections(baseline, {sid: window_features(pool.store[sid], pool.store.layout, window=settings["window"],
+                                                             stride=settings["stride"]) for sid in pool.manifest["sample_id"]})
 
 
 def _job(args: tuple) -> tuple[str, int, dict]:

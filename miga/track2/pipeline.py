@@ -247,9 +247,9 @@ def compare_candidates(config: dict, model: torch.nn.Module, standardize: track2
     if not eligible:
         raise ConfigError(f"track2.decode.candidates {listed}: blend needs a detector with per-frame "
                           f"probabilities (frame or window), not {track2.detector_of(options)}")
-    margin = switch_margin_f1(options, data, val_ids)
-    return Candidates(detections, settings, trials, val_ids, test_ids,
-                      choose_candidate(eligible, {name: s["val_f1"] for name, s in settings.items()}, margin), margin)
+    found = Candidates(detections, settings, trials, val_ids, test_ids, chosen="", switch_margin_f1=switch_margin_f1(options, data, val_ids))
+    found.chosen = choose_candidate(eligible, found.val_f1, found.switch_margin_f1)
+    return found
 
 
 def switch_margin_f1(options: dict, data: Track2Data, val_ids: list[str]) -> float:
@@ -307,10 +307,15 @@ def window_candidate(config: dict, data: Track2Data, ids: list[str], fitted=None
     detections on `ids`; returns them and its settings (`val_f1` among them, None without val sequences).
     `fitted`: what `fitted_window_logreg(config, data, ids)` returned, when the caller has it."""
     baseline, windows, settings = fitted or fitted_window_logreg(config, data, ids)
-    settings, train_ids = dict(settings), set(split_ids(data, "train"))
-    found = window_baseline_detections({sid: w for sid, w in windows.items() if sid in ids and sid not in train_ids}, baseline)
+    train_ids = set(split_ids(data, "train"))
+    return window_detections(baseline, {sid: w for sid, w in windows.items() if sid in ids and sid not in train_ids}), dict(settings)
+
+
+def window_detections(baseline, windows: dict) -> pl.DataFrame:
+    """The fitted window baseline's detections on `windows` (`miga.baselines.Windows` by sample id), as a contract table."""
+    found = window_baseline_detections(windows, baseline)
     rows = [(sid, label, start, end, score) for sid, segments in found.items() for start, end, label, score in segments]
-    return pl.DataFrame(rows, schema=DETECTIONS_SCHEMA, orient="row"), settings
+    return pl.DataFrame(rows, schema=DETECTIONS_SCHEMA, orient="row")
 
 
 def fitted_window_logreg(config: dict, data: Track2Data, ids: list[str]):
