@@ -4,7 +4,7 @@ The real table (`../shared/realdata/imigue_real/labels_dev.csv`) goes through wh
 imigue-labels` (`miga.datasets.imigue_labels.convert`, with `protocol.csv`: its 102 emotion-training videos, 51 win /
 51 lose, are the train split) into a temporary label-only release, the iMiGUE reader (`scan_release`, as `ingest`), then
 `miga.emotion.pipeline.events(source=labels)`: ground-truth MG classes. On the 102 training videos, every model is
-cross-validated person-disjointly (`miga.emotion.model.person_folds`, 5 folds, `--repeats` fold draws, seeds 0, 1, ...)
+cross-validated person-disjointly (`miga.emotion.model.person_folds`, 5 folds, `--repeats` fold draws, seeds `--seed`, + 1, ...)
 on the same folds: the baselines `majority` and `bag_logreg` (logistic regression over the bag of MGs: class shares,
 time shares, MGs per minute) and each `emotion.model` (logreg, gbdt, blend, auto; params.yaml's `emotion` section).
 Figures are means (and standard deviations) over the fold draws of each draw's pooled out-of-fold accuracy, balanced
@@ -56,12 +56,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", type=Path, default=REAL / "labels_dev.csv")
     parser.add_argument("--protocol", type=Path, default=REAL / "protocol.csv")
-    parser.add_argument("--repeats", type=int, default=5, help="fold draws (seeds 0, 1, ...)")
+    parser.add_argument("--repeats", type=int, default=5, help="fold draws (seeds SEED, SEED + 1, ...)")
+    parser.add_argument("--seed", type=int, default=0, help="the first fold draw's seed")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     args = parser.parse_args()
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    settings = Settings.of(params["emotion"] | {"seed": 0})
+    settings = Settings.of(params["emotion"] | {"seed": args.seed})
     with tempfile.TemporaryDirectory(prefix="miga_emotion_") as work:
         import warnings
 
@@ -84,7 +85,7 @@ def main() -> None:
               f"{summary['seconds']} s |" + (f" chosen {summary['chosen']}" if "chosen" in summary else ""), flush=True)
     if args.out:
         args.out.write_text(json.dumps({"videos": len(design.y), "people": int(np.unique(design.groups).size), "folds": settings.folds,
-                                        "repeats": args.repeats, "params": params["emotion"], "models": results}, indent=2) + "\n")
+                                        "seed": args.seed, "repeats": args.repeats, "params": params["emotion"], "models": results}, indent=2) + "\n")
 
 
 def _f(summary: dict, key: str) -> str:

@@ -229,6 +229,7 @@ class DetectorTrainParams(Section):
     window: PositiveInt = 256
     windows_per_epoch: PositiveInt = 128
     time_stretch: NonNegativeFloat = 0.0
+    frame_weights: Literal["none", "instance", "class"] = "none"
     mirror: bool = False
     affine_copies: NonNegativeInt = 2
     affine_strength: NonNegativeFloat = 0.1

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from miga.models import build_model
 from miga.track2 import detection
 from miga.track2.decoding import DecodeConfig, decode, ints
-from miga.track2.features import frame_labels
+from miga.track2.features import frame_labels, frame_loss_weights
 from miga.track2.windows import ClassifiedWindows, DetectionWindows, WindowDataset
 
 Decoder = Callable[..., pl.DataFrame]  # decode_at(threshold, smooth=..., min_length=...) -> detections
@@ -82,7 +82,7 @@ class FrameDetector(Detector):
         train = options["train"]
         labels = [frame_labels(len(f), s) for f, s in zip(inputs, segments)]
         return WindowDataset(inputs, labels, window=int(train["window"]), per_epoch=int(train["windows_per_epoch"]), seed=seed,
-                             stretch=float(train["time_stretch"])), window_loss
+                             stretch=float(train["time_stretch"]), weights=frame_loss_weights(labels, train["frame_weights"])), window_loss
 
     def frame_probabilities(self, model, options, features):
         return {sid: sequence_probabilities(model, f) for sid, f in features.items()}
@@ -155,9 +155,14 @@ def pyramid_for(options: Mapping) -> detection.Pyramid:
 # ---------------------------------------------------------------- losses and raw outputs
 
 def window_loss(model: torch.nn.Module, batch, dev: torch.device) -> torch.Tensor:
-    features, labels = batch
-    logits = model(features.to(dev))
-    return F.cross_entropy(logits.float(), labels.to(dev), ignore_index=-100)
+    """Per-frame cross-entropy; with a third batch part (per-frame weights), the weighted mean over the labelled frames."""
+    features, labels = batch[0], batch[1].to(dev)
+    logits = model(features.to(dev)).float()
+    if len(batch) == 2:
+        return F.cross_entropy(logits, labels, ignore_index=-100)
+    weights = batch[2].to(dev) * (labels != -100)
+    frame_loss = F.cross_entropy(logits, labels, ignore_index=-100, reduction="none")
+    return (frame_loss * weights).sum() / weights.sum().clamp_min(1e-12)
 
 
 @torch.no_grad()

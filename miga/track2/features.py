@@ -115,6 +115,47 @@ def frame_labels(num_frames: int, segments: pl.DataFrame) -> np.ndarray:
     return labels
 
 
+FRAME_WEIGHTS = ("none", "instance", "class")
+
+
+def frame_loss_weights(labels: Sequence[np.ndarray], mode: str) -> list[np.ndarray] | None:
+    """Per-frame loss weights for `frame_labels` targets (None for `none`); background frames weigh 1.
+
+    `instance`: the frames of a gesture (a run of one label) weigh median gesture length / its length, so every
+    gesture counts as much as one of median length and a 12-frame gesture is not drowned by 60-frame ones.
+    `class`: the frames of class c weigh (gesture frames / classes present) / frames of c, so every class counts alike.
+    Both keep the mean weight of gesture frames near 1 (the background's share of the loss barely moves)."""
+    if mode not in FRAME_WEIGHTS:
+        raise ValueError(f"unknown frame weighting {mode!r}; known: {FRAME_WEIGHTS}")
+    if mode == "none":
+        return None
+    if mode == "class":
+        gesture_frames = [np.asarray(l)[np.asarray(l) > 0] for l in labels]
+        counts = np.bincount(np.concatenate(gesture_frames)) if sum(g.size for g in gesture_frames) else np.zeros(1)
+        present = np.flatnonzero(counts)
+        scale = np.ones(max(counts.size, 1))
+        scale[present] = counts[present].sum() / present.size / counts[present]
+        return [np.where(l > 0, scale[np.clip(l, 0, scale.size - 1)], 1.0).astype(np.float32) for l in map(np.asarray, labels)]
+    runs = [_gesture_runs(np.asarray(l)) for l in labels]
+    lengths = [end - start for r in runs for start, end in r]
+    median = float(np.median(lengths)) if lengths else 1.0
+    weights = []
+    for l, r in zip(labels, runs):
+        w = np.ones(len(l), np.float32)
+        for start, end in r:
+            w[start:end] = median / (end - start)
+        weights.append(w)
+    return weights
+
+
+def _gesture_runs(labels: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of every run of one gesture label (> 0)."""
+    change = np.flatnonzero(np.diff(labels)) + 1
+    starts = np.concatenate([[0], change])
+    ends = np.concatenate([change, [labels.size]])
+    return [(int(s), int(e)) for s, e in zip(starts, ends) if labels.size and labels[s] > 0]
+
+
 @dataclass
 class Standardizer:
     mean: np.ndarray

@@ -15,13 +15,13 @@ from miga.errors import ConfigError
 from miga.track2.decoding import DecodeConfig, best_trial, decode, ints, tune_for_f1
 from miga.track2.detectors import DETECTORS, Decoder, Detector, pyramid_for
 from miga.track2.features import (DEFAULT_FEATURES, FEATURE_PARTS, FeatureConfig, Standardizer, affine_copy,
-                                  feature_config, frame_features, frame_labels, mirrored)
+                                  feature_config, frame_features, frame_labels, frame_loss_weights, mirrored)
 from miga.training import TrainConfig
 
 __all__ = [  # the recipe's own functions, and the parts of the Track 2 vocabulary it gathers in one import
     "DETECTORS", "DEFAULT_FEATURES", "FEATURE_PARTS", "Averaged", "DecodeConfig", "Decoder", "Detector", "FeatureConfig",
     "Standardizer", "affine_copy", "best_trial", "build_detector", "decode", "decode_grid", "detector", "detector_of",
-    "feature_config", "frame_features", "frame_labels", "ints", "make_decoder", "mirrored", "past_context", "pyramid_for",
+    "feature_config", "frame_features", "frame_labels", "frame_loss_weights", "ints", "make_decoder", "mirrored", "past_context", "pyramid_for",
     "single", "train_config", "training_set", "tune_for_f1",
 ]
 
@@ -106,4 +106,8 @@ def build_detector(options: Mapping, in_features: int, num_classes: int) -> torc
 
 def training_set(options: Mapping, inputs: Sequence[np.ndarray], segments: Sequence[pl.DataFrame], num_classes: int, seed: int):
     """(dataset, loss function) that train the configured detector on standardised feature sequences and their segments."""
-    return detector(options).training_set(options, inputs, segments, num_classes, seed)
+    kind = detector(options)
+    if options["train"].get("frame_weights", "none") != "none" and kind.name != "frame":
+        raise ConfigError(f"track2.train.frame_weights: {options['train']['frame_weights']!r} weighs the frame detector's "
+                          f"per-frame loss; detector {kind.name!r} has none (set it to none)")
+    return kind.training_set(options, inputs, segments, num_classes, seed)

@@ -60,20 +60,26 @@ class RandomWindows(Dataset):
 
 
 class WindowDataset(RandomWindows):
-    """Random windows with per-frame labels (-100 = padding, ignored by the loss)."""
+    """Random windows with per-frame labels (-100 = padding, ignored by the loss), and per-frame loss weights when
+    `weights` are given (`miga.track2.features.frame_loss_weights`): then each sample is (features, labels, weights)."""
 
     def __init__(self, features: Sequence[np.ndarray], labels: Sequence[np.ndarray], *, window: int, per_epoch: int, seed: int,
-                 stretch: float = 0.0):
+                 stretch: float = 0.0, weights: Sequence[np.ndarray] | None = None):
         super().__init__(features, window=window, per_epoch=per_epoch, seed=seed, stretch=stretch)
-        self.labels = labels
+        self.labels, self.weights = labels, weights
 
     def __getitem__(self, index: int):
         seq, start, span = self.draw_span(index)
-        labels = self.labels[seq][start: start + span]
-        labels = np.pad(labels, (0, span - len(labels)), constant_values=-100)
+        frames = np.arange(start, start + span)
         if span != self.window:
-            labels = labels[np.round(self.source_frames(span)).astype(np.int64)]
-        return torch.from_numpy(self.window_features(seq, start, span)), torch.from_numpy(labels)
+            frames = start + np.round(self.source_frames(span)).astype(np.int64)
+        inside = frames < len(self.labels[seq])
+        labels = np.where(inside, self.labels[seq][np.minimum(frames, len(self.labels[seq]) - 1)], -100)
+        sample = (torch.from_numpy(self.window_features(seq, start, span)), torch.from_numpy(labels))
+        if self.weights is None:
+            return sample
+        weights = np.where(inside, self.weights[seq][np.minimum(frames, len(self.weights[seq]) - 1)], 0.0).astype(np.float32)
+        return (*sample, torch.from_numpy(weights))
 
 
 class DetectionWindows(RandomWindows):

@@ -6,6 +6,7 @@ import pytest
 import torch
 import yaml
 
+from miga.errors import ConfigError
 from miga.params import defaults, load_params, merged
 from miga.track2 import detectors, windows
 from miga.track2 import recipe as track2
@@ -107,6 +108,52 @@ def test_window_dataset_is_deterministic_per_epoch():
     torch.testing.assert_close(data[0][0], x)
     data.set_epoch(1)
     assert not torch.equal(data[0][0], x)
+
+
+def test_instance_weights_make_every_gesture_weigh_as_much_as_one_of_median_length():
+    labels = [np.array([0, 1, 1, 0, 2, 2, 2, 2, 2, 2, 0, 1, 1, 1, 1]), np.array([0, 0, 3, 3, 3, 3])]  # lengths 2, 6, 4, 4
+    weights = track2.frame_loss_weights(labels, "instance")
+    assert weights[0].tolist() == pytest.approx([1, 2, 2, 1] + [4 / 6] * 6 + [1] + [1] * 4)
+    assert weights[1].tolist() == pytest.approx([1, 1, 1, 1, 1, 1])
+    per_gesture = [weights[0][1:3].sum(), weights[0][4:10].sum(), weights[0][11:].sum(), weights[1][2:].sum()]
+    assert per_gesture == pytest.approx([4.0] * 4)
+    assert track2.frame_loss_weights(labels, "none") is None
+
+
+def test_class_weights_make_every_gesture_class_weigh_alike():
+    labels = [np.array([0, 1, 1, 1, 1, 1, 1, 0, 2, 2]), np.array([0, 0])]
+    weights = track2.frame_loss_weights(labels, "class")
+    assert weights[0].tolist() == pytest.approx([1] + [8 / 2 / 6] * 6 + [1] + [8 / 2 / 2] * 2)
+    assert weights[0][1:7].sum() == pytest.approx(weights[0][8:].sum()) and weights[1].tolist() == [1, 1]
+    with pytest.raises(ValueError, match="'length'"):
+        track2.frame_loss_weights(labels, "length")
+
+
+def test_weighted_frame_loss_is_the_plain_loss_at_unit_weights_and_follows_the_weights():
+    features = [np.random.default_rng(0).normal(size=(120, 4)).astype(np.float32)]
+    labels = [np.where((np.arange(120) >= 30) & (np.arange(120) < 40), 1, 0)]
+    model = track2.build_detector(_track2(model={"detector": "frame", "channels": 8, "layers": 1, "ensemble": 1}), 4, 2).eval()
+    plain = windows.WindowDataset(features, labels, window=100, per_epoch=2, seed=0)
+    unit = windows.WindowDataset(features, labels, window=100, per_epoch=2, seed=0, weights=[np.ones(120, np.float32)])
+    batch = torch.utils.data.default_collate([plain[i] for i in range(2)])
+    weighted = torch.utils.data.default_collate([unit[i] for i in range(2)])
+    torch.testing.assert_close(weighted[1], batch[1])
+    cpu = torch.device("cpu")
+    torch.testing.assert_close(detectors.window_loss(model, weighted, cpu), detectors.window_loss(model, batch, cpu))
+    gesture_only = (*weighted[:2], (weighted[1] > 0).float())
+    frame_loss = torch.nn.functional.cross_entropy(model(batch[0]), batch[1], reduction="none")
+    torch.testing.assert_close(detectors.window_loss(model, gesture_only, cpu), frame_loss[batch[1] > 0].mean())
+
+
+def test_frame_weights_belong_to_the_frame_detector():
+    options = _track2(model={"detector": "window", "channels": 8, "layers": 1}, train={"frame_weights": "instance"})
+    truth = pl.DataFrame({"sample_id": ["S"], "label": [0], "start_frame": [4], "end_frame": [9]})
+    with pytest.raises(ConfigError, match="frame_weights.*'window'"):
+        track2.training_set(options, [np.zeros((50, 3), np.float32)], [truth], num_classes=1, seed=0)
+    dataset, _ = track2.training_set(options | {"model": options["model"] | {"detector": "frame"}, "train": options["train"] | {"window": 32}},
+                                     [np.zeros((50, 3), np.float32)], [truth], num_classes=1, seed=0)
+    x, y, w = dataset[0]
+    assert w.shape == y.shape and (w[y == 0] == 1).all()
 
 
 def test_decode_and_tune_find_a_clean_segment():
