@@ -11,6 +11,7 @@ Figures are means (and standard deviations) over the fold draws of each draw's p
 accuracy and ROC AUC.
 
     OMP_NUM_THREADS=1 python -m benchmarks.emotion --repeats 5 --out /tmp/emotion_benchmark.json
+    OMP_NUM_THREADS=1 python -m benchmarks.emotion --repeats 10 --project PROJECT    # a project's own training videos
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import argparse
 import json
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +54,12 @@ def training_design(table: Path, protocol: Path, work: Path, params: dict):
     return pipeline._design(train, len(names), train["non_mg"].first()), train
 
 
+def project_design(project: Path):
+    """The Design of a project's training videos from its ground-truth MG events (`emotion.source: labels`)."""
+    train = pl.read_parquet(pipeline.events_path("labels", project)).filter(pl.col("split") == "train")
+    return pipeline._design(train, len(train["class_names"].first()), train["non_mg"].first())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", type=Path, default=REAL / "labels_dev.csv")
@@ -59,16 +67,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="fold draws (seeds SEED, SEED + 1, ...)")
     parser.add_argument("--seed", type=int, default=0, help="the first fold draw's seed")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--project", type=Path, help="instead of the real table: a project's training videos, from its "
+                        "data/interim/emotion/labels.parquet (what `dvc repro emotion` built; e.g. the synthetic default)")
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     args = parser.parse_args()
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     settings = Settings.of(params["emotion"] | {"seed": args.seed})
-    with tempfile.TemporaryDirectory(prefix="miga_emotion_") as work:
-        import warnings
-
-        with warnings.catch_warnings():
+    if args.project:
+        design = project_design(args.project)
+    else:
+        with tempfile.TemporaryDirectory(prefix="miga_emotion_") as work, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "clips have no video": a label-only release
-            design, train = training_design(args.table, args.protocol, Path(work), params)
+            design, _ = training_design(args.table, args.protocol, Path(work), params)
     wins = int(design.y.sum())
     print(f"{len(design.y)} training videos ({wins} win, {len(design.y) - wins} lose), {np.unique(design.groups).size} people, "
           f"{settings.folds} person-disjoint folds x {args.repeats} draws")
