@@ -99,7 +99,11 @@ def run_fold(config, data: Track1Data, features: np.ndarray) -> dict:
         row[f"val_{stream}"] = float((probs[in_val].argmax(1) == evaluated[in_val]).mean())
     weights, _ = pipeline.stream_weights(config["track1"]["model"], scores, rows)
     tested = {s: p[~in_val] for s, p in scores.items()}
-    row["fused"] = float((recipe.fuse(tested, "late", weights).argmax(1) == evaluated[~in_val]).mean())
+    fused = recipe.fuse(tested, "late", weights).argmax(1)
+    row["fused"] = float((fused == evaluated[~in_val]).mean())
+    num_classes = next(iter(scores.values())).shape[1]
+    row["confusion_fused"] = np.bincount(evaluated[~in_val] * num_classes + fused, minlength=num_classes ** 2).reshape(
+        num_classes, num_classes).tolist()  # rows: true class, columns: predicted
     row["fusion_weights"] = weights
     row["equal_weights"] = float((recipe.weighted_fusion(tested, {s: 1.0 for s in scores}).argmax(1) == evaluated[~in_val]).mean())
     shrunk, _ = recipe.shrunk_stream_weights({s: p[in_val] for s, p in scores.items()}, evaluated[in_val])
@@ -108,6 +112,13 @@ def run_fold(config, data: Track1Data, features: np.ndarray) -> dict:
     best_val = max(scores, key=lambda s: row[f"val_{s}"])  # "best single stream on val", the issue's yardstick
     row["best_val_stream"], row["best_val_stream_test"] = best_val, row[best_val]
     return row
+
+
+def _most_confused(confusion: np.ndarray, true_class: int) -> int:
+    """The class most often predicted for `true_class` other than itself."""
+    wrong = np.array(confusion[true_class], dtype=float)
+    wrong[true_class] = -1
+    return int(wrong.argmax())
 
 
 def _nested(path: str, value) -> dict:
@@ -167,9 +178,13 @@ def main(argv=None) -> None:
     for name in metrics:
         s = summary[name]
         print(f"  {name:>20}: {s['mean']:.3f} +- {s['std']:.3f} ({s['min']:.2f}-{s['max']:.2f})")
+    confusion = np.sum([row["confusion_fused"] for row in rows], axis=0)
+    print("  fused, recall per class over the folds (most confused with): " + ", ".join(
+        f"{name} {confusion[c, c] / max(confusion[c].sum(), 1):.2f} ({classes[_most_confused(confusion, c)]})"
+        for c, name in enumerate(classes)))
     out = a.out or a.cache / f"track1_models_{a.set}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"folds": rows, "summary": summary, "streams": a.streams, "layout": store.layout,
+    out.write_text(json.dumps({"folds": rows, "summary": summary, "classes": classes, "confusion_fused": confusion.tolist(), "streams": a.streams, "layout": store.layout,
                                "skeleton": params["skeleton"], "model": params["model"], "train": train}, indent=2, default=str))
     print(f"wrote {out}")
 
