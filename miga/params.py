@@ -113,7 +113,7 @@ class SkeletonParams(Section):
     max_gap: NonNegativeInt = 5
     test_clips: PositiveInt = 4
     flip_test: bool = True
-    scale: Fraction = 0.1
+    scale: Fraction = 0.3
     rotate: NonNegativeFloat = 0.3
     shear: NonNegativeFloat = 0.1
     flip_prob: Probability = 0.5
