@@ -48,10 +48,8 @@ def training_design(table: Path, protocol: Path, work: Path, params: dict):
     manifest.write_parquet(work / "data/interim/imigue/manifest.parquet")
     segments.write_parquet(work / "data/interim/imigue/segments.parquet")
     config = validated(params | {"datasets": params["datasets"] | {"imigue": entry | {"root": "release"}}})
-    events = pipeline.events(config, "labels", project=work)
-    train = events.filter(pl.col("split") == "train")
-    names = list(train["class_names"].first())
-    return pipeline._design(train, len(names), train["non_mg"].first()), train
+    pipeline.events(config, "labels", project=work)
+    return project_design(work)
 
 
 def project_design(project: Path):
@@ -78,7 +76,7 @@ def main() -> None:
     else:
         with tempfile.TemporaryDirectory(prefix="miga_emotion_") as work, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "clips have no video": a label-only release
-            design, _ = training_design(args.table, args.protocol, Path(work), params)
+            design = training_design(args.table, args.protocol, Path(work), params)
     wins = int(design.y.sum())
     print(f"{len(design.y)} training videos ({wins} win, {len(design.y) - wins} lose), {np.unique(design.groups).size} people, "
           f"{settings.folds} person-disjoint folds x {args.repeats} draws")
