@@ -13,6 +13,7 @@ from miga import skeleton
 from miga.errors import ConfigError
 from miga.layouts import get_layout
 from miga.skeleton import causal_normalised
+from miga.track2.segments import equal_runs
 
 # Joints a hand may touch during a micro-gesture, by name in the layout (missing names are skipped).
 _HAND_TARGETS = ("Head", "Nose", "Neck", "SpineShoulder", "SpineMid", "LShoulder", "RShoulder", "LElbow", "RElbow", "LHip", "RHip")
@@ -129,14 +130,20 @@ def frame_loss_weights(labels: Sequence[np.ndarray], mode: str) -> list[np.ndarr
         raise ValueError(f"unknown frame weighting {mode!r}; known: {FRAME_WEIGHTS}")
     if mode == "none":
         return None
-    if mode == "class":
-        gesture_frames = [np.asarray(l)[np.asarray(l) > 0] for l in labels]
-        counts = np.bincount(np.concatenate(gesture_frames)) if sum(g.size for g in gesture_frames) else np.zeros(1)
-        present = np.flatnonzero(counts)
-        scale = np.ones(max(counts.size, 1))
-        scale[present] = counts[present].sum() / present.size / counts[present]
-        return [np.where(l > 0, scale[np.clip(l, 0, scale.size - 1)], 1.0).astype(np.float32) for l in map(np.asarray, labels)]
-    runs = [_gesture_runs(np.asarray(l)) for l in labels]
+    labels = [np.asarray(l) for l in labels]
+    return _class_weights(labels) if mode == "class" else _instance_weights(labels)
+
+
+def _class_weights(labels: list[np.ndarray]) -> list[np.ndarray]:
+    counts = np.bincount(np.concatenate([l[l > 0] for l in labels] + [np.zeros(0, np.int64)]).astype(np.int64))
+    present = counts > 0
+    scale = np.ones(counts.size)
+    scale[present] = counts[present].sum() / present.sum() / counts[present]
+    return [np.where(l > 0, scale[l.clip(0, scale.size - 1)], 1.0).astype(np.float32) for l in labels]
+
+
+def _instance_weights(labels: list[np.ndarray]) -> list[np.ndarray]:
+    runs = [_gesture_runs(l) for l in labels]
     lengths = [end - start for r in runs for start, end in r]
     median = float(np.median(lengths)) if lengths else 1.0
     weights = []
@@ -150,10 +157,10 @@ def frame_loss_weights(labels: Sequence[np.ndarray], mode: str) -> list[np.ndarr
 
 def _gesture_runs(labels: np.ndarray) -> list[tuple[int, int]]:
     """[start, end) of every run of one gesture label (> 0)."""
-    change = np.flatnonzero(np.diff(labels)) + 1
-    starts = np.concatenate([[0], change])
-    ends = np.concatenate([change, [labels.size]])
-    return [(int(s), int(e)) for s, e in zip(starts, ends) if labels.size and labels[s] > 0]
+    if labels.size == 0:
+        return []
+    starts, ends = equal_runs(labels)
+    return [(int(s), int(e) + 1) for s, e in zip(starts, ends) if labels[s] > 0]
 
 
 @dataclass

@@ -107,7 +107,7 @@ def build_detector(options: Mapping, in_features: int, num_classes: int) -> torc
 def training_set(options: Mapping, inputs: Sequence[np.ndarray], segments: Sequence[pl.DataFrame], num_classes: int, seed: int):
     """(dataset, loss function) that train the configured detector on standardised feature sequences and their segments."""
     kind = detector(options)
-    if options["train"].get("frame_weights", "none") != "none" and kind.name != "frame":
+    if options["train"]["frame_weights"] != "none" and kind.name != "frame":
         raise ConfigError(f"track2.train.frame_weights: {options['train']['frame_weights']!r} weighs the frame detector's "
                           f"per-frame loss; detector {kind.name!r} has none (set it to none)")
     return kind.training_set(options, inputs, segments, num_classes, seed)

@@ -42,7 +42,7 @@ def frame_scores_to_segments(
     best = probs.argmax(axis=1)
     best_prob = probs[np.arange(probs.shape[0]), best]
     key = np.where(best_prob > threshold, best, -1)
-    starts, ends = _runs(key)
+    starts, ends = equal_runs(key)
     keep = (key[starts] >= 0) & (ends - starts + 1 >= min_length)
     starts, ends = starts[keep], ends[keep]
     cumulative = np.concatenate([[0.0], np.cumsum(best_prob)])
@@ -62,8 +62,8 @@ def moving_average(values: np.ndarray, width: int) -> np.ndarray:
     return (padded[hi] - padded[lo]) / (hi - lo).reshape(shape)
 
 
-def _runs(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end (inclusive) index of every run of equal values in `key`."""
+def equal_runs(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (inclusive) index of every run of equal values in a non-empty 1-D `key`."""
     change = np.flatnonzero(key[1:] != key[:-1]) + 1
     starts = np.concatenate([[0], change])
     ends = np.concatenate([change - 1, [key.size - 1]])
