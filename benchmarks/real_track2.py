@@ -127,6 +127,7 @@ def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None, tra
     scored = {name: detection_metrics(test_truth, frame.filter(pl.col("sample_id").is_in(test_ids)), num_classes=fold_data.num_classes,
                                       iou_threshold=iou) for name, frame in found.detections.items()}
     detector, submitted = scored["detector"]["official"], scored[found.chosen]["official"]
+    trials = test_f1_of_trials(config, model, standardize, fold_data, found.trials, test_ids, test_truth)
     threshold, decoding = found.settings["detector"]["threshold"], found.settings["detector"]["decoding"]
     online = {}
     for k, setting in enumerate(stream or []):
@@ -141,7 +142,21 @@ def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None, tra
             "blend_f1": scored["blend"]["official"]["f1"] if "blend" in scored else None, "blend_val_f1": found.val_f1.get("blend"),
             "selected_f1": submitted["f1"], "train_sequences": sorted(train_ids),
             "recall_by_length": detector["recall_by_length"], "selected_recall_by_length": submitted["recall_by_length"],
-            "final_loss": history[-1].get("loss") if history else None}
+            "final_loss": history[-1].get("loss") if history else None, "trials": trials}
+
+
+def test_f1_of_trials(config: dict, model, standardize, data, trials: list[dict], test_ids: list[str],
+                      test_truth: pl.DataFrame) -> list[dict]:
+    """The detector's val trials (threshold x decoding setting), each with the test F1 it would have given: a rule
+    that chooses among val trials can then be checked without training again."""
+    from miga.track2 import recipe as track2
+    from miga.track2.pipeline import detector_outputs
+
+    options = config["track2"]
+    decode_at, _ = detector_outputs(options, model, standardize, data, test_ids)
+    _, on_test = track2.tune_for_f1(decode_at, test_truth, [float(t) for t in options["decode"]["thresholds"]],
+                                    data.num_classes, float(config["evaluate"]["iou_threshold"]), track2.decode_grid(options))
+    return [{**val, "test_f1": test["f1"], "test_f1_one_to_one": test["f1_one_to_one"]} for val, test in zip(trials, on_test)]
 
 
 def summary(folds: list[dict], keys=("f1", "f1_one_to_one", "precision", "recall", "seconds")) -> dict:

@@ -174,7 +174,7 @@ def split_ids(data: Track2Data, split: str) -> list[str]:
     return data.manifest.filter(pl.col("split") == split)["sample_id"].to_list()
 
 
-def _detector_outputs(options: dict, model: torch.nn.Module, standardize: track2.Standardizer, data: Track2Data,
+def detector_outputs(options: dict, model: torch.nn.Module, standardize: track2.Standardizer, data: Track2Data,
                       ids: list[str]):
     """(decode_at over the sequences `ids`, their per-frame probabilities or None for kinds without them): the model
     runs once per sequence."""
@@ -204,7 +204,7 @@ def tuned_detections(config: dict, model: torch.nn.Module, standardize: track2.S
     Returns (detections, threshold, val trials, val sample ids, test sample ids); `track2.best_trial(trials)` holds the setting."""
     options = config["track2"]
     val_ids, test_ids = split_ids(data, "val"), split_ids(data, "test")
-    decode_at, _ = _detector_outputs(options, model, standardize, data, val_ids + test_ids)
+    decode_at, _ = detector_outputs(options, model, standardize, data, val_ids + test_ids)
     threshold, trials, setting = _tuned_on_val(decode_at, data, val_ids, options, float(config["evaluate"]["iou_threshold"]))
     return decode_at(threshold, **setting), threshold, trials, val_ids, test_ids
 
@@ -235,7 +235,7 @@ def compare_candidates(config: dict, model: torch.nn.Module, standardize: track2
     options, iou = config["track2"], float(config["evaluate"]["iou_threshold"])
     listed = list(options["decode"]["candidates"])
     val_ids, test_ids = split_ids(data, "val"), split_ids(data, "test")
-    decode_at, probs = _detector_outputs(options, model, standardize, data, val_ids + test_ids)
+    decode_at, probs = detector_outputs(options, model, standardize, data, val_ids + test_ids)
     threshold, trials, setting = _tuned_on_val(decode_at, data, val_ids, options, iou)
     detections = {"detector": decode_at(threshold, **setting)}
     settings = {"detector": {"val_f1": track2.best_trial(trials)["f1"] if trials else None, "threshold": threshold, "decoding": setting}}
