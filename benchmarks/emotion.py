@@ -32,8 +32,10 @@ from miga.emotion import pipeline
 from miga.emotion.model import BASELINE_PARTS, CANDIDATES, Settings, cross_validate
 from miga.params import validated
 
+from benchmarks.realdata import REALDATA
+
 REPO = Path(__file__).resolve().parents[1]
-REAL = REPO.parent / "shared" / "realdata" / "imigue_real"
+REAL = REALDATA / "imigue_real"
 MODELS = (*BASELINE_PARTS, *CANDIDATES, "auto")
 
 

@@ -20,8 +20,10 @@ from pathlib import Path
 
 from miga.datasets.openpose_json import _loads, choose_person, read_people
 
+from benchmarks.realdata import REALDATA
+
 REPO = Path(__file__).resolve().parents[1]
-ARCHIVE = REPO.parent / "shared" / "realdata" / "imigue_real" / "298_openpose_json.tar.gz"
+ARCHIVE = REALDATA / "imigue_real" / "298_openpose_json.tar.gz"
 
 
 def extracted(archive: Path, cache: Path) -> Path:

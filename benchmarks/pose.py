@@ -33,8 +33,9 @@ from miga.pose import mediapipe_backend as mb
 from miga.pose.accuracy import coco_crops_pck, pck
 from miga.video import probe_video, read_frames
 
+from benchmarks.realdata import REALDATA
+
 REPO = Path(__file__).resolve().parents[1]
-REALDATA = REPO.parent / "shared" / "realdata"
 NTU = REALDATA / "pose_gt" / "ntu_video_kinect2d"
 NTU_VIDEO = NTU / "S001C001P001R001A001_rgb.avi"
 COCO = REALDATA / "pose_gt" / "mmpose_testdata" / "coco"

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.realdata import REALDATA, require
+
 REPO = Path(__file__).resolve().parents[1]
-REALDATA = REPO.parent / "shared" / "realdata"
 BIISC = REALDATA / "video" / "biisc_dev"
 GROUND_GUIDE = REALDATA / "sequences" / "ground_guide"
 CACHE = Path("/tmp/miga_real")
@@ -33,6 +34,7 @@ CACHE = Path("/tmp/miga_real")
 
 
 def _biisc_videos(root: Path = BIISC) -> list[Path]:
+    require(root)
     return sorted(root.glob("S*_*_*_STD_*.avi"))
 
 
@@ -144,7 +146,7 @@ def ground_guide_table(seed: int, C: float) -> dict:
     from miga.datasets import ground_guide as gg
 
     feats, labels, groups = [], [], []
-    for rec in gg.load(GROUND_GUIDE):
+    for rec in gg.load(require(GROUND_GUIDE)):
         for start, end, label in gg.segments(rec.labels):
             feats.append(pooled_features(rec.keypoints[:, start: end + 1], gg.LAYOUT))
             labels.append(label)

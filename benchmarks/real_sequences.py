@@ -28,8 +28,10 @@ import numpy as np
 
 from miga.evaluation.metrics import instance_f1
 
+from benchmarks.realdata import REALDATA, require
+
 REPO = Path(__file__).resolve().parents[1]
-SEQUENCES = REPO.parent / "shared" / "realdata" / "sequences"
+SEQUENCES = REALDATA / "sequences"
 CACHE = Path("/tmp/miga_real")
 GROUP = {"utkinect": 2, "ground_guide": 1}  # people per fold
 
@@ -41,9 +43,7 @@ def stream_root(cache: Path, name: str = "utkinect") -> Path:
     convert = {"utkinect": utkinect.convert, "ground_guide": ground_guide.convert_stream}[name]
     root = cache / f"{name}_stream"
     if not (root / "dataset.yaml").exists():
-        if not (SEQUENCES / name).is_dir():
-            raise SystemExit(f"{SEQUENCES / name}: real recordings not found")
-        convert(SEQUENCES / name, root)
+        convert(require(SEQUENCES / name), root)
     return root
 
 

@@ -31,6 +31,7 @@ import polars as pl
 import yaml
 
 from benchmarks.real_clips import CACHE, GROUND_GUIDE, _summary
+from benchmarks.realdata import require
 from miga.baselines import clip_baseline_metrics, fit_clip_baselines, pooled_features
 from miga.io import InMemoryKeypoints
 from miga.params import merged, validated
@@ -61,7 +62,7 @@ def ground_guide_clips() -> tuple[InMemoryKeypoints, np.ndarray, np.ndarray, lis
     from miga.datasets import ground_guide as gg
 
     clips, labels, groups = {}, [], []
-    for rec in gg.load(GROUND_GUIDE):
+    for rec in gg.load(require(GROUND_GUIDE)):
         for start, end, label in gg.segments(rec.labels):
             clips[f"{rec.name}_{start}"] = rec.keypoints[:, start: end + 1]
             labels.append(label)

@@ -35,8 +35,10 @@ from miga.models.rgb_backbones import RGB_BACKBONES, create_rgb_backbone, input_
 from miga.track1.rgb import crop_and_resize
 from miga.video import encode_mp4, probe_video, read_frames
 
+from benchmarks.realdata import REALDATA
+
 REPO = Path(__file__).resolve().parents[1]
-REAL_VIDEO = REPO.parent / "shared" / "realdata" / "video" / "mmaction2_demo_skeleton_ntu120_2person.mp4"
+REAL_VIDEO = REALDATA / "video" / "mmaction2_demo_skeleton_ntu120_2person.mp4"
 IMIGUE_CLIPS = 13_936 + 4_563
 
 

@@ -12,7 +12,6 @@ A statistic without a tolerance is shown but "not calibrated". Exit status 1 if 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tarfile
 import tempfile
@@ -23,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from miga.synth import calibration as cal  # noqa: E402
 from miga.synth import generate_imigue, generate_smg, get_preset  # noqa: E402
+from benchmarks.realdata import REALDATA  # noqa: E402
 
 
 def real_figures(realdata: Path | None, tmp: Path) -> tuple[dict, str]:
@@ -50,8 +50,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="default")
     parser.add_argument("--seed", type=int, default=2024)
-    here = Path(__file__).resolve().parents[1]
-    parser.add_argument("--realdata", type=Path, default=Path(os.environ.get("MIGA_REALDATA", here.parent / "shared" / "realdata")))
+    parser.add_argument("--realdata", type=Path, default=REALDATA)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
