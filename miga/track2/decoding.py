@@ -48,7 +48,9 @@ def tune_for_f1(decode_at: Callable[..., pl.DataFrame], segments: pl.DataFrame, 
 
 
 def best_trial(trials: Sequence[dict]) -> dict:
-    """The trial with the best val F1 (official, then one-to-one; then the lowest threshold, the first setting)."""
+    """The trial with the best val F1 (official, then one-to-one; then the lowest threshold, then the last setting in
+    `tune_for_f1`'s order). BENCHMARKS.md "Track 2: does the decoding choice lose ground_guide person 5?" compares
+    other tie-breaks."""
     return max(reversed(trials), key=lambda t: (t["f1"], t["f1_one_to_one"], -t["threshold"]))
 
 

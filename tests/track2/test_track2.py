@@ -244,6 +244,13 @@ def test_smooth_and_min_length_lists_are_tuned_on_val():
     assert min(t["f1"] for t in trials) < 0.7
 
 
+def test_best_trial_breaks_ties_by_the_lowest_threshold_then_the_last_setting():
+    trial = lambda smooth, threshold, f1: {"smooth": smooth, "threshold": threshold, "f1": f1, "f1_one_to_one": f1}  # noqa: E731
+    trials = [trial(5, 0.1, 0.8), trial(5, 0.2, 0.9), trial(9, 0.2, 0.9), trial(9, 0.3, 0.9), trial(15, 0.1, 0.7)]
+    assert track2.best_trial(trials) == trial(9, 0.2, 0.9)
+    assert track2.best_trial(trials + [trial(15, 0.5, 0.95)]) == trial(15, 0.5, 0.95)
+
+
 def test_track2_data_folds_reassign_splits():
     from miga.track2.pipeline import Track2Data
 
