@@ -72,12 +72,48 @@ def ground_guide_clips() -> tuple[InMemoryKeypoints, np.ndarray, np.ndarray, lis
             [[p] for p in people])
 
 
-def fold_data(store: InMemoryKeypoints, labels: np.ndarray, groups: np.ndarray, held, val_people, num_classes: int) -> Track1Data:
+MEDIAPIPE_HANDS = {"left": [15, 17, 19, 21], "right": [16, 18, 20, 22]}  # MediaPipe pose: wrist, pinky, index, thumb
+FACE = list(range(11))  # MediaPipe pose: nose, eyes, ears, mouth
+
+
+def crop_box(raw: np.ndarray, region: str, padding: float) -> tuple[float, float, float]:
+    """The clip's square box: `person` round every pose point; `hand` round the more travelled hand's points and the
+    face (where that hand goes: head, mouth, ear) over the whole clip."""
+    from miga.track1.rgb import square_box
+
+    pose = raw[:, :33]
+    if region == "person":
+        return square_box(pose, padding=padding)
+    travel = {side: float(np.nanstd(pose[:, idx[0], :2], axis=0).sum()) for side, idx in MEDIAPIPE_HANDS.items()}
+    side = max(travel, key=travel.get)
+    return square_box(pose[:, MEDIAPIPE_HANDS[side] + FACE], padding=padding)
+
+
+def biisc_crops(cache: Path, names: list[str], region: str, *, frames: int, size: int, padding: float) -> dict[str, np.ndarray]:
+    """uint8 (frames, size, size, 3) per biisc_dev clip, cut from its video around `crop_box` (cached per setting)."""
+    from benchmarks.real_clips import BIISC
+    from miga.track1.rgb import ClipCrop, clip_frame_indices, crop_video
+
+    path = cache / f"biisc_dev_crops_{region}_{frames}x{size}_p{padding}.npz"
+    if path.exists():
+        saved = np.load(path)
+        return {n: saved[n] for n in names}
+    data, out = np.load(cache / "biisc_dev_mediapipe.npz"), {}
+    for name in names:
+        raw = data[f"raw_{name}"]
+        indices = tuple(int(i) for i in clip_frame_indices(0, raw.shape[0] - 1, frames))
+        out[name] = crop_video(require(BIISC / f"{name}.avi"), [ClipCrop(name, indices, crop_box(raw, region, padding))], size)[0]
+    np.savez_compressed(path, **out)
+    return out
+
+
+def fold_data(store: InMemoryKeypoints, labels: np.ndarray, groups: np.ndarray, held, val_people, num_classes: int,
+              crops: dict | None = None) -> Track1Data:
     """The fold as a Track1Data: test = `held`, val = `val_people`, train = the rest (manifest rows in store order)."""
     split = np.where(np.isin(groups, held), "test", np.where(np.isin(groups, val_people), "val", "train"))
     manifest = pl.DataFrame({"sample_id": store.ids, "split": split.tolist(), "label": labels.tolist()},
                             schema={"sample_id": pl.String, "split": pl.String, "label": pl.Int64})
-    return Track1Data(manifest, store, None, num_classes)
+    return Track1Data(manifest, store, crops, num_classes)
 
 
 def run_fold(config, data: Track1Data, features: np.ndarray) -> dict:
@@ -141,11 +177,13 @@ def main(argv=None) -> None:
     parser.add_argument("--set-param", nargs="*", default=[],
                         help="section.key=value overrides of track1 (YAML values), e.g. model.tcn_channels=64 train.per_stream.tcn.epochs=5")
     parser.add_argument("--cache", type=Path, default=CACHE)
+    parser.add_argument("--rgb", choices=("person", "hand"), default=None,
+                        help="biisc_dev RGB crops for the rgb stream: round the person, or round the more travelled hand and the face")
     parser.add_argument("--out", type=Path, default=None)
     a = parser.parse_args(argv)
     rgb = [s for s in a.streams if s in recipe.STREAMS and recipe.STREAMS[s].uses_rgb]
-    if rgb:
-        parser.error(f"--streams: {rgb} read RGB crops; these sets have keypoints only")
+    if rgb and (a.set != "biisc_dev" or a.rgb is None):
+        parser.error(f"--streams: {rgb} read RGB crops: biisc_dev with --rgb person|hand only (ground_guide has keypoints only)")
     if a.set == "biisc_dev":
         store, labels, groups, classes, folds = biisc_clips(a.cache, a.layout)
     else:
@@ -161,13 +199,16 @@ def main(argv=None) -> None:
     config = validated(merged(yaml.safe_load((REPO / "params.yaml").read_text()) or {}, {"track1": track1}), REPO / "params.yaml")
     params = config["track1"]
     features = np.stack([pooled_features(store[i], store.layout) for i in store.ids])  # once for every fold
+    rgb_params = params["rgb"]
+    crops = biisc_crops(a.cache, list(store.ids), a.rgb, frames=int(rgb_params["frames"]), size=int(rgb_params["size"]),
+                        padding=float(rgb_params["padding"])) if rgb else None
     rows = []
     started = time.perf_counter()
     for index, held in enumerate(folds):
         if a.folds and index not in a.folds:
             continue
         val_people = folds[(index + 1) % len(folds)]
-        row = run_fold(config, fold_data(store, labels, groups, held, val_people, len(classes)), features)
+        row = run_fold(config, fold_data(store, labels, groups, held, val_people, len(classes), crops), features)
         row["held_out"] = held
         rows.append(row)
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
@@ -186,7 +227,7 @@ def main(argv=None) -> None:
     out = a.out or a.cache / f"track1_models_{a.set}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"folds": rows, "summary": summary, "classes": classes, "confusion_fused": confusion.tolist(), "streams": a.streams, "layout": store.layout,
-                               "skeleton": params["skeleton"], "model": params["model"], "train": train}, indent=2, default=str))
+                               "skeleton": params["skeleton"], "model": params["model"], "train": train, "rgb": a.rgb}, indent=2, default=str))
     print(f"wrote {out}")
 
 
