@@ -127,7 +127,7 @@ def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None, tra
     scored = {name: detection_metrics(test_truth, frame.filter(pl.col("sample_id").is_in(test_ids)), num_classes=fold_data.num_classes,
                                       iou_threshold=iou) for name, frame in found.detections.items()}
     detector, submitted = scored["detector"]["official"], scored[found.chosen]["official"]
-    trials = test_f1_of_trials(config, model, standardize, fold_data, found.trials, test_ids, test_truth)
+    trials = trials_with_test_f1(config, model, standardize, fold_data, found.trials, test_ids, test_truth)
     threshold, decoding = found.settings["detector"]["threshold"], found.settings["detector"]["decoding"]
     online = {}
     for k, setting in enumerate(stream or []):
@@ -145,7 +145,7 @@ def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None, tra
             "final_loss": history[-1].get("loss") if history else None, "trials": trials}
 
 
-def test_f1_of_trials(config: dict, model, standardize, data, trials: list[dict], test_ids: list[str],
+def trials_with_test_f1(config: dict, model, standardize, data, trials: list[dict], test_ids: list[str],
                       test_truth: pl.DataFrame) -> list[dict]:
     """The detector's val trials (threshold x decoding setting), each with the test F1 it would have given: a rule
     that chooses among val trials can then be checked without training again."""
