@@ -142,7 +142,9 @@ def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None, tra
             "blend_f1": scored["blend"]["official"]["f1"] if "blend" in scored else None, "blend_val_f1": found.val_f1.get("blend"),
             "selected_f1": submitted["f1"], "train_sequences": sorted(train_ids),
             "recall_by_length": detector["recall_by_length"], "selected_recall_by_length": submitted["recall_by_length"],
-            "final_loss": history[-1].get("loss") if history else None, "trials": trials}
+            "final_loss": history[-1].get("loss") if history else None, "trials": trials,
+            "test_detections": found.detections["detector"].filter(pl.col("sample_id").is_in(test_ids)).to_dicts(),
+            "test_truth": test_truth.to_dicts()}  # which gestures the detector splits, misses or invents
 
 
 def trials_with_test_f1(config: dict, model, standardize, data, trials: list[dict], test_ids: list[str],
