@@ -33,7 +33,7 @@ import yaml
 from benchmarks.real_clips import CACHE, GROUND_GUIDE, _summary
 from benchmarks.realdata import require
 from miga.baselines import clip_baseline_metrics, fit_clip_baselines, pooled_features
-from miga.io import InMemoryKeypoints
+from miga.io import InMemoryKeypoints, atomic_path
 from miga.params import merged, validated
 from miga.track1 import pipeline, recipe
 from miga.track1.pipeline import Track1Data
@@ -103,7 +103,8 @@ def biisc_crops(cache: Path, names: list[str], region: str, *, frames: int, size
         raw = data[f"raw_{name}"]
         indices = tuple(int(i) for i in clip_frame_indices(0, raw.shape[0] - 1, frames))
         out[name] = crop_video(require(BIISC / f"{name}.avi"), [ClipCrop(name, indices, crop_box(raw, region, padding))], size)[0]
-    np.savez_compressed(path, **out)
+    with atomic_path(path) as tmp:  # an interrupted run leaves no half-written cache behind
+        np.savez_compressed(tmp, **out)
     return out
 
 
