@@ -127,7 +127,7 @@ def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None, tra
     scored = {name: detection_metrics(test_truth, frame.filter(pl.col("sample_id").is_in(test_ids)), num_classes=fold_data.num_classes,
                                       iou_threshold=iou) for name, frame in found.detections.items()}
     detector, submitted = scored["detector"]["official"], scored[found.chosen]["official"]
-    trials = trials_with_test_f1(config, model, standardize, fold_data, found.trials, test_ids, test_truth)
+    trials = trials_with_test_f1(config, found.detector_decode_at, fold_data.num_classes, found.trials, test_ids, test_truth)
     threshold, decoding = found.settings["detector"]["threshold"], found.settings["detector"]["decoding"]
     online = {}
     for k, setting in enumerate(stream or []):
@@ -147,17 +147,16 @@ def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None, tra
             "test_truth": test_truth.to_dicts()}  # which gestures the detector splits, misses or invents
 
 
-def trials_with_test_f1(config: dict, model, standardize, data, trials: list[dict], test_ids: list[str],
-                      test_truth: pl.DataFrame) -> list[dict]:
+def trials_with_test_f1(config: dict, decode_at, num_classes: int, trials: list[dict], test_ids: list[str],
+                        test_truth: pl.DataFrame) -> list[dict]:
     """The detector's val trials (threshold x decoding setting), each with the test F1 it would have given: a rule
-    that chooses among val trials can then be checked without training again."""
+    that chooses among val trials can then be checked without training again. `decode_at`: the detector's decoder
+    that `compare_candidates` kept (`Candidates.detector_decode_at`, over val and test; the model does not run again)."""
     from miga.track2 import recipe as track2
-    from miga.track2.pipeline import detector_outputs
 
-    options = config["track2"]
-    decode_at, _ = detector_outputs(options, model, standardize, data, test_ids)
-    _, on_test = track2.tune_for_f1(decode_at, test_truth, [float(t) for t in options["decode"]["thresholds"]],
-                                    data.num_classes, float(config["evaluate"]["iou_threshold"]), track2.decode_grid(options))
+    thresholds, grid = track2.decode_trials(config["track2"])
+    test_decode = lambda t, **kw: decode_at(t, **kw).filter(pl.col("sample_id").is_in(test_ids))  # noqa: E731
+    _, on_test = track2.tune_for_f1(test_decode, test_truth, thresholds, num_classes, float(config["evaluate"]["iou_threshold"]), grid)
     return [{**val, "test_f1": test["f1"], "test_f1_one_to_one": test["f1_one_to_one"]} for val, test in zip(trials, on_test)]
 
 

@@ -122,8 +122,8 @@ def run_variant(config: dict, overrides: dict, checkpoint: Path, holdout: Path |
         result["holdout"]["sequences"], result["holdout"]["gestures"] = len(features), pool.segments.height
         for name, frame in pooled.items():
             result["candidates"][name]["holdout"] = _score(pool.segments, frame, pool.num_classes, iou)
-        _, on_pool = track2.tune_for_f1(decode_pool, pool.segments, [float(t) for t in config["track2"]["decode"]["thresholds"]],
-                                        pool.num_classes, iou, track2.decode_grid(config["track2"]))
+        thresholds, grid = track2.decode_trials(config["track2"])
+        _, on_pool = track2.tune_for_f1(decode_pool, pool.segments, thresholds, pool.num_classes, iou, grid)
         result["trials"] = [{**val, "holdout_f1": held["f1"]} for val, held in zip(found.trials, on_pool)]  # rules over val trials, checked offline
     return result
 

@@ -175,7 +175,7 @@ def split_ids(data: Track2Data, split: str) -> list[str]:
 
 
 def detector_outputs(options: dict, model: torch.nn.Module, standardize: track2.Standardizer, data: Track2Data,
-                      ids: list[str]):
+                     ids: list[str]):
     """(decode_at over the sequences `ids`, their per-frame probabilities or None for kinds without them): the model
     runs once per sequence."""
     kind = track2.detector(options)
@@ -187,12 +187,12 @@ def detector_outputs(options: dict, model: torch.nn.Module, standardize: track2.
 def _tuned_on_val(decode_at, data: Track2Data, val_ids: list[str], options: dict, iou: float) -> tuple[float, list[dict], dict]:
     """(threshold, val trials, decoding setting: smooth / min_length) of `decode_at` that maximise val F1 (official rule);
     without val sequences the median threshold, no trials and the first setting."""
-    thresholds = [float(t) for t in options["decode"]["thresholds"]]
+    thresholds, grid = track2.decode_trials(options)
     if not val_ids:
         return float(np.median(thresholds)), [], {}
     val_segments = data.segments.filter(pl.col("sample_id").is_in(val_ids))
     val_decode = lambda t, **kw: decode_at(t, **kw).filter(pl.col("sample_id").is_in(val_ids))  # noqa: E731
-    threshold, trials = track2.tune_for_f1(val_decode, val_segments, thresholds, data.num_classes, iou, track2.decode_grid(options))
+    threshold, trials = track2.tune_for_f1(val_decode, val_segments, thresholds, data.num_classes, iou, grid)
     best = track2.best_trial(trials)
     return threshold, trials, {k: best[k] for k in ("smooth", "min_length") if k in best}
 
@@ -212,7 +212,10 @@ def tuned_detections(config: dict, model: torch.nn.Module, standardize: track2.S
 @dataclasses.dataclass
 class Candidates:
     """Every candidate's detections on val and test, its settings (`val_f1`, and threshold / decoding where tuned), the
-    detector's val trials, and the one `choose_candidate` keeps (with the val F1 margin it needed)."""
+    detector's val trials, and the one `choose_candidate` keeps (with the val F1 margin it needed).
+
+    `detector_decode_at`: the detector's `decode_at(threshold, **setting)` over the val and test sequences (what
+    `detector_outputs` returned), to decode them at other settings without running the model again."""
 
     detections: dict[str, pl.DataFrame]
     settings: dict[str, dict]
@@ -221,6 +224,7 @@ class Candidates:
     test_ids: list[str]
     chosen: str
     switch_margin_f1: float
+    detector_decode_at: track2.Decoder | None = None
 
     @property
     def val_f1(self) -> dict[str, float | None]:
@@ -247,7 +251,8 @@ def compare_candidates(config: dict, model: torch.nn.Module, standardize: track2
     if not eligible:
         raise ConfigError(f"track2.decode.candidates {listed}: blend needs a detector with per-frame "
                           f"probabilities (frame or window), not {track2.detector_of(options)}")
-    found = Candidates(detections, settings, trials, val_ids, test_ids, chosen="", switch_margin_f1=switch_margin_f1(options, data, val_ids))
+    found = Candidates(detections, settings, trials, val_ids, test_ids, chosen="", switch_margin_f1=switch_margin_f1(options, data, val_ids),
+                       detector_decode_at=decode_at)
     found.chosen = choose_candidate(eligible, found.val_f1, found.switch_margin_f1)
     return found
 

@@ -20,7 +20,7 @@ from miga.training import TrainConfig
 
 __all__ = [  # the recipe's own functions, and the parts of the Track 2 vocabulary it gathers in one import
     "DETECTORS", "DEFAULT_FEATURES", "FEATURE_PARTS", "Averaged", "DecodeConfig", "Decoder", "Detector", "FeatureConfig",
-    "Standardizer", "affine_copy", "best_trial", "build_detector", "decode", "decode_grid", "detector", "detector_of",
+    "Standardizer", "affine_copy", "best_trial", "build_detector", "decode", "decode_grid", "decode_trials", "detector", "detector_of",
     "feature_config", "frame_features", "frame_labels", "frame_loss_weights", "ints", "make_decoder", "mirrored", "past_context", "pyramid_for",
     "single", "train_config", "training_set", "tune_for_f1",
 ]
@@ -46,6 +46,12 @@ def decode_grid(options: Mapping) -> list[dict]:
     grid = [{k: v for k, v in (("smooth", smooth), ("min_length", length)) if v is not None}
             for smooth in smooths for length in lengths]
     return grid if len(grid) > 1 else [{}]
+
+
+def decode_trials(options: Mapping) -> tuple[list[float], list[dict]]:
+    """What tuning on val tries: (`decode.thresholds` as floats, the decoding settings `decode_grid`); `tune_for_f1`
+    tries every threshold at every setting."""
+    return [float(t) for t in options["decode"]["thresholds"]], decode_grid(options)
 
 
 def make_decoder(model: torch.nn.Module, options: Mapping, features: Mapping[str, np.ndarray]) -> Decoder:

@@ -244,6 +244,14 @@ def test_smooth_and_min_length_lists_are_tuned_on_val():
     assert min(t["f1"] for t in trials) < 0.7
 
 
+def test_decode_trials_are_the_thresholds_as_floats_and_the_decode_grid():
+    options = _track2(model={"detector": "frame"}, decode={"thresholds": [0.3, 1, 0.5], "smooth": [1, 9], "min_length": 4})
+    thresholds, grid = track2.decode_trials(options)
+    assert thresholds == [0.3, 1.0, 0.5] and all(type(t) is float for t in thresholds)
+    assert grid == track2.decode_grid(options) == [{"smooth": 1, "min_length": 4}, {"smooth": 9, "min_length": 4}]
+    assert track2.decode_trials(merged(options, {"decode": {"smooth": 5}}))[1] == [{}]
+
+
 def test_best_trial_breaks_ties_by_the_lowest_threshold_then_the_last_setting():
     trial = lambda smooth, threshold, f1: {"smooth": smooth, "threshold": threshold, "f1": f1, "f1_one_to_one": f1}  # noqa: E731
     trials = [trial(5, 0.1, 0.8), trial(5, 0.2, 0.9), trial(9, 0.2, 0.9), trial(9, 0.3, 0.9), trial(15, 0.1, 0.7)]
@@ -432,6 +440,32 @@ def test_compare_candidates_has_no_blend_for_a_detector_without_frame_probabilit
     config["track2"]["decode"]["candidates"] = ["blend"]
     with pytest.raises(ConfigError, match="blend needs a detector with per-frame probabilities"):
         compare_candidates(config, model, standardize, data)
+
+
+@pytest.mark.parametrize("kind", ["frame", "anchorfree"])
+def test_compare_candidates_keeps_the_detector_decoder_over_val_and_test(kind):
+    from miga.track2.pipeline import compare_candidates, detector_outputs
+
+    data, config = _waving_data()
+    config["track2"] = merged(config["track2"], {"model": {"detector": kind, "levels": 2},  # untrained: low thresholds find some
+                                                 "decode": {"thresholds": [0.01, 0.4], "min_length": [1, 3], "pre_threshold": 0.0}})
+    options = config["track2"]
+    width = next(iter(data.features_of(["s0"], track2.feature_config(options)).values())).shape[1]
+    torch.manual_seed(0)
+    model = track2.build_detector(options, in_features=width, num_classes=2)
+    standardize = track2.Standardizer(np.zeros(width, np.float32), np.ones(width, np.float32))
+    found = compare_candidates(config, model, standardize, data)
+    setting = found.settings["detector"]
+    assert found.detector_decode_at(setting["threshold"], **setting["decoding"]).equals(found.detections["detector"])
+    on_test, _ = detector_outputs(options, model, standardize, data, found.test_ids)  # the model run on test alone
+    thresholds, grid = track2.decode_trials(options)
+    found_on_test = 0
+    for threshold in thresholds:
+        for kwargs in grid:
+            kept = found.detector_decode_at(threshold, **kwargs).filter(pl.col("sample_id").is_in(found.test_ids))
+            assert kept.equals(on_test(threshold, **kwargs))
+            found_on_test += kept.height
+    assert found_on_test > 0
 
 
 def test_predict_submits_the_blend_when_listed_and_best_on_val(tmp_path):
