@@ -197,7 +197,11 @@ class EnsembleParams(Section):
     members: list[EnsembleMember] = []
 
 
+ClassPair = Annotated[list[NonNegativeInt], Field(min_length=2, max_length=2)]
+
+
 class Track1Params(Section):
+    mirror_classes: list[ClassPair] = []
     heatmap: HeatmapParams = HeatmapParams()
     skeleton: SkeletonParams = SkeletonParams()
     rgb: RgbParams = RgbParams()

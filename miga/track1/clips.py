@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 from miga.io import KeypointStore
 from miga.layouts import convert, get_layout
 from miga.models import InputRecipe, input_recipe, rgb_clip_transform
+from miga.track1.mirror import mirrored_label
 from miga.track1.transforms import PoseClipConfig, PoseClipPipeline, flip_volume
 
 
@@ -32,12 +33,18 @@ def pose_channels(heatmap: Mapping) -> int:
 
 
 class PoseClips(Dataset):
-    """Keypoints of each clip -> heatmap volume (C, T, H, W) (train) or (views, C, T, H, W) (test)."""
+    """Keypoints of each clip -> heatmap volume (C, T, H, W) (train) or (views, C, T, H, W) (test). A mirrored
+    training clip takes its class's mirror twin (`class_mirror`, `miga.track1.mirror`)."""
 
     def __init__(self, store: KeypointStore, sample_ids: Sequence[str], labels: np.ndarray, *, layout: str,
-                 pipeline: PoseClipPipeline, train: bool, seed: int):
+                 pipeline: PoseClipPipeline, train: bool, seed: int, class_mirror: np.ndarray | None = None):
         self.keypoints = [convert(store[s], store.layout, layout) for s in sample_ids]
         self.labels, self.pipeline, self.train, self.seed, self.epoch = labels, pipeline, train, seed, 0
+        self.class_mirror = class_mirror
+
+    @property
+    def view_mirrored(self) -> np.ndarray:
+        return self.pipeline.view_mirrored
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -46,9 +53,10 @@ class PoseClips(Dataset):
         return len(self.keypoints)
 
     def __getitem__(self, index: int):
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        volume = self.pipeline(self.keypoints[index], train=self.train, rng=rng)
-        return torch.from_numpy(volume[0] if self.train else volume), int(self.labels[index])
+        if not self.train:
+            return torch.from_numpy(self.pipeline(self.keypoints[index], train=False)), int(self.labels[index])
+        view, mirrored = self.pipeline.train_view(self.keypoints[index], np.random.default_rng([self.seed, self.epoch, index]))
+        return torch.from_numpy(view), mirrored_label(self.labels[index], mirrored, self.class_mirror)
 
 
 def rgb_backbone_name(model: Mapping) -> str:
@@ -70,13 +78,16 @@ def rgb_recipe(model: Mapping, rgb: Mapping) -> InputRecipe:
 
 class RgbClips(Dataset):
     """Cached uint8 crops (T, S, S, 3) -> (3, T, s, s) by `recipe` (`rgb_clip_transform`): in training a random
-    short-side scale and crop, a horizontal flip with p = 0.5 and brightness jitter; at test the centre crop,
-    as two views (original, mirrored)."""
+    short-side scale and crop, brightness jitter and a horizontal flip with `flip_prob` (the clip then takes its
+    class's mirror twin, `class_mirror`); at test the centre crop, as two views (original, mirrored)."""
+
+    view_mirrored = np.array([False, True])
 
     def __init__(self, crops: Sequence[np.ndarray], labels: np.ndarray, *, recipe: InputRecipe, train: bool, seed: int,
-                 flip_prob: float = 0.5):
+                 flip_prob: float = 0.5, class_mirror: np.ndarray | None = None):
         self.crops, self.labels, self.train, self.seed, self.epoch, self.flip_prob = crops, labels, train, seed, 0, flip_prob
-        self.transform = rgb_clip_transform(recipe, train=train, flip_prob=flip_prob, intensity_jitter=0.2 if train else 0.0)
+        self.class_mirror = class_mirror
+        self.transform = rgb_clip_transform(recipe, train=train, flip_prob=0.0, intensity_jitter=0.2 if train else 0.0)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -89,7 +100,10 @@ class RgbClips(Dataset):
 
     def __getitem__(self, index: int):
         clip = self.frames(index)
-        return (clip if self.train else torch.stack([clip, clip.flip(-1)])), int(self.labels[index])
+        if not self.train:
+            return torch.stack([clip, clip.flip(-1)]), int(self.labels[index])
+        mirrored = bool(self.flip_prob and np.random.default_rng([self.seed, self.epoch, index, 4]).random() < self.flip_prob)
+        return (clip.flip(-1) if mirrored else clip), mirrored_label(self.labels[index], mirrored, self.class_mirror)
 
 
 class PairedClips(Dataset):
@@ -97,7 +111,8 @@ class PairedClips(Dataset):
 
     Training flips both or neither (the pose pipeline's own flip is off; the heatmap volume is
     mirrored with its left/right channels swapped). Test views pair each pose view with the RGB
-    view of the same orientation.
+    view of the same orientation. A mirrored training pair takes its class's mirror twin (the pose clips'
+    `class_mirror`).
     """
 
     def __init__(self, pose: PoseClips, rgb: RgbClips, *, flip_prob: float = 0.5):
@@ -106,9 +121,13 @@ class PairedClips(Dataset):
         if rgb.train and rgb.flip_prob:
             raise ValueError("PairedClips mirrors pose and RGB together: give it RgbClips with flip_prob 0")
         config = pose.pipeline.config
-        self.pose, self.rgb, self.flip_prob = pose, rgb, flip_prob
+        self.pose, self.rgb, self.flip_prob, self.class_mirror = pose, rgb, flip_prob, pose.class_mirror
         self.pose.pipeline = PoseClipPipeline(replace(config, flip_prob=0.0))
         self.channel_flip = config.channel_flip_index(pose.keypoints[0].shape[2]) if len(pose) else None
+
+    @property
+    def view_mirrored(self) -> np.ndarray:
+        return self.pose.view_mirrored
 
     def set_epoch(self, epoch: int) -> None:
         self.pose.set_epoch(epoch)
@@ -122,10 +141,11 @@ class PairedClips(Dataset):
         if self.pose.train:
             frames = self.rgb.frames(index)
             rng = np.random.default_rng([self.pose.seed, self.pose.epoch, index, 2])
-            if rng.random() < self.flip_prob:
+            mirrored = bool(rng.random() < self.flip_prob)
+            if mirrored:
                 heatmaps = torch.from_numpy(flip_volume(heatmaps.numpy(), self.channel_flip))
                 frames = frames.flip(-1)
-            return (heatmaps, frames), label
+            return (heatmaps, frames), mirrored_label(label, mirrored, self.class_mirror)
         rgb_views, _ = self.rgb[index]  # (2, ...): original, flipped
         config = self.pose.pipeline.config
         orientation = [0] * config.num_test_clips + ([1] * config.num_test_clips if config.flip_test else [])

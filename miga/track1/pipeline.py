@@ -23,7 +23,7 @@ from miga.evaluation.submission import track1_frame, write_track1
 from miga.io import KeypointStore, atomic_path, file_digest, read_parquet, write_json, write_parquet
 from miga.models import load_trained
 from miga.project import interim
-from miga.track1 import recipe
+from miga.track1 import mirror, recipe
 from miga.track1.rgb import load_crops
 from miga.training import TrainConfig, fingerprint, fit, save_checkpoint, seed_everything
 
@@ -85,10 +85,19 @@ def labels_of(rows: pl.DataFrame) -> np.ndarray:
     return rows["label"].fill_null(-1).to_numpy().astype(np.int64)
 
 
+def class_mirror(config: Mapping, num_classes: int) -> np.ndarray:
+    """`track1.mirror_classes` as the class each class becomes in a mirrored clip (`miga.track1.mirror`)."""
+    try:
+        return mirror.class_mirror(config["track1"]["mirror_classes"], num_classes)
+    except ValueError as error:
+        raise ConfigError(f"track1.mirror_classes: {error}") from None
+
+
 def _dataset(stream: str, rows: pl.DataFrame, config: Mapping, data: Track1Data, *, train: bool, seed: int):
     return recipe.clip_dataset(stream, rows["sample_id"].to_list(), labels_of(rows), config["track1"]["heatmap"], train=train, seed=seed,
                                store=data.store, crops=data.crops, skeleton=config["track1"]["skeleton"],
-                               rgb=recipe.rgb_recipe(config["track1"]["model"], config["track1"]["rgb"]))
+                               rgb=recipe.rgb_recipe(config["track1"]["model"], config["track1"]["rgb"]),
+                               class_mirror=class_mirror(config, data.num_classes))
 
 
 def _stream_inputs(config: Mapping, data: Track1Data) -> recipe.StreamInputs:
@@ -108,11 +117,12 @@ def _one_view(config: Mapping) -> dict:
 
 
 def _stream_params(stream: str, config: Mapping) -> list:
-    """The params sections a stream's input depends on, and the content of its starting checkpoint (its run fingerprint)."""
+    """The params sections a stream's input depends on, the mirror classes and the content of its starting checkpoint (its
+    run fingerprint)."""
     track1, reads = config["track1"], recipe.STREAMS[stream].reads
     checkpoint = track1["model"]["rgb_checkpoint"]
     start = [file_digest(Path(checkpoint))] if checkpoint and "rgb" in reads and Path(checkpoint).is_file() else []
-    return [track1[section] for section in reads] + start
+    return [track1[section] for section in reads] + [track1["mirror_classes"]] + start
 
 
 def train_stream(stream: str, config: Mapping, data: Track1Data, *, project: Path = Path("."), options: TrainConfig | None = None,

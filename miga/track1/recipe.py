@@ -19,6 +19,7 @@ from miga.errors import ConfigError
 from miga.models import LoadReport, freeze_batchnorm, freeze_stages, load_rgb_checkpoint, param_groups
 from miga.models.fusion import CrossAttentionFusion, PrototypeClassifier
 from miga.track1.clips import pose_channels, pose_pipeline, rgb_backbone_name, rgb_recipe
+from miga.track1.mirror import unmirrored
 from miga.track1.streams import SELECTABLE, STREAMS, StreamInputs, build_stream, clip_dataset
 from miga.training import TrainConfig
 
@@ -119,14 +120,18 @@ def _flatten_views(views):
 
 @torch.no_grad()
 def view_averaged_probabilities(model: torch.nn.Module, dataset: Dataset, batch_size: int = 16) -> np.ndarray:
-    """Softmax averaged over the test views (clips x flips) of each sample -> (N, K)."""
+    """Softmax averaged over the test views (clips x flips) of each sample -> (N, K). A dataset that mirrors some views
+    says which (`view_mirrored`) and what its classes become there (`class_mirror`); those views' classes are mapped
+    back first (`miga.track1.mirror.unmirrored`)."""
     dev = next(model.parameters()).device
+    view_mirrored, classes = getattr(dataset, "view_mirrored", None), getattr(dataset, "class_mirror", None)
     model.eval()
     out = []
     for views, labels in DataLoader(dataset, batch_size=batch_size, shuffle=False):
         n = len(labels)
         logits = model(to_device(_flatten_views(views), dev)).float()
-        out.append(torch.softmax(logits, dim=1).view(n, -1, logits.shape[1]).mean(1).cpu().numpy())
+        probs = unmirrored(torch.softmax(logits, dim=1).view(n, -1, logits.shape[1]).cpu(), view_mirrored, classes)
+        out.append(probs.mean(1).numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 

@@ -31,6 +31,7 @@ from torch.utils.data import Dataset
 from miga.skeleton import affine_matrix, mirrored
 from miga.skeleton import clip_normalised as normalise
 from miga.layouts import Layout, convert, get_layout
+from miga.track1.mirror import mirrored_label
 from miga.track1.transforms import uniform_sample_indices
 
 FEATURES = ("joint", "bone", "joint_motion", "bone_motion")
@@ -150,13 +151,25 @@ class SkeletonClipPipeline:
         self.flip_index, self.parent = layout.flip_index, parents(layout)
 
     def __call__(self, clip: np.ndarray, *, train: bool, rng: np.random.Generator | None = None) -> np.ndarray:
+        return self.train_view(clip, rng)[0] if train else self.test_views(clip)
+
+    def train_view(self, clip: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+        """One augmented view `(3, clip_len, V)`, and whether it was mirrored."""
         c = self.config
-        if train:
-            frames = clip[uniform_sample_indices(len(clip), c.clip_len, rng=rng)[0]].copy()
-            frames[..., :2] = random_affine(frames[..., :2], rng, scale=c.scale, rotate=c.rotate, shear=c.shear)
-            if rng.random() < c.flip_prob:
-                frames = mirror(frames, self.flip_index)
-            return stream_features(frames, self.feature, self.parent)
+        frames = clip[uniform_sample_indices(len(clip), c.clip_len, rng=rng)[0]].copy()
+        frames[..., :2] = random_affine(frames[..., :2], rng, scale=c.scale, rotate=c.rotate, shear=c.shear)
+        mirrored = bool(rng.random() < c.flip_prob)
+        if mirrored:
+            frames = mirror(frames, self.flip_index)
+        return stream_features(frames, self.feature, self.parent), mirrored
+
+    @property
+    def view_mirrored(self) -> np.ndarray:
+        """Which of `test_views` are mirrored: each clip, then its mirror when `flip_test`."""
+        return np.array([False, True] * self.config.test_clips if self.config.flip_test else [False] * self.config.test_clips)
+
+    def test_views(self, clip: np.ndarray) -> np.ndarray:
+        c = self.config
         views = []
         for indices in uniform_sample_indices(len(clip), c.clip_len, c.test_clips, test_mode=True):
             views.append(stream_features(clip[indices], self.feature, self.parent))
@@ -169,11 +182,12 @@ class SkeletonClips(Dataset):
     """Keypoints of each clip -> one skeleton stream's tensor: `(3, T, V)` (train) or `(views, 3, T, V)` (test)."""
 
     def __init__(self, keypoints: Sequence[np.ndarray], source_layout: str, labels: np.ndarray, *,
-                 config: SkeletonClipConfig, feature: str, train: bool, seed: int):
+                 config: SkeletonClipConfig, feature: str, train: bool, seed: int, class_mirror: np.ndarray | None = None):
         layout = config.layout_for(source_layout)
         self.clips = [normalised_clip(convert(np.asarray(k), source_layout, layout), layout, config.max_gap) for k in keypoints]
         self.pipeline = SkeletonClipPipeline(config, feature, layout)
         self.labels, self.train, self.seed, self.epoch = labels, train, seed, 0
+        self.class_mirror, self.view_mirrored = class_mirror, self.pipeline.view_mirrored
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -182,5 +196,7 @@ class SkeletonClips(Dataset):
         return len(self.clips)
 
     def __getitem__(self, index: int):
-        rng = np.random.default_rng([self.seed, self.epoch, index, 3])
-        return torch.from_numpy(self.pipeline(self.clips[index], train=self.train, rng=rng)), int(self.labels[index])
+        if not self.train:
+            return torch.from_numpy(self.pipeline.test_views(self.clips[index])), int(self.labels[index])
+        view, mirrored = self.pipeline.train_view(self.clips[index], np.random.default_rng([self.seed, self.epoch, index, 3]))
+        return torch.from_numpy(view), mirrored_label(self.labels[index], mirrored, self.class_mirror)

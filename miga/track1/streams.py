@@ -42,13 +42,15 @@ class StreamInputs:
 @dataclass(frozen=True)
 class ClipSources:
     """Where a stream's clips come from: keypoints (`store[sample_id]`, `store.layout`), RGB crops by sample id, and
-    the params that shape them (`track1.heatmap`, the `track1.skeleton` clip config, the RGB input recipe)."""
+    the params that shape them (`track1.heatmap`, the `track1.skeleton` clip config, the RGB input recipe, the
+    classes' mirror twins)."""
 
     store: object = None
     crops: Mapping[str, np.ndarray] | None = None
     heatmap: Mapping | None = None
     skeleton: SkeletonClipConfig | None = None
     rgb: InputRecipe | None = None
+    class_mirror: np.ndarray | None = None  # the class each class becomes in a mirrored clip (miga.track1.mirror)
 
 
 ClipsFn = Callable[[ClipSources, list, np.ndarray, bool, int], Dataset]  # (sources, ids, labels, train, seed)
@@ -78,12 +80,12 @@ def skeleton_config(skeleton: Mapping | None) -> SkeletonClipConfig:
 
 def _pose_clips(sources: ClipSources, ids: list, labels: np.ndarray, train: bool, seed: int) -> PoseClips:
     return PoseClips(sources.store, ids, labels, layout=sources.heatmap["layout"], pipeline=pose_pipeline(sources.heatmap),
-                     train=train, seed=seed)
+                     train=train, seed=seed, class_mirror=sources.class_mirror)
 
 
 def _rgb_clips(sources: ClipSources, ids: list, labels: np.ndarray, train: bool, seed: int, flip_prob: float = 0.5) -> RgbClips:
     return RgbClips(CropSelection(sources.crops, tuple(ids)), labels, recipe=sources.rgb or input_recipe("slowonly_small"), train=train,
-                    seed=seed, flip_prob=flip_prob)
+                    seed=seed, flip_prob=flip_prob, class_mirror=sources.class_mirror)
 
 
 def _paired_clips(sources: ClipSources, ids: list, labels: np.ndarray, train: bool, seed: int) -> PairedClips:
@@ -93,7 +95,7 @@ def _paired_clips(sources: ClipSources, ids: list, labels: np.ndarray, train: bo
 def _skeleton_clips(feature: str) -> ClipsFn:
     def clips(sources: ClipSources, ids: list, labels: np.ndarray, train: bool, seed: int) -> SkeletonClips:
         return SkeletonClips([sources.store[i] for i in ids], sources.store.layout, labels, config=sources.skeleton,
-                             feature=feature, train=train, seed=seed)
+                             feature=feature, train=train, seed=seed, class_mirror=sources.class_mirror)
     return clips
 
 
@@ -146,11 +148,12 @@ SELECTABLE = tuple(name for name, stream in STREAMS.items() if stream.selectable
 
 def clip_dataset(stream: str, ids: list[str], labels: np.ndarray, heatmap: Mapping, *, train: bool, seed: int,
                  store=None, crops: Mapping[str, np.ndarray] | None = None, skeleton: Mapping | None = None,
-                 rgb: InputRecipe | None = None) -> Dataset:
+                 rgb: InputRecipe | None = None, class_mirror: np.ndarray | None = None) -> Dataset:
     """The clips a stream reads: pose heatmaps from `store` (keypoints by sample id), RGB `crops` transformed by the
     `rgb` recipe (`rgb_recipe`; None = the small SlowOnly's), both (`fused`), or one skeleton feature of the
-    keypoints (`skeleton`: the `track1.skeleton` params)."""
-    sources = ClipSources(store, crops, heatmap, skeleton_config(skeleton), rgb)
+    keypoints (`skeleton`: the `track1.skeleton` params). A mirrored training clip's label becomes
+    `class_mirror[label]` (None: labels are kept)."""
+    sources = ClipSources(store, crops, heatmap, skeleton_config(skeleton), rgb, class_mirror)
     return STREAMS[stream].clips(sources, ids, labels, train, seed)
 
 

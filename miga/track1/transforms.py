@@ -257,17 +257,14 @@ class PoseClipPipeline:
         self.config = config
 
     def __call__(self, keypoints: np.ndarray, *, train: bool, rng: np.random.Generator | None = None) -> np.ndarray:
-        kp = _checked(keypoints)
-        cfg = self.config
-        if train and rng is None:
-            raise ValueError("training clips need rng (a np.random.Generator)")
-        indices = uniform_sample_indices(kp.shape[1], cfg.clip_len, 1 if train else cfg.num_test_clips,
-                                         rng=rng, test_mode=not train, seed=cfg.test_seed)
-        views = np.empty((cfg.num_views(train), cfg.num_channels(kp.shape[2]), cfg.clip_len, cfg.crop_size,
-                          cfg.crop_size), np.float32)
         if train:
-            self._draw(self._train_keypoints(kp[:, indices[0]], rng), out=views[0])
-            return views
+            if rng is None:
+                raise ValueError("training clips need rng (a np.random.Generator)")
+            return self.train_view(keypoints, rng)[0][None]
+        kp, cfg = _checked(keypoints), self.config
+        indices = uniform_sample_indices(kp.shape[1], cfg.clip_len, cfg.num_test_clips, test_mode=True, seed=cfg.test_seed)
+        views = np.empty((cfg.num_views(False), cfg.num_channels(kp.shape[2]), cfg.clip_len, cfg.crop_size, cfg.crop_size),
+                         np.float32)
         # pyskl crops all test clips to one box (PoseCompact runs after sampling, on all of them).
         clips = self._test_keypoints(kp[:, indices.ravel()]).reshape(kp.shape[0], *indices.shape, *kp.shape[2:])
         for c in range(indices.shape[0]):
@@ -276,7 +273,21 @@ class PoseClipPipeline:
                 self._draw(clips[:, c], out=views[indices.shape[0] + c], flipped=True)
         return views
 
-    def _train_keypoints(self, kp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def train_view(self, keypoints: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+        """One augmented view `(C, clip_len, S, S)`, and whether it was mirrored."""
+        kp, cfg = _checked(keypoints), self.config
+        indices = uniform_sample_indices(kp.shape[1], cfg.clip_len, 1, rng=rng, seed=cfg.test_seed)
+        kp, mirrored = self._train_keypoints(kp[:, indices[0]], rng)
+        view = np.empty((cfg.num_channels(kp.shape[2]), cfg.clip_len, cfg.crop_size, cfg.crop_size), np.float32)
+        self._draw(kp, out=view)
+        return view, mirrored
+
+    @property
+    def view_mirrored(self) -> np.ndarray:
+        """Which test views are mirrored: the clips, then their mirrored copies when `flip_test`."""
+        return np.repeat([False, True], self.config.num_test_clips)[: self.config.num_views(False)]
+
+    def _train_keypoints(self, kp: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
         cfg = self.config
         kp, size = compact(kp, padding=cfg.padding, hw_ratio=cfg.hw_ratio, min_side=cfg.min_side, eps=cfg.eps)
         resized = short_edge_size(size, cfg.resize_to)
@@ -284,9 +295,10 @@ class PoseClipPipeline:
         kp, size = random_resized_crop(kp, resized, area_range=cfg.area_range,
                                        aspect_ratio_range=cfg.aspect_ratio_range, rng=rng)
         kp = resize(kp, size, (cfg.crop_size, cfg.crop_size))
-        if rng.random() < cfg.flip_prob:
+        mirrored = bool(rng.random() < cfg.flip_prob)
+        if mirrored:
             kp = flip(kp, cfg.crop_size, cfg.flip_index)
-        return kp
+        return kp, mirrored
 
     def _test_keypoints(self, kp: np.ndarray) -> np.ndarray:
         cfg = self.config
