@@ -187,6 +187,18 @@ class TrainParams(Section):
     per_stream: dict[str, StreamTrainParams] = {}
 
 
+class PretrainParams(Section):
+    """Self-supervised (contrastive) pretraining of the skeleton streams before `train` (miga/track1/pretrain.py)."""
+
+    epochs: NonNegativeInt = 0
+    splits: Annotated[list[Split], Field(min_length=1)] = ["train", "val"]
+    batch_size: PositiveInt = 32
+    lr: PositiveFloat = 0.001
+    weight_decay: NonNegativeFloat = 0.0001
+    temperature: PositiveFloat = 0.2
+    projection_dim: PositiveInt = 64
+
+
 class EnsembleMember(Section):
     file: str
     column: str = "scores"
@@ -206,6 +218,7 @@ class Track1Params(Section):
     skeleton: SkeletonParams = SkeletonParams()
     rgb: RgbParams = RgbParams()
     model: ModelParams = ModelParams()
+    pretrain: PretrainParams = PretrainParams()
     train: TrainParams = TrainParams()
     ensemble: EnsembleParams = EnsembleParams()
 

@@ -23,7 +23,7 @@ from miga.evaluation.submission import track1_frame, write_track1
 from miga.io import KeypointStore, atomic_path, file_digest, read_parquet, write_json, write_parquet
 from miga.models import load_trained
 from miga.project import interim
-from miga.track1 import mirror, recipe
+from miga.track1 import mirror, pretrain, recipe
 from miga.track1.rgb import load_crops
 from miga.training import TrainConfig, fingerprint, fit, save_checkpoint, seed_everything
 
@@ -117,12 +117,34 @@ def _one_view(config: Mapping) -> dict:
 
 
 def _stream_params(stream: str, config: Mapping) -> list:
-    """The params sections a stream's input depends on, the mirror classes and the content of its starting checkpoint (its
-    run fingerprint)."""
+    """The params sections a stream's input depends on, the mirror classes and where its weights start: the content of
+    its starting checkpoint, its pretraining (its run fingerprint)."""
     track1, reads = config["track1"], recipe.STREAMS[stream].reads
     checkpoint = track1["model"]["rgb_checkpoint"]
     start = [file_digest(Path(checkpoint))] if checkpoint and "rgb" in reads and Path(checkpoint).is_file() else []
-    return [track1[section] for section in reads] + [track1["mirror_classes"]] + start
+    pretrained = [track1["pretrain"]] if pretrains(stream, config) else []
+    return [track1[section] for section in reads] + [track1["mirror_classes"]] + start + pretrained
+
+
+def pretrains(stream: str, config: Mapping) -> bool:
+    """Is `stream` pretrained self-supervised first (`track1.pretrain.epochs` > 0; the skeleton streams only)?"""
+    return int(config["track1"]["pretrain"]["epochs"]) > 0 and recipe.STREAMS[stream].reads == ("skeleton",)
+
+
+def pretrain_stream(stream: str, model, config: Mapping, data: Track1Data, *, project: Path = Path("."), say: Say = _quiet) -> list[dict]:
+    """Contrastive pretraining of a skeleton stream's encoder (`miga.track1.pretrain`) on the clips of
+    `track1.pretrain.splits`, labels unread; resumes from its checkpoint. Returns its per-epoch history."""
+    options = config["track1"]["pretrain"]
+    rows = data.split(*options["splits"])
+    seed = int(config["track1"]["train"]["seed"])
+    clips = pretrain.TwoViewClips(_dataset(stream, rows, config, data, train=True, seed=seed))
+    contrastive = pretrain.ContrastiveModel(model, int(options["projection_dim"]))
+    say(f"track1 {stream}: contrastive pretraining on {len(clips)} clips of {list(options['splits'])} (labels unread)")
+    train_options = TrainConfig(epochs=int(options["epochs"]), batch_size=int(options["batch_size"]), lr=float(options["lr"]),
+                                weight_decay=float(options["weight_decay"]), seed=seed, optimizer="adamw")
+    run_id = fingerprint(stream, "pretrain", _stream_params(stream, config), rows["sample_id"].to_list())
+    return fit(contrastive, clips, config=train_options, loss_fn=pretrain.contrastive_loss(float(options["temperature"])),
+               checkpoint=Path(project) / CHECKPOINTS / f"{stream}_pretrain.pt", run_id=run_id, description=f"track1 {stream} pretrain")
 
 
 def train_stream(stream: str, config: Mapping, data: Track1Data, *, project: Path = Path("."), options: TrainConfig | None = None,
@@ -135,6 +157,9 @@ def train_stream(stream: str, config: Mapping, data: Track1Data, *, project: Pat
     model = build(stream, config, data)
     for line in recipe.init_rgb_weights(model, stream, config["track1"]["model"]):
         say(f"track1 {stream}: {line}")
+    if pretrains(stream, config):
+        pretrain_stream(stream, model, config, data, project=project, say=say)
+        seed_everything(options.seed)
     train_set = _dataset(stream, rows, config, data, train=True, seed=options.seed)
     val_set = _dataset(stream, val_rows, _one_view(config), data, train=False, seed=options.seed)
     val_labels = labels_of(val_rows)
