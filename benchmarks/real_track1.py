@@ -170,7 +170,9 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--set", choices=("biisc_dev", "ground_guide"), default="biisc_dev")
     parser.add_argument("--streams", nargs="+", default=["joint", "bone"], help="track1.model.streams (late fusion; keypoint streams)")
-    parser.add_argument("--layout", default="openpose25_hands42", help="biisc_dev keypoint layout (from the raw MediaPipe points)")
+    parser.add_argument("--layout", default=None,
+                        help="biisc_dev keypoint layout (from the raw MediaPipe points); default: params.yaml's pose.mediapipe.layout, "
+                             "the layout the pipeline gives MediaPipe poses")
     parser.add_argument("--skeleton-layout", default=None, help="track1.skeleton.layout (default: the keypoint layout)")
     parser.add_argument("--epochs", type=int, default=None, help="track1.train.epochs (a stream's track1.train.per_stream entry wins)")
     parser.add_argument("--lr", type=float, default=None, help="track1.train.lr (likewise)")
@@ -186,7 +188,8 @@ def main(argv=None) -> None:
     if rgb and (a.set != "biisc_dev" or a.rgb is None):
         parser.error(f"--streams: {rgb} read RGB crops: biisc_dev with --rgb person|hand only (ground_guide has keypoints only)")
     if a.set == "biisc_dev":
-        store, labels, groups, classes, folds = biisc_clips(a.cache, a.layout)
+        layout = a.layout or validated(yaml.safe_load((REPO / "params.yaml").read_text()) or {})["pose"]["mediapipe"]["layout"]
+        store, labels, groups, classes, folds = biisc_clips(a.cache, layout)
     else:
         store, labels, groups, classes, folds = ground_guide_clips()
     track1 = {"model": {"fusion": "late", "streams": list(a.streams)}, "skeleton": {"layout": a.skeleton_layout}}
