@@ -248,6 +248,7 @@ class DetectorTrainParams(Section):
     time_stretch: NonNegativeFloat = 0.0
     frame_weights: Literal["none", "instance", "class"] = "none"
     mirror: bool = False
+    mirror_classes: list[ClassPair] = []
     affine_copies: NonNegativeInt = 2
     affine_strength: NonNegativeFloat = 0.1
     seed: int = 0

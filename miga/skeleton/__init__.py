@@ -2,8 +2,8 @@
 per-frame features and the baselines (`normalise`)."""
 
 from miga.skeleton.normalise import (
-    HANDS, NECK, SHOULDERS, affine_matrix, body_centres, carry_forward, causal_normalised, clip_normalised, mirrored,
+    HANDS, NECK, SHOULDERS, affine_matrix, body_centres, carry_forward, causal_normalised, class_mirror, clip_normalised, mirrored,
 )
 
 __all__ = ["HANDS", "NECK", "SHOULDERS", "affine_matrix", "body_centres", "carry_forward", "causal_normalised",
-           "clip_normalised", "mirrored"]
+           "class_mirror", "clip_normalised", "mirrored"]

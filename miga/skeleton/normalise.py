@@ -212,3 +212,20 @@ def mirrored(keypoints: np.ndarray, flip_index: Sequence[int]) -> np.ndarray:
     out = keypoints[..., list(flip_index), :].copy()
     out[..., 0] = -out[..., 0]
     return out
+
+
+def class_mirror(pairs: Sequence[Sequence[int]], num_classes: int) -> np.ndarray:
+    """The labels' side of `mirrored`: `(num_classes,)` int64, class k seen in a mirror is class `out[k]`. Each pair
+    (a, b) of classes that name a side (turn left, turn right) is swapped, every other class kept. Raises ValueError
+    for a class out of range, a class paired with itself or a class in two pairs."""
+    out = np.arange(num_classes, dtype=np.int64)
+    seen: set[int] = set()
+    for pair in pairs:
+        a, b = (int(c) for c in pair)
+        if not (0 <= a < num_classes and 0 <= b < num_classes):
+            raise ValueError(f"mirror pair {[a, b]}: classes are 0 .. {num_classes - 1}")
+        if a == b or {a, b} & seen:
+            raise ValueError(f"mirror pair {[a, b]}: a class pairs with one other class, once")
+        seen |= {a, b}
+        out[a], out[b] = b, a
+    return out

@@ -14,23 +14,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from miga.skeleton import class_mirror
+
 __all__ = ["class_mirror", "mirrored_label", "unmirrored"]
-
-
-def class_mirror(pairs: Sequence[Sequence[int]], num_classes: int) -> np.ndarray:
-    """`(num_classes,)` int64: class k in the mirror is class `out[k]`; each pair (a, b) swapped, the rest kept.
-    Raises ValueError for a class out of range, a class paired with itself or a class in two pairs."""
-    out = np.arange(num_classes, dtype=np.int64)
-    seen: set[int] = set()
-    for pair in pairs:
-        a, b = (int(c) for c in pair)
-        if not (0 <= a < num_classes and 0 <= b < num_classes):
-            raise ValueError(f"mirror pair {[a, b]}: classes are 0 .. {num_classes - 1}")
-        if a == b or {a, b} & seen:
-            raise ValueError(f"mirror pair {[a, b]}: a class pairs with one other class, once")
-        seen |= {a, b}
-        out[a], out[b] = b, a
-    return out
 
 
 def mirrored_label(label: int, mirrored: bool, classes: np.ndarray | None) -> int:

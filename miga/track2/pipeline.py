@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from miga.io import KeypointStore, read_parquet, write_json, write_parquet
 from miga.plots import timeline
 from miga.models import load_trained
 from miga.project import TRACK2_CANDIDATES, TRACK2_CHECKPOINT, TRACK2_DETECTIONS, TRACK2_MODEL, TRACK2_TUNING, interim
+from miga.skeleton import class_mirror
 from miga.track2 import recipe as track2
 from miga.track2.detectors import frame_decoder
 from miga.training import fingerprint, fit, read_torch_file, save_checkpoint, seed_everything
@@ -82,6 +84,13 @@ class Track2Data:
         return {sample_id: track2.frame_features(self.store[sample_id], self.store.layout, config) for sample_id in ids}
 
 
+def _class_mirror(options: Mapping, num_classes: int) -> np.ndarray:
+    try:
+        return class_mirror(options["train"]["mirror_classes"], num_classes)
+    except ValueError as error:
+        raise ConfigError(f"track2.train.mirror_classes: {error}") from None
+
+
 def fit_detector(config: dict, data: Track2Data, checkpoint: Path = TRACK2_CHECKPOINT):
     """Train the `track2.detector` on the training split of `data`, resuming from `checkpoint`.
 
@@ -112,6 +121,10 @@ def fit_detector(config: dict, data: Track2Data, checkpoint: Path = TRACK2_CHECK
                    for sid in features]
         ids += list(features)
     per_sequence = [data.segments.filter(pl.col("sample_id") == sid) for sid in ids]
+    if options["train"]["mirror"]:  # the mirrored copies follow the originals; their side classes swap
+        twins = _class_mirror(options, data.num_classes)
+        per_sequence[len(features): 2 * len(features)] = [
+            s.with_columns(pl.Series("label", twins[s["label"].to_numpy()], dtype=pl.Int64)) for s in per_sequence[len(features): 2 * len(features)]]
     model = track2.build_detector(options, inputs[0].shape[1], data.num_classes)
     run_id = fingerprint(options, sorted(features), [len(f) for f in inputs])
     if not isinstance(model, track2.Averaged):

@@ -487,3 +487,28 @@ def test_predict_submits_the_blend_when_listed_and_best_on_val(tmp_path):
     assert chosen.equals(pl.read_parquet(tmp_path / pipeline.TRACK2_DETECTIONS))
     config["track2"]["decode"]["candidates"] = ["detector", "window_logreg"]  # not listed: not computed
     assert set(pipeline.predict(config, data, project=tmp_path)["candidates"]) == {"detector", "window_logreg"}
+
+
+@pytest.mark.parametrize("pairs, mirrored_labels", [([], [1, 1]), ([[0, 1]], [0, 0])])
+def test_the_detectors_mirrored_copies_swap_the_side_classes(monkeypatch, tmp_path, pairs, mirrored_labels):
+    """`train.mirror` trains on each sequence and its mirror; with `train.mirror_classes` the mirror's labels swap."""
+    from miga.track2 import pipeline
+
+    data, config = _waving_data()
+    config["track2"] = merged(config["track2"], {"train": {"mirror": True, "mirror_classes": pairs}})
+    seen = {}
+
+    class Captured(Exception):
+        pass
+
+    def captured(options, inputs, per_sequence, num_classes, seed):
+        seen["labels"] = [s["label"].to_list() for s in per_sequence]
+        raise Captured
+
+    monkeypatch.setattr(pipeline.track2, "training_set", captured)
+    with pytest.raises(Captured):
+        pipeline.fit_detector(config, data, checkpoint=tmp_path / "c.pt")
+    assert seen["labels"] == [[1], [1]] + [[label] for label in mirrored_labels]  # two originals, then their mirrors
+    config["track2"] = merged(config["track2"], {"train": {"mirror_classes": [[0, 2]]}})
+    with pytest.raises(pipeline.ConfigError, match=r"track2.train.mirror_classes: mirror pair \[0, 2\]: classes are 0 .. 1"):
+        pipeline.fit_detector(config, data, checkpoint=tmp_path / "c.pt")
