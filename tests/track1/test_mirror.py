@@ -19,6 +19,7 @@ from miga.track1.mirror import class_mirror, mirrored_label, unmirrored
 from miga.track1.pipeline import class_mirror as configured_class_mirror
 from miga.track1.skeleton import SkeletonClipConfig, SkeletonClips
 from miga.training import TrainConfig, fit, seed_everything
+from tests.track1.test_track1 import _tiny_sources
 
 LAYOUT = "mediapipe_upper25"
 SWAP_0_1 = np.array([1, 0, 2, 3, 4])
@@ -54,14 +55,6 @@ def test_the_setting_is_checked_against_the_datasets_classes():
     np.testing.assert_array_equal(configured_class_mirror(config, 8), [7, 1, 2, 3, 4, 5, 6, 0])
     with pytest.raises(ConfigError, match="mirror_classes"):
         validated({"track1": {"mirror_classes": [[0, 1, 2]]}})
-
-
-def _tiny_sources(n: int = 4):
-    rng = np.random.default_rng(0)
-    keypoints = {f"c{i}": np.concatenate([rng.uniform(50, 150, (1, 12, 35, 2)), np.ones((1, 12, 35, 1))], -1).astype(np.float32)
-                 for i in range(n)}
-    crops = {sid: rng.integers(0, 255, (4, 24, 24, 3), dtype=np.uint8) for sid in keypoints}
-    return InMemoryKeypoints(keypoints, "openpose25_hands10"), crops
 
 
 @pytest.mark.parametrize("stream", sorted(recipe.STREAMS))
