@@ -214,15 +214,24 @@ def _stream_suffixes(settings) -> list[tuple[list[int], str]]:
     return [(setting, "" if k == 0 else f"_{'_'.join(map(str, setting))}") for k, setting in enumerate(settings or [])]
 
 
+def _folds_then_variants(folds: list[str], variants: list[str] | None, parser: argparse.ArgumentParser) -> tuple[list[int], list[str]]:
+    """`--folds 4 '{...}'`: argparse gives the JSON to --folds; the numbers are folds, what follows them is a variant."""
+    numbers = [f for f in folds if f.lstrip("-").isdigit()]
+    if folds[: len(numbers)] != numbers:
+        parser.error(f"--folds takes fold numbers, then JSON variants: got {folds}")
+    return [int(f) for f in numbers], (variants or []) + folds[len(numbers):] or ["{}"]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("variants", nargs="*", default=["{}"],
+    parser.add_argument("variants", nargs="*", default=None,
                         help="JSON objects of track2 overrides, nested as the section ('{\"model\": {\"layers\": 4}}'), after --base")
     parser.add_argument("--params", type=Path, default=REPO / "params.yaml")
     parser.add_argument("--set", dest="name", choices=sorted(BASE), default="utkinect")
     parser.add_argument("--base", default=None, help="JSON track2 overrides applied first, nested likewise (default: the set's BASE)")
     parser.add_argument("--cache", type=Path, default=CACHE)
-    parser.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--folds", nargs="+", default=["0", "1", "2", "3", "4"],
+                        help="fold numbers (0-based); JSON variants may follow them")
     parser.add_argument("--stream", type=int, nargs=3, metavar=("WINDOW", "HOP", "GUARD"), action="append", default=None,
                         help="also stream the test sequences through miga online's detector (repeatable: several settings)")
     parser.add_argument("--no-lr", action="store_true", help="skip the logistic-regression baseline")
@@ -230,6 +239,7 @@ def main(argv=None) -> None:
                         help="train every method on only this many of the fold's training sequences (one per person in turn)")
     parser.add_argument("--out", type=Path, default=None, help="default: CACHE/real_track2.json (appended)")
     a = parser.parse_args(argv)
+    a.folds, a.variants = _folds_then_variants(a.folds, a.variants, parser)
     from miga.params import merged, validated
 
     config = yaml.safe_load(a.params.read_text())

@@ -105,6 +105,7 @@ class HeatmapParams(Section):
     with_limbs: bool = False
     test_clips: PositiveInt = 2
     flip_test: bool = True
+    flip_prob: Probability = 0.5
 
 
 class SkeletonParams(Section):
@@ -126,6 +127,7 @@ class RgbParams(Section):
     padding: NonNegativeFloat = 0.25
     workers: PositiveInt = 1
     executor: Literal["local", "ray"] = "local"
+    flip_prob: Probability = 0.5
 
 
 class ModelParams(Section):
@@ -273,6 +275,7 @@ class DecodeParams(Section):
     candidates: Annotated[list[Literal["detector", "window_logreg", "blend"]], Field(min_length=1, max_length=3)] = [
         "detector", "window_logreg"]
     switch_margin: NonNegativeFloat = 1.0
+    class_thresholds_from: NonNegativeInt = 0
 
 
 class Track2Params(Section):

@@ -83,6 +83,7 @@ class InputRecipe:
     std: tuple[float, float, float] = KINETICS_STD
     test_size: int | None = None
     scale_range: tuple[int, int] | None = None
+    flip_prob: float = 0.5  # training: horizontal mirror (`track1.rgb.flip_prob`)
 
     @property
     def eval_size(self) -> int:

@@ -22,7 +22,7 @@ def pose_pipeline(heatmap: Mapping) -> PoseClipPipeline:
     return PoseClipPipeline(PoseClipConfig(
         clip_len=int(heatmap["clip_len"]), resize_to=int(heatmap["resize_to"]), crop_size=int(heatmap["size"]),
         sigma=float(heatmap["sigma"]), padding=float(heatmap["padding"]), with_limbs=bool(heatmap["with_limbs"]),
-        num_test_clips=int(heatmap["test_clips"]), flip_test=bool(heatmap["flip_test"]),
+        num_test_clips=int(heatmap["test_clips"]), flip_test=bool(heatmap["flip_test"]), flip_prob=float(heatmap.get("flip_prob", 0.5)),
         limbs=layout.limbs, flip_index=layout.flip_index,
     ))
 
@@ -73,7 +73,8 @@ def rgb_recipe(model: Mapping, rgb: Mapping) -> InputRecipe:
     side = lambda pixels: max(1, int(round(pixels * scale)))  # noqa: E731
     return InputRecipe(int(rgb["frames"]), int(rgb["sampling_rate"]), min(size, side(published.size)),
                        published.mean, published.std, test_size=min(size, side(published.eval_size)),
-                       scale_range=tuple(side(p) for p in published.scale_range) if published.scale_range else None)
+                       scale_range=tuple(side(p) for p in published.scale_range) if published.scale_range else None,
+                       flip_prob=float(rgb.get("flip_prob", 0.5)))
 
 
 class RgbClips(Dataset):
@@ -115,12 +116,14 @@ class PairedClips(Dataset):
     `class_mirror`).
     """
 
-    def __init__(self, pose: PoseClips, rgb: RgbClips, *, flip_prob: float = 0.5):
+    def __init__(self, pose: PoseClips, rgb: RgbClips, *, flip_prob: float | None = None):
+        """`flip_prob`: the pair's mirror probability in training; None = the pose clips' own (`track1.heatmap.flip_prob`)."""
         if len(pose) != len(rgb):
             raise ValueError(f"pose and RGB clip counts differ: {len(pose)} != {len(rgb)}")
         if rgb.train and rgb.flip_prob:
             raise ValueError("PairedClips mirrors pose and RGB together: give it RgbClips with flip_prob 0")
         config = pose.pipeline.config
+        flip_prob = config.flip_prob if flip_prob is None else flip_prob
         self.pose, self.rgb, self.flip_prob, self.class_mirror = pose, rgb, flip_prob, pose.class_mirror
         self.pose.pipeline = PoseClipPipeline(replace(config, flip_prob=0.0))
         self.channel_flip = config.channel_flip_index(pose.keypoints[0].shape[2]) if len(pose) else None
@@ -146,7 +149,5 @@ class PairedClips(Dataset):
                 heatmaps = torch.from_numpy(flip_volume(heatmaps.numpy(), self.channel_flip))
                 frames = frames.flip(-1)
             return (heatmaps, frames), mirrored_label(label, mirrored, self.class_mirror)
-        rgb_views, _ = self.rgb[index]  # (2, ...): original, flipped
-        config = self.pose.pipeline.config
-        orientation = [0] * config.num_test_clips + ([1] * config.num_test_clips if config.flip_test else [])
-        return (heatmaps, rgb_views[orientation]), label
+        rgb_views, _ = self.rgb[index]  # (2, ...): original, mirrored
+        return (heatmaps, rgb_views[torch.from_numpy(self.view_mirrored.astype(np.int64))]), label

@@ -83,9 +83,10 @@ def _pose_clips(sources: ClipSources, ids: list, labels: np.ndarray, train: bool
                      train=train, seed=seed, class_mirror=sources.class_mirror)
 
 
-def _rgb_clips(sources: ClipSources, ids: list, labels: np.ndarray, train: bool, seed: int, flip_prob: float = 0.5) -> RgbClips:
-    return RgbClips(CropSelection(sources.crops, tuple(ids)), labels, recipe=sources.rgb or input_recipe("slowonly_small"), train=train,
-                    seed=seed, flip_prob=flip_prob, class_mirror=sources.class_mirror)
+def _rgb_clips(sources: ClipSources, ids: list, labels: np.ndarray, train: bool, seed: int, flip_prob: float | None = None) -> RgbClips:
+    recipe = sources.rgb or input_recipe("slowonly_small")
+    return RgbClips(CropSelection(sources.crops, tuple(ids)), labels, recipe=recipe, train=train,
+                    seed=seed, flip_prob=recipe.flip_prob if flip_prob is None else flip_prob, class_mirror=sources.class_mirror)
 
 
 def _paired_clips(sources: ClipSources, ids: list, labels: np.ndarray, train: bool, seed: int) -> PairedClips:

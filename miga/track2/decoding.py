@@ -18,13 +18,15 @@ class DecodeConfig:
     min_length: int = 8
     smooth: int = 5
     nms_iou: float = 0.5
+    class_thresholds: tuple[float, ...] | None = None  # one per gesture class (replaces `threshold`)
 
 
 def decode(probabilities: Mapping[str, np.ndarray], config: DecodeConfig) -> pl.DataFrame:
     """Per-frame probabilities of each sequence -> detections (sample_id, label, start, end, score)."""
+    threshold = config.threshold if config.class_thresholds is None else np.asarray(config.class_thresholds, np.float64)
     parts = [
         frame_scores_to_segments(
-            probs, sample_id=sample_id, threshold=config.threshold, min_length=config.min_length, smooth=config.smooth, background=0
+            probs, sample_id=sample_id, threshold=threshold, min_length=config.min_length, smooth=config.smooth, background=0
         )
         for sample_id, probs in probabilities.items()
     ]
@@ -45,6 +47,27 @@ def tune_for_f1(decode_at: Callable[..., pl.DataFrame], segments: pl.DataFrame, 
             trials.append({**setting, "threshold": float(threshold), "f1": result["official"]["f1"], "f1_one_to_one": result["one_to_one"]["f1"]})
     best = best_trial(trials)
     return best["threshold"], trials
+
+
+def tune_class_thresholds(decode_at: Callable[..., pl.DataFrame], segments: pl.DataFrame, thresholds: Sequence[float],
+                          num_classes: int, iou: float, threshold: float, setting: Mapping, min_gestures: int) -> tuple[list[float] | None, float]:
+    """Per-class thresholds, from the shared `threshold` (already tuned at `setting`): each class with at least
+    `min_gestures` gestures in `segments`, the most frequent first, takes the value of `thresholds` that raises val F1
+    (official rule) the most with the others held; a class whose best is no gain keeps the shared one (so the val F1
+    never falls). Returns (the thresholds, one per class, or None when no class moved; the val F1 they give)."""
+    counts = np.bincount(segments["label"].to_numpy(), minlength=num_classes) if segments.height else np.zeros(num_classes, int)
+    current = [float(threshold)] * num_classes
+    score = lambda values: detection_metrics(  # noqa: E731
+        segments, decode_at(float(threshold), class_thresholds=values, **setting), num_classes=num_classes, iou_threshold=iou)["official"]["f1"]
+    best_f1 = score(current)
+    shared_f1 = best_f1
+    for label in sorted(np.flatnonzero(counts >= max(min_gestures, 1)), key=lambda c: (-counts[c], c)):
+        for value in thresholds:
+            trial = current[:label] + [float(value)] + current[label + 1:]
+            f1 = score(trial)
+            if f1 > best_f1:
+                best_f1, current = f1, trial
+    return (current if best_f1 > shared_f1 else None), best_f1
 
 
 def best_trial(trials: Sequence[dict]) -> dict:

@@ -60,14 +60,17 @@ def _common(options: Mapping, in_features: int) -> dict:
 
 
 def frame_decoder(probs: Mapping[str, np.ndarray], options: Mapping) -> Decoder:
-    """`decode_at(threshold, smooth=, min_length=)` over per-frame probabilities (column 0 = background)."""
+    """`decode_at(threshold, smooth=, min_length=, class_thresholds=)` over per-frame probabilities (column 0 =
+    background); `class_thresholds` (one per gesture class) replace `threshold` when given."""
     decoding = options["decode"]
     first = dict(smooth=ints(decoding["smooth"])[0], min_length=ints(decoding["min_length"])[0])
     nms_iou = float(decoding["nms_iou"])
 
-    def decode_frames(threshold: float, smooth: int | None = None, min_length: int | None = None) -> pl.DataFrame:
+    def decode_frames(threshold: float, smooth: int | None = None, min_length: int | None = None,
+                      class_thresholds: Sequence[float] | None = None) -> pl.DataFrame:
         chosen = {**first, **{k: v for k, v in (("smooth", smooth), ("min_length", min_length)) if v is not None}}
-        return decode(probs, DecodeConfig(threshold=threshold, nms_iou=nms_iou, **chosen))
+        per_class = None if class_thresholds is None else tuple(float(t) for t in class_thresholds)
+        return decode(probs, DecodeConfig(threshold=threshold, nms_iou=nms_iou, class_thresholds=per_class, **chosen))
 
     return decode_frames
 
@@ -135,8 +138,12 @@ class AnchorFreeDetector(Detector):
         outputs = {sid: (*detector_outputs(model, f), len(f)) for sid, f in features.items()}
         everything = decode_detector(outputs, pyramid_for(options), config)
 
-        def decode_anchorfree(threshold: float, min_length: int | None = None) -> pl.DataFrame:
-            kept = everything.filter(pl.col("score") > threshold)
+        def decode_anchorfree(threshold: float, min_length: int | None = None, class_thresholds: Sequence[float] | None = None) -> pl.DataFrame:
+            if class_thresholds is None:
+                kept = everything.filter(pl.col("score") > threshold)
+            else:
+                above = everything["score"].to_numpy() > np.asarray(class_thresholds, np.float64)[everything["label"].to_numpy()]
+                kept = everything.filter(pl.Series(above, dtype=pl.Boolean))
             if min_length is not None and min_length > config.min_length:
                 kept = kept.filter(pl.col("end_frame") - pl.col("start_frame") + 1 >= min_length)
             return kept

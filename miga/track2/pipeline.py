@@ -105,6 +105,10 @@ def fit_detector(config: dict, data: Track2Data, checkpoint: Path = TRACK2_CHECK
     features = data.features("train", feature_config)
     if not features:
         raise DatasetFormatError(f"{dataset_name(config)}: no training sequences in the manifest")
+    twins = _class_mirror(options, data.num_classes)  # checked even when unused: a bad pair is an error either way
+    if options["train"]["mirror_classes"] and not options["train"]["mirror"]:
+        warnings.warn("track2.train.mirror_classes is set but track2.train.mirror is false: there are no mirrored copies, "
+                      "so the pairs are unused", stacklevel=1)
     standardize = track2.Standardizer.fit(list(features.values()))
     lengths = {sid: len(f) for sid, f in features.items()}
     inputs, ids = [standardize(features.pop(sid)) for sid in list(lengths)], list(lengths)
@@ -122,7 +126,6 @@ def fit_detector(config: dict, data: Track2Data, checkpoint: Path = TRACK2_CHECK
         ids += list(features)
     per_sequence = [data.segments.filter(pl.col("sample_id") == sid) for sid in ids]
     if options["train"]["mirror"]:  # the mirrored copies follow the originals; their side classes swap
-        twins = _class_mirror(options, data.num_classes)
         per_sequence[len(features): 2 * len(features)] = [
             s.with_columns(pl.Series("label", twins[s["label"].to_numpy()], dtype=pl.Int64)) for s in per_sequence[len(features): 2 * len(features)]]
     model = track2.build_detector(options, inputs[0].shape[1], data.num_classes)
@@ -197,17 +200,27 @@ def detector_outputs(options: dict, model: torch.nn.Module, standardize: track2.
     return (frame_decoder(probs, options) if probs is not None else kind.decoder(model, options, features)), probs
 
 
-def _tuned_on_val(decode_at, data: Track2Data, val_ids: list[str], options: dict, iou: float) -> tuple[float, list[dict], dict]:
-    """(threshold, val trials, decoding setting: smooth / min_length) of `decode_at` that maximise val F1 (official rule);
-    without val sequences the median threshold, no trials and the first setting."""
+def _tuned_on_val(decode_at, data: Track2Data, val_ids: list[str], options: dict, iou: float) -> tuple[float, list[dict], dict, float | None]:
+    """(threshold, val trials, decoding setting, val F1) of `decode_at` that maximise val F1 (official rule): the
+    threshold with smooth / min_length, then, with `decode.class_thresholds_from`, per-class thresholds
+    (`class_thresholds` in the setting) where they raise val F1. Without val sequences: the median threshold, no
+    trials, the first setting and no val F1."""
     thresholds, grid = track2.decode_trials(options)
     if not val_ids:
-        return float(np.median(thresholds)), [], {}
+        return float(np.median(thresholds)), [], {}, None
     val_segments = data.segments.filter(pl.col("sample_id").is_in(val_ids))
     val_decode = lambda t, **kw: decode_at(t, **kw).filter(pl.col("sample_id").is_in(val_ids))  # noqa: E731
     threshold, trials = track2.tune_for_f1(val_decode, val_segments, thresholds, data.num_classes, iou, grid)
     best = track2.best_trial(trials)
-    return threshold, trials, {k: best[k] for k in ("smooth", "min_length") if k in best}
+    setting = {k: best[k] for k in ("smooth", "min_length") if k in best}
+    min_gestures = int(options["decode"]["class_thresholds_from"])
+    if min_gestures:
+        per_class, val_f1 = track2.tune_class_thresholds(val_decode, val_segments, thresholds, data.num_classes, iou, threshold,
+                                                         setting, min_gestures)
+        if per_class is not None:
+            setting["class_thresholds"] = per_class
+            return threshold, trials, setting, val_f1
+    return threshold, trials, setting, best["f1"]
 
 
 def tuned_detections(config: dict, model: torch.nn.Module, standardize: track2.Standardizer, data: Track2Data):
@@ -218,7 +231,7 @@ def tuned_detections(config: dict, model: torch.nn.Module, standardize: track2.S
     options = config["track2"]
     val_ids, test_ids = split_ids(data, "val"), split_ids(data, "test")
     decode_at, _ = detector_outputs(options, model, standardize, data, val_ids + test_ids)
-    threshold, trials, setting = _tuned_on_val(decode_at, data, val_ids, options, float(config["evaluate"]["iou_threshold"]))
+    threshold, trials, setting, _ = _tuned_on_val(decode_at, data, val_ids, options, float(config["evaluate"]["iou_threshold"]))
     return decode_at(threshold, **setting), threshold, trials, val_ids, test_ids
 
 
@@ -253,9 +266,9 @@ def compare_candidates(config: dict, model: torch.nn.Module, standardize: track2
     listed = list(options["decode"]["candidates"])
     val_ids, test_ids = split_ids(data, "val"), split_ids(data, "test")
     decode_at, probs = detector_outputs(options, model, standardize, data, val_ids + test_ids)
-    threshold, trials, setting = _tuned_on_val(decode_at, data, val_ids, options, iou)
+    threshold, trials, setting, val_f1 = _tuned_on_val(decode_at, data, val_ids, options, iou)
     detections = {"detector": decode_at(threshold, **setting)}
-    settings = {"detector": {"val_f1": track2.best_trial(trials)["f1"] if trials else None, "threshold": threshold, "decoding": setting}}
+    settings = {"detector": {"val_f1": val_f1, "threshold": threshold, "decoding": setting}}
     window_logreg = fitted_window_logreg(config, data, val_ids + test_ids)
     detections["window_logreg"], settings["window_logreg"] = window_candidate(config, data, val_ids + test_ids, window_logreg)
     if ("blend" in listed if blend is None else blend) and probs is not None:
@@ -361,8 +374,7 @@ def blend_candidate(config: dict, data: Track2Data, detector_probs: dict[str, np
     baseline, windows, _ = window_logreg
     probs = {sid: (p + window_frame_probabilities(baseline, windows[sid], data.num_classes)) / 2 for sid, p in detector_probs.items()}
     decode_at = frame_decoder(probs, options)
-    threshold, trials, setting = _tuned_on_val(decode_at, data, val_ids, options, iou)
-    val_f1 = track2.best_trial(trials)["f1"] if trials else None
+    threshold, trials, setting, val_f1 = _tuned_on_val(decode_at, data, val_ids, options, iou)
     return decode_at(threshold, **setting), {"val_f1": val_f1, "threshold": threshold, "decoding": setting}
 
 

@@ -12,7 +12,7 @@ import polars as pl
 import torch
 
 from miga.errors import ConfigError
-from miga.track2.decoding import DecodeConfig, best_trial, decode, ints, tune_for_f1
+from miga.track2.decoding import DecodeConfig, best_trial, decode, ints, tune_class_thresholds, tune_for_f1
 from miga.track2.detectors import DETECTORS, Decoder, Detector, pyramid_for
 from miga.track2.features import (DEFAULT_FEATURES, FEATURE_PARTS, FeatureConfig, Standardizer, affine_copy,
                                   feature_config, frame_features, frame_labels, frame_loss_weights, mirrored)
@@ -22,7 +22,7 @@ __all__ = [  # the recipe's own functions, and the parts of the Track 2 vocabula
     "DETECTORS", "DEFAULT_FEATURES", "FEATURE_PARTS", "Averaged", "DecodeConfig", "Decoder", "Detector", "FeatureConfig",
     "Standardizer", "affine_copy", "best_trial", "build_detector", "decode", "decode_grid", "decode_trials", "detector", "detector_of",
     "feature_config", "frame_features", "frame_labels", "frame_loss_weights", "ints", "make_decoder", "mirrored", "past_context", "pyramid_for",
-    "single", "train_config", "training_set", "tune_for_f1",
+    "single", "train_config", "training_set", "tune_class_thresholds", "tune_for_f1",
 ]
 
 

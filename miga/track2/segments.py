@@ -17,13 +17,14 @@ def frame_scores_to_segments(
     probs: np.ndarray,
     *,
     sample_id: str,
-    threshold: float,
+    threshold: float | np.ndarray,
     min_length: int = 1,
     smooth: int = 1,
     background: int | None = 0,
     frame_offset: int = 0,
 ) -> pl.DataFrame:
-    """Runs of frames whose best gesture class is above `threshold`, one segment per class run.
+    """Runs of frames whose best gesture class is above `threshold` (one value, or one per gesture class), one
+    segment per class run.
 
     `probs` is (T, C). `background` is the background column (dropped; the remaining columns
     are labels 0..C-2 in order) or None when every column is a gesture class. Probabilities
@@ -41,7 +42,10 @@ def frame_scores_to_segments(
     probs = moving_average(probs, smooth)
     best = probs.argmax(axis=1)
     best_prob = probs[np.arange(probs.shape[0]), best]
-    key = np.where(best_prob > threshold, best, -1)
+    threshold = np.asarray(threshold, dtype=np.float64)
+    if threshold.ndim and threshold.shape != (probs.shape[1],):
+        raise ValueError(f"one threshold per gesture class: {probs.shape[1]} expected, got {threshold.shape}")
+    key = np.where(best_prob > (threshold[best] if threshold.ndim else threshold), best, -1)
     starts, ends = equal_runs(key)
     keep = (key[starts] >= 0) & (ends - starts + 1 >= min_length)
     starts, ends = starts[keep], ends[keep]

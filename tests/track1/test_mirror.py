@@ -110,6 +110,24 @@ def test_the_label_swaps_exactly_when_the_clip_is_mirrored():
     torch.testing.assert_close(flipped[0][0], unflipped[0][0].flip(-1))
 
 
+@pytest.mark.parametrize("stream, section", [("pose", "track1.heatmap"), ("rgb", "track1.rgb"), ("fused", "track1.heatmap")])
+def test_the_pose_and_rgb_mirrors_follow_their_params_keys(stream, section):
+    """`track1.heatmap.flip_prob` (pose, and the crossattn pair) and `track1.rgb.flip_prob` (rgb) set how often a training
+    clip is mirrored: at 1 every clip of a mirror class takes its twin, at 0 none does."""
+    store, crops = _tiny_sources()
+    labels = np.array([0, 1, 0, 1])
+    sections = {"track1.heatmap": defaults("track1.heatmap") | {"clip_len": 4, "resize_to": 20, "size": 16},
+                "track1.rgb": defaults("track1.rgb") | {"frames": 4, "size": 24}}
+    for flip_prob, expected in ((1.0, [1, 0, 1, 0]), (0.0, [0, 1, 0, 1])):
+        params = dict(sections) | {section: sections[section] | {"flip_prob": flip_prob}}
+        data = recipe.clip_dataset(stream, list(store.ids), labels, params["track1.heatmap"], train=True, seed=0, store=store,
+                                   crops=crops, rgb=recipe.rgb_recipe(defaults("track1.model"), params["track1.rgb"]),
+                                   class_mirror=SWAP_0_1)
+        for epoch in range(3):
+            data.set_epoch(epoch)
+            assert [data[i][1] for i in range(4)] == expected, (stream, flip_prob, epoch)
+
+
 def _waving(t_len: int, rng: np.random.Generator, side: str) -> np.ndarray:
     """An upper body `(1, T, 25, 3)` in pixels that waves its `side` ("L" or "R") hand up and down."""
     spec = get_layout(LAYOUT)

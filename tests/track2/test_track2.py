@@ -252,6 +252,60 @@ def test_decode_trials_are_the_thresholds_as_floats_and_the_decode_grid():
     assert track2.decode_trials(merged(options, {"decode": {"smooth": 5}}))[1] == [{}]
 
 
+def _two_class_sequence():
+    """Class 0's two gestures score 0.35 (a weak class); class 1's two score 0.9, and two blips of class 1 that are no
+    gesture score 0.35 too: one shared threshold keeps both weak things or neither."""
+    probs = np.zeros((400, 3))
+    probs[:, 0] = 1.0
+    truth = []
+    for start, label, p in ((10, 0, 0.35), (60, 0, 0.35), (110, 1, 0.9), (160, 1, 0.9), (210, None, 0.35), (260, None, 0.35)):
+        column = 1 + (1 if label is None else label)
+        probs[start:start + 30] = 0.0
+        probs[start:start + 30, column], probs[start:start + 30, 0] = p, 1 - p
+        if label is not None:
+            truth.append(("S", label, start, start + 29))
+    segments = pl.DataFrame(truth, schema={"sample_id": pl.String, "label": pl.Int64, "start_frame": pl.Int64, "end_frame": pl.Int64},
+                            orient="row")
+    return probs, segments
+
+
+def test_per_class_thresholds_raise_val_f1_where_one_threshold_cannot():
+    probs, truth = _two_class_sequence()
+    decode_at = detectors.frame_decoder({"S": probs}, _track2(model={"detector": "frame"}, decode={"smooth": 1, "min_length": 4}))
+    threshold, trials = track2.tune_for_f1(decode_at, truth, [0.3, 0.5], 2, 0.3)
+    assert (threshold, track2.best_trial(trials)["f1"]) == (0.3, pytest.approx(0.8))  # 4 found, 2 false
+    per_class, f1 = track2.tune_class_thresholds(decode_at, truth, [0.3, 0.5], 2, 0.3, threshold, {}, min_gestures=2)
+    assert per_class == [0.3, 0.5] and f1 == pytest.approx(1.0)
+    assert decode_at(threshold, class_thresholds=per_class).height == 4
+    assert track2.tune_class_thresholds(decode_at, truth, [0.3, 0.5], 2, 0.3, threshold, {}, min_gestures=3) == (None, pytest.approx(0.8))
+
+
+def test_val_tuning_keeps_per_class_thresholds_in_the_decoding_setting():
+    """`decode.class_thresholds_from` puts them in the setting `decode_at` (and so predict, evaluate and `miga online`) reads."""
+    from types import SimpleNamespace
+
+    from miga.track2 import pipeline
+
+    probs, truth = _two_class_sequence()
+    data = SimpleNamespace(segments=truth, num_classes=2)
+    for minimum, expected_setting, expected_f1 in ((0, {}, 0.8), (2, {"class_thresholds": [0.3, 0.5]}, 1.0)):
+        options = _track2(model={"detector": "frame"}, decode={"smooth": 1, "min_length": 4, "thresholds": [0.3, 0.5],
+                                                               "class_thresholds_from": minimum})
+        decode_at = detectors.frame_decoder({"S": probs}, options)
+        threshold, _, setting, val_f1 = pipeline._tuned_on_val(decode_at, data, ["S"], options, 0.3)
+        assert (threshold, setting, val_f1) == (0.3, expected_setting, pytest.approx(expected_f1))
+
+
+def test_one_threshold_per_class_must_match_the_classes():
+    from miga.track2.segments import frame_scores_to_segments
+
+    probs, _ = _two_class_sequence()
+    found = frame_scores_to_segments(probs, sample_id="S", threshold=np.array([0.3, 0.5]), min_length=4)
+    assert found["label"].to_list() == [0, 0, 1, 1]
+    with pytest.raises(ValueError, match="one threshold per gesture class"):
+        frame_scores_to_segments(probs, sample_id="S", threshold=np.array([0.3, 0.5, 0.7]))
+
+
 def test_best_trial_breaks_ties_by_the_lowest_threshold_then_the_last_setting():
     trial = lambda smooth, threshold, f1: {"smooth": smooth, "threshold": threshold, "f1": f1, "f1_one_to_one": f1}  # noqa: E731
     trials = [trial(5, 0.1, 0.8), trial(5, 0.2, 0.9), trial(9, 0.2, 0.9), trial(9, 0.3, 0.9), trial(15, 0.1, 0.7)]
@@ -511,4 +565,24 @@ def test_the_detectors_mirrored_copies_swap_the_side_classes(monkeypatch, tmp_pa
     assert seen["labels"] == [[1], [1]] + [[label] for label in mirrored_labels]  # two originals, then their mirrors
     config["track2"] = merged(config["track2"], {"train": {"mirror_classes": [[0, 2]]}})
     with pytest.raises(pipeline.ConfigError, match=r"track2.train.mirror_classes: mirror pair \[0, 2\]: classes are 0 .. 1"):
+        pipeline.fit_detector(config, data, checkpoint=tmp_path / "c.pt")
+    config["track2"] = merged(config["track2"], {"train": {"mirror": False}})  # a bad pair is an error with the mirror off too
+    with pytest.raises(pipeline.ConfigError, match=r"track2.train.mirror_classes: mirror pair \[0, 2\]"):
+        pipeline.fit_detector(config, data, checkpoint=tmp_path / "c.pt")
+
+
+def test_mirror_classes_without_the_mirror_are_named_in_a_warning(monkeypatch, tmp_path):
+    from miga.track2 import pipeline
+
+    data, config = _waving_data()
+    config["track2"] = merged(config["track2"], {"train": {"mirror": False, "mirror_classes": [[0, 1]]}})
+
+    class Captured(Exception):
+        pass
+
+    def captured(options, inputs, per_sequence, num_classes, seed):
+        raise Captured
+
+    monkeypatch.setattr(pipeline.track2, "training_set", captured)
+    with pytest.warns(UserWarning, match="track2.train.mirror_classes is set but track2.train.mirror is false"), pytest.raises(Captured):
         pipeline.fit_detector(config, data, checkpoint=tmp_path / "c.pt")
