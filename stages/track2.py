@@ -36,7 +36,9 @@ def predict(params: Path = PARAMS_OPTION) -> None:
     config = load_params(params)
     tuning = pipeline.predict(config, pipeline.Track2Data(config))
     val = ", ".join(f"{name} {_f1(c['val_f1'])}" for name, c in tuning["candidates"].items())
-    typer.echo(f"track2 ({recipe.detector_of(config['track2'])}): threshold {tuning['threshold']} (tuned on {tuning['val_sequences']} "
+    per_class = tuning["decoding"].get("class_thresholds")
+    threshold = f"thresholds per class {per_class}" if per_class else f"threshold {tuning['threshold']}"
+    typer.echo(f"track2 ({recipe.detector_of(config['track2'])}): {threshold} (tuned on {tuning['val_sequences']} "
                f"val sequences); val F1 {val}: {tuning['chosen']} chosen; {tuning['test_detections']} test detections -> {pipeline.SUBMISSION}")
 
 

@@ -22,7 +22,7 @@ def pose_pipeline(heatmap: Mapping) -> PoseClipPipeline:
     return PoseClipPipeline(PoseClipConfig(
         clip_len=int(heatmap["clip_len"]), resize_to=int(heatmap["resize_to"]), crop_size=int(heatmap["size"]),
         sigma=float(heatmap["sigma"]), padding=float(heatmap["padding"]), with_limbs=bool(heatmap["with_limbs"]),
-        num_test_clips=int(heatmap["test_clips"]), flip_test=bool(heatmap["flip_test"]), flip_prob=float(heatmap.get("flip_prob", 0.5)),
+        num_test_clips=int(heatmap["test_clips"]), flip_test=bool(heatmap["flip_test"]), flip_prob=float(heatmap["flip_prob"]),
         limbs=layout.limbs, flip_index=layout.flip_index,
     ))
 
@@ -74,7 +74,7 @@ def rgb_recipe(model: Mapping, rgb: Mapping) -> InputRecipe:
     return InputRecipe(int(rgb["frames"]), int(rgb["sampling_rate"]), min(size, side(published.size)),
                        published.mean, published.std, test_size=min(size, side(published.eval_size)),
                        scale_range=tuple(side(p) for p in published.scale_range) if published.scale_range else None,
-                       flip_prob=float(rgb.get("flip_prob", 0.5)))
+                       flip_prob=float(rgb["flip_prob"]))
 
 
 class RgbClips(Dataset):
