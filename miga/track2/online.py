@@ -149,8 +149,9 @@ def build_online(config: dict, *, window: int, hop: int, guard: int) -> tuple[On
     from miga.track2.pipeline import class_names, load_detector, tuned_decoding
 
     options = config["track2"]
-    model, standardize, layout = load_detector(options, len(class_names(config)))
+    num_classes = len(class_names(config))
+    model, standardize, layout = load_detector(options, num_classes)
     if layout is None:
         raise ConfigError(f"{TRACK2_MODEL} does not record its keypoint layout: retrain Track 2")
-    threshold, setting = tuned_decoding(options)
+    threshold, setting = tuned_decoding(options, num_classes=num_classes)
     return online_detector(model, standardize, layout, options, threshold, setting, window=window, hop=hop, guard=guard), layout

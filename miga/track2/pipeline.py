@@ -170,8 +170,9 @@ def load_detector(options: dict, num_classes: int, path: Path = TRACK2_MODEL) ->
     return model, track2.Standardizer(state["mean"].numpy(), state["std"].numpy()), state.get("layout")
 
 
-def tuned_decoding(options: dict, tuning: Path = TRACK2_TUNING) -> tuple[float, dict]:
-    """(threshold, decoding setting: smooth / min_length when `track2` lists several) that `predict_track2` tuned on val."""
+def tuned_decoding(options: dict, tuning: Path = TRACK2_TUNING, num_classes: int | None = None) -> tuple[float, dict]:
+    """(threshold, decoding setting: smooth / min_length when `track2` lists several, per-class thresholds when tuned)
+    that `predict_track2` tuned on val; per-class thresholds are checked against `num_classes` when given."""
     if not Path(tuning).exists():
         return float(np.median(options["decode"]["thresholds"])), {}
     try:
@@ -180,6 +181,10 @@ def tuned_decoding(options: dict, tuning: Path = TRACK2_TUNING) -> tuple[float, 
     except (ValueError, KeyError, TypeError) as error:
         raise ConfigError(f"{tuning}: not the tuning predict_track2 writes ({type(error).__name__}); "
                           "delete it and rerun predict_track2 (dvc repro)") from None
+    per_class = decoding.get("class_thresholds")
+    if per_class is not None and num_classes is not None and len(per_class) != num_classes:
+        raise ConfigError(f"{tuning}: per-class thresholds for {len(per_class)} classes, but the detector has {num_classes}; "
+                          "rerun predict_track2 (dvc repro)")
     if recorded.get("chosen", "detector") != "detector":
         warnings.warn(f"{tuning}: predict chose {recorded['chosen']} over the trained detector on val; this streams the "
                       "trained detector (its val F1 is lower)", stacklevel=2)

@@ -586,3 +586,14 @@ def test_mirror_classes_without_the_mirror_are_named_in_a_warning(monkeypatch, t
     monkeypatch.setattr(pipeline.track2, "training_set", captured)
     with pytest.warns(UserWarning, match="track2.train.mirror_classes is set but track2.train.mirror is false"), pytest.raises(Captured):
         pipeline.fit_detector(config, data, checkpoint=tmp_path / "c.pt")
+
+
+def test_streaming_reads_the_per_class_thresholds_predict_tuned(tmp_path):
+    from miga.track2.pipeline import tuned_decoding
+
+    tuning = tmp_path / "track2_tuning.json"
+    tuning.write_text('{"threshold": 0.3, "decoding": {"smooth": 9, "class_thresholds": [0.3, 0.5]}, "chosen": "detector"}')
+    options = _track2(model={"detector": "frame"})
+    assert tuned_decoding(options, tuning, num_classes=2) == (0.3, {"smooth": 9, "class_thresholds": [0.3, 0.5]})
+    with pytest.raises(ConfigError, match="per-class thresholds for 2 classes, but the detector has 3"):
+        tuned_decoding(options, tuning, num_classes=3)
