@@ -263,6 +263,16 @@ class DetectorTrainParams(Section):
     weight_decay: NonNegativeFloat = 0.0001
 
 
+class DetectorPretrainParams(Section):
+    """Masked-frame pretraining of the frame detector's trunk before `train` (miga/track2/pretrain.py)."""
+
+    epochs: NonNegativeInt = 0
+    splits: Annotated[list[Split], Field(min_length=1)] = ["train", "val"]
+    mask_ratio: OpenUnit = 0.3
+    mask_span: PositiveInt = 8
+    lr: PositiveFloat = 0.001
+
+
 class DecodeParams(Section):
     window_stride: PositiveInt = 8
     pre_threshold: Fraction = 0.05
@@ -282,6 +292,7 @@ class Track2Params(Section):
     dataset: str = "smg"
     model: DetectorParams = DetectorParams()
     features: FeatureParams = FeatureParams()
+    pretrain: DetectorPretrainParams = DetectorPretrainParams()
     train: DetectorTrainParams = DetectorTrainParams()
     decode: DecodeParams = DecodeParams()
 

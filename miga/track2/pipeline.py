@@ -29,6 +29,7 @@ from miga.plots import timeline
 from miga.models import load_trained
 from miga.project import TRACK2_CANDIDATES, TRACK2_CHECKPOINT, TRACK2_DETECTIONS, TRACK2_MODEL, TRACK2_TUNING, interim
 from miga.skeleton import class_mirror
+from miga.track2 import pretrain
 from miga.track2 import recipe as track2
 from miga.track2.detectors import frame_decoder
 from miga.training import fingerprint, fit, read_torch_file, save_checkpoint, seed_everything
@@ -130,7 +131,9 @@ def fit_detector(config: dict, data: Track2Data, checkpoint: Path = TRACK2_CHECK
             s.with_columns(pl.Series("label", twins[s["label"].to_numpy()], dtype=pl.Int64)) for s in per_sequence[len(features): 2 * len(features)]]
     model = track2.build_detector(options, inputs[0].shape[1], data.num_classes)
     run_id = fingerprint(options, sorted(features), [len(f) for f in inputs])
+    unlabelled = _pretraining_frames(options, data, standardize, feature_config, inputs[: len(features)])
     if not isinstance(model, track2.Averaged):
+        _pretrain(model, options, unlabelled, train_config, seed=train_config.seed, checkpoint=Path(checkpoint), run_id=run_id)
         dataset, loss_fn = track2.training_set(options, inputs, per_sequence, data.num_classes, train_config.seed)
         history = fit(model, dataset, config=train_config, loss_fn=loss_fn, checkpoint=checkpoint, run_id=run_id,
                       description="track2", on_epoch=lambda epoch, stats: {})
@@ -140,14 +143,50 @@ def fit_detector(config: dict, data: Track2Data, checkpoint: Path = TRACK2_CHECK
         seed = train_config.seed + index
         seed_everything(seed)
         member.load_state_dict(track2.build_detector({**options, "model": {**options["model"], "ensemble": 1}}, inputs[0].shape[1], data.num_classes).state_dict())
-        dataset, loss_fn = track2.training_set(options, inputs, per_sequence, data.num_classes, seed)
         path = Path(checkpoint)
+        _pretrain(member, options, unlabelled, train_config, seed=seed, checkpoint=path.with_name(f"{path.stem}.{index}{path.suffix}"),
+                  run_id=f"{run_id}.{index}")
+        dataset, loss_fn = track2.training_set(options, inputs, per_sequence, data.num_classes, seed)
         histories.append(fit(member, dataset, config=dataclasses.replace(train_config, seed=seed), loss_fn=loss_fn,
                              checkpoint=path.with_name(f"{path.stem}.{index}{path.suffix}"), run_id=f"{run_id}.{index}",
                              description=f"track2 member {index}", on_epoch=lambda epoch, stats: {}))
     history = [{k: (float(np.mean([h[i][k] for h in histories])) if k != "epoch" and isinstance(v, float) else v) for k, v in row.items()}
                for i, row in enumerate(histories[0])]  # the members' mean per epoch
     return model, standardize, data.store.layout, history, features
+
+
+def _pretraining_frames(options: Mapping, data: Track2Data, standardize: track2.Standardizer, feature_config,
+                        train_inputs: list[np.ndarray]) -> list[np.ndarray] | None:
+    """The standardised feature sequences of `track2.pretrain.splits` (the training ones already at hand), or None
+    when pretraining is off; only the frame detector has the trunk it pretrains."""
+    pretraining = options["pretrain"]
+    if not int(pretraining["epochs"]):
+        return None
+    if track2.detector_of(options) != "frame":
+        raise ConfigError(f"track2.pretrain pretrains the frame detector's trunk; detector {track2.detector_of(options)!r} has "
+                          "none (set track2.pretrain.epochs: 0)")
+    frames = list(train_inputs) if "train" in pretraining["splits"] else []
+    for split in dict.fromkeys(s for s in pretraining["splits"] if s != "train"):
+        frames += [standardize(f) for f in data.features(split, feature_config).values()]
+    return frames
+
+
+def _pretrain(detector: torch.nn.Module, options: Mapping, frames: list[np.ndarray] | None, train_config, *, seed: int,
+              checkpoint: Path, run_id: str) -> None:
+    """Masked-frame pretraining of `detector`'s trunk on `frames` (labels unread), resuming from its own checkpoint
+    beside `checkpoint`; nothing when `frames` is None."""
+    if frames is None:
+        return
+    pretraining = options["pretrain"]
+    seed_everything(seed)
+    dataset = pretrain.MaskedFrames(frames, window=int(options["train"]["window"]), per_epoch=int(options["train"]["windows_per_epoch"]),
+                                    seed=seed, mask_ratio=float(pretraining["mask_ratio"]), span=int(pretraining["mask_span"]))
+    config = dataclasses.replace(train_config, epochs=int(pretraining["epochs"]), lr=float(pretraining["lr"]), seed=seed,
+                                 optimizer="adamw")
+    fit(pretrain.MaskedFrameModel(detector), dataset, config=config, loss_fn=pretrain.masked_frame_loss,
+        checkpoint=checkpoint.with_name(f"{checkpoint.stem}.pretrain{checkpoint.suffix}"), run_id=f"{run_id}.pretrain",
+        description="track2 pretrain", on_epoch=lambda epoch, stats: {})
+    seed_everything(seed)
 
 
 def detector_state(model: torch.nn.Module, standardize: track2.Standardizer, layout: str, history: list[dict]) -> dict:
