@@ -187,6 +187,7 @@ class TrainParams(Section):
     optimizer: Literal["sgd", "adamw"] = "sgd"
     warmup_epochs: NonNegativeInt = 0
     per_stream: dict[str, StreamTrainParams] = {}
+    refit: bool = False
 
 
 class PretrainParams(Section):

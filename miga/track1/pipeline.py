@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -147,10 +147,23 @@ def pretrain_stream(stream: str, model, config: Mapping, data: Track1Data, *, pr
                checkpoint=Path(project) / CHECKPOINTS / f"{stream}_pretrain.pt", run_id=run_id, description=f"track1 {stream} pretrain")
 
 
+REFIT = "_refit"  # the file-name suffix of a stream trained again on train + val (`track1.train.refit`)
+
+
+def refits(config: Mapping, data: Track1Data) -> bool:
+    """Are the streams trained again on train + val to score test (`track1.train.refit`, and a val split to add)?"""
+    return bool(config["track1"]["train"]["refit"]) and not data.split("val").is_empty()
+
+
+def with_val_in_train(data: Track1Data) -> Track1Data:
+    """The same data with the val clips moved into train (and no val split): what a refit trains on."""
+    return replace(data, manifest=data.manifest.with_columns(pl.col("split").replace("val", "train")))
+
+
 def train_stream(stream: str, config: Mapping, data: Track1Data, *, project: Path = Path("."), options: TrainConfig | None = None,
-                 say: Say = _quiet) -> list[dict]:
+                 say: Say = _quiet, suffix: str = "") -> list[dict]:
     """Train one stream on the train split (validating on val every epoch, resuming from its checkpoint) and save it
-    to `models/track1/<stream>.pt`; returns its per-epoch history."""
+    to `models/track1/<stream><suffix>.pt`; returns its per-epoch history."""
     options = options or recipe.train_config(stream, config["track1"]["train"])
     rows, val_rows = data.split("train"), data.split("val")
     seed_everything(options.seed)
@@ -171,11 +184,12 @@ def train_stream(stream: str, config: Mapping, data: Track1Data, *, project: Pat
         labelled = val_labels >= 0
         return {"val_top1": float((probs[labelled].argmax(1) == val_labels[labelled]).mean())}
 
-    run_id = fingerprint(stream, _stream_params(stream, config), config["track1"]["model"], config["track1"]["train"], rows["sample_id"].to_list())
+    recipe_params = {k: v for k, v in config["track1"]["train"].items() if k != "refit"}  # refit adds a model, changes none
+    run_id = fingerprint(stream, _stream_params(stream, config), config["track1"]["model"], recipe_params, rows["sample_id"].to_list())
     history = fit(model, train_set, config=options, loss_fn=recipe.make_loss(config["track1"]["model"]),
-                  checkpoint=Path(project) / CHECKPOINTS / f"{stream}.pt", run_id=run_id, labels=labels_of(rows), on_epoch=validate,
-                  description=f"track1 {stream}", param_groups=recipe.optimizer_groups(model, stream, config["track1"]["model"], lr=options.lr))
-    save_checkpoint(Path(project) / MODEL_DIR / f"{stream}.pt", {"model": model.state_dict(), "history": history})
+                  checkpoint=Path(project) / CHECKPOINTS / f"{stream}{suffix}.pt", run_id=run_id, labels=labels_of(rows), on_epoch=validate,
+                  description=f"track1 {stream}{suffix}", param_groups=recipe.optimizer_groups(model, stream, config["track1"]["model"], lr=options.lr))
+    save_checkpoint(Path(project) / MODEL_DIR / f"{stream}{suffix}.pt", {"model": model.state_dict(), "history": history})
     return history
 
 
@@ -184,21 +198,40 @@ def train(config: Mapping, data: Track1Data, *, project: Path = Path("."), on_hi
     """Train every stream `model.fusion` needs; returns their names."""
     if data.split("train").is_empty():
         raise ConfigError("track1: the manifest has no training clips")
+    refit = refits(config, data)
     for stream in streams_of(config):
         history = train_stream(stream, config, data, project=project, say=say)
         if on_history:
             on_history(stream, history)
+        if refit:
+            say(f"track1 {stream}: again on train + val (track1.train.refit): this model scores test")
+            history = train_stream(stream, config, with_val_in_train(data), project=project, say=say, suffix=REFIT)
+            if on_history:
+                on_history(f"{stream}{REFIT}", history)
     return streams_of(config)
 
 
 def stream_scores(config: Mapping, data: Track1Data, rows: pl.DataFrame, *, project: Path = Path(".")) -> dict[str, np.ndarray]:
-    """Class probabilities of every trained stream on `rows` (all test views averaged)."""
+    """Class probabilities of every trained stream on `rows` (all test views averaged). With `track1.train.refit` the
+    val rows are scored by the streams trained on train (val tunes the fusion on clips they did not see) and the
+    other rows by the streams trained again on train + val."""
+    refit = (rows["split"] != "val").to_numpy() if refits(config, data) else np.zeros(rows.height, dtype=bool)
     scores = {}
     for stream in streams_of(config):
-        model = build(stream, config, data)
-        load_trained(model, Path(project) / MODEL_DIR / f"{stream}.pt")
-        scores[stream] = recipe.view_averaged_probabilities(model, _dataset(stream, rows, config, data, train=False, seed=0))
+        parts = {suffix: _scored(stream, f"{stream}{suffix}.pt", rows.filter(pl.Series(chosen)), config, data, project)
+                 for chosen, suffix in ((~refit, ""), (refit, REFIT)) if chosen.any()}
+        if len(parts) == 1:
+            scores[stream] = next(iter(parts.values()))
+            continue
+        scores[stream] = np.zeros((rows.height, parts[""].shape[1]), dtype=parts[""].dtype)
+        scores[stream][~refit], scores[stream][refit] = parts[""], parts[REFIT]
     return scores
+
+
+def _scored(stream: str, file: str, rows: pl.DataFrame, config: Mapping, data: Track1Data, project: Path) -> np.ndarray:
+    model = build(stream, config, data)
+    load_trained(model, Path(project) / MODEL_DIR / file)
+    return recipe.view_averaged_probabilities(model, _dataset(stream, rows, config, data, train=False, seed=0))
 
 
 def _val_rows(rows: pl.DataFrame) -> np.ndarray:
@@ -287,8 +320,10 @@ def evaluate(config: Mapping, data: Track1Data, *, project: Path = Path("."), sa
     counts = np.bincount(train_labels, minlength=data.num_classes)
     result.update({"split": split, "requested_split": evaluation["split"], "note": note,
                    "majority_class_rate": float((labels == counts.argmax()).mean())})
+    refit = refits(config, data) and split != "val"  # val is always scored by the streams trained on train
+    result["trained_on"] = "train + val (track1.train.refit)" if refit else "train"
     result["streams"] = _stream_metrics(scores, labels)
-    result["baselines"] = _baselines(data, split)
+    result["baselines"] = _baselines(with_val_in_train(data) if refit else data, split)  # the baselines see what the streams saw
     below = below_baseline_note("top-1", result["top1"], result["baselines"], split)
     if below:
         warnings.warn(below, stacklevel=1)
