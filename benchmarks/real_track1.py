@@ -156,9 +156,9 @@ def run_fold(config, data: Track1Data, features: np.ndarray, refit: bool = False
 
 
 def _refit_scores(config, data: Track1Data, weights: dict) -> dict:
-    """Each stream trained on train + val (same recipe and seed) and scored on test: alone, fused with the weights val
-    chose for the train-only streams, and with equal weights."""
-    joined = Track1Data(data.manifest.with_columns(pl.col("split").replace("val", "train")), data.store, data.crops, data.num_classes)
+    """Each stream trained on train + val (same recipe and seed, as `track1.train.refit` does) and scored on test: alone,
+    fused with the weights val chose for the train-only streams, and with equal weights."""
+    joined = pipeline.with_val_in_train(data)  # what `track1.train.refit` trains on
     rows = joined.split("test")
     with tempfile.TemporaryDirectory() as tmp:
         for stream in pipeline.streams_of(config):
