@@ -50,6 +50,7 @@ class DatasetParams(Section):
     skeleton_root: str | None = None
     video_root: str | None = None
     skeleton: Literal["light_hand", "openpose_xlsx", "openpose_json"] = "light_hand"
+    light_hand_tips: Literal["left_first", "right_first"] = "left_first"
     test_labels: Literal["placeholder", "real"] = "placeholder"
     test_truth: str | None = None
     pose: Literal["provided", "mediapipe", "mmpose"] | None = None

@@ -95,7 +95,7 @@ def _check_imigue(root: Path, entry: Mapping, options: Mapping, require_video: b
             part.classes.update(labels[known, 0].tolist())
             _check_skeleton(report, part, tree.skeleton_file(video, source), labels)
             _check_imigue_video(report, part, tree, video, labels)
-    check_sides(report, tree, source, imigue.layout_of(root, entry))
+    check_sides(report, tree, source, imigue.layout_of(root, entry), tips=imigue.light_hand_tips(entry))
     if require_video:
         missing = sum(p.without_video for p in report.splits.values())
         if missing:
@@ -143,8 +143,9 @@ def _check_skeleton(report: Report, part: SplitReport, path: Path, labels: np.nd
 SIDE_CHECK_VIDEOS = 4  # interviews read whole for the side check, evenly spread over the sorted list
 
 
-def check_sides(report: Report, tree, source: str, layout: str, videos: int = SIDE_CHECK_VIDEOS) -> None:
-    """Left/right of the provided skeletons against `layout`'s order, on up to `videos` interviews (module docstring)."""
+def check_sides(report: Report, tree, source: str, layout: str, videos: int = SIDE_CHECK_VIDEOS, *, tips: str = "left_first") -> None:
+    """Left/right of the provided skeletons against `layout`'s order, on up to `videos` interviews (module docstring),
+    the fingertips as read with `datasets.imigue.light_hand_tips` (`tips`)."""
     candidates = [v for split in SPLITS for v in tree.videos(split) if _has_frames(tree.skeleton_file(v, source))]
     if not candidates:
         return
@@ -152,7 +153,7 @@ def check_sides(report: Report, tree, source: str, layout: str, videos: int = SI
     arrays, hands = [], {}
     for video in picked:
         try:
-            points = imigue.read_interview(tree.skeleton_file(video, source), source)
+            points = imigue.read_interview(tree.skeleton_file(video, source), source, tips=tips)
         except DatasetFormatError as err:
             report.fatal.append(str(err))
             continue
@@ -162,14 +163,19 @@ def check_sides(report: Report, tree, source: str, layout: str, videos: int = SI
         return
     where = f"{len(arrays)} of {len(candidates)} interviews ({', '.join(picked)})"
     points = np.concatenate(arrays)
-    tips, body = hand_sides(points, layout), body_sides(points, layout)
-    if tips.verdict == "swapped":
-        report.warnings.append(f"{tips.describe()} on {where}: the release disagrees with layout {layout}, which reads the "
+    fingertips, body = hand_sides(points, layout), body_sides(points, layout)
+    if fingertips.verdict == "swapped" and source == "light_hand":
+        other = {"left_first": "right_first", "right_first": "left_first"}.get(tips, "left_first")
+        report.warnings.append(f"{fingertips.describe()} on {where}: the release disagrees with layout {layout} as read with "
+                               f"datasets.imigue.light_hand_tips: {tips}; the tips read as the left hand's are the right hand's "
+                               f"(and the other way round): set datasets.imigue.light_hand_tips: {other}")
+    elif fingertips.verdict == "swapped":
+        report.warnings.append(f"{fingertips.describe()} on {where}: the release disagrees with layout {layout}, which reads the "
                                "tips named left as the left hand's; here they are the right hand's (and the other way round)")
     else:
-        report.notes.append(f"side check on {where}: {tips.describe()}")
+        report.notes.append(f"side check on {where}: {fingertips.describe()}")
     decided = ("as named", "swapped")
-    odd = [v for v, h in hands.items() if tips.verdict in decided and h.verdict in decided and h.verdict != tips.verdict]
+    odd = [v for v, h in hands.items() if fingertips.verdict in decided and h.verdict in decided and h.verdict != fingertips.verdict]
     if odd:
         report.warnings.append(f"fingertips: interviews {', '.join(odd)} have the tip blocks the other way round from "
                                f"the rest ({hands[odd[0]].describe()})")

@@ -272,17 +272,34 @@ def layout_of(root: Path | None = None, entry: Mapping | None = None) -> str:
     return OPENPOSE137.name if skeleton_source(entry) in ("openpose_xlsx", "openpose_json") else LAYOUT
 
 
+TIP_BLOCKS = (slice(25, 30), slice(30, 35))  # the two blocks of 5 fingertips of `_light_hand.csv`, in file order
+
+
+def light_hand_tips(entry: Mapping | None) -> str:
+    """`datasets.imigue.light_hand_tips`: which hand's 5 fingertips come first in `_light_hand.csv` (`miga data check`
+    measures it: miga/datasets/sides.py)."""
+    return str(entry_or_default(entry)["light_hand_tips"])
+
+
 def read_interview(path: Path, source: str, num_frames: int | None = None,
-                   frame_size: tuple[int, int] | None = None) -> np.ndarray:
+                   frame_size: tuple[int, int] | None = None, *, tips: str = "left_first") -> np.ndarray:
     """A whole interview's keypoints `(T, V, 3)` from its file (folder) of the given skeleton source.
 
     `frame_size` (width, height), where known, helps openpose_json choose the subject among several people.
+    `tips` (light_hand only): `right_first` reads the file's first block of fingertips as the right hand's, so the
+    points come out in the layout's order (left tips, then right).
     """
     if source == "openpose_xlsx":
         return read_openpose_xlsx(path, num_frames)
     if source == "openpose_json":
         return read_openpose_json(path, num_frames, frame_size)
-    return read_skeleton(path, num_frames)
+    points = read_skeleton(path, num_frames)
+    if tips == "right_first":
+        first, second = TIP_BLOCKS
+        points[:, first], points[:, second] = points[:, second].copy(), points[:, first].copy()
+    elif tips != "left_first":
+        raise DatasetFormatError(f"datasets.imigue.light_hand_tips: {tips!r}; known: left_first, right_first")
+    return points
 
 
 def provided_keypoints(root: Path, manifest: pl.DataFrame, entry: Mapping | None = None) -> dict[str, tuple[int, np.ndarray]]:
@@ -295,7 +312,7 @@ def provided_keypoints(root: Path, manifest: pl.DataFrame, entry: Mapping | None
         num_frames = int(group["end_frame"].max()) + 1
         sizes = group.select("width", "height").drop_nulls().unique().rows() if {"width", "height"} <= set(group.columns) else []
         frame_size = tuple(map(int, sizes[0])) if len(sizes) == 1 else None
-        skeleton = read_interview(tree.skeleton_file(video, source), source, num_frames, frame_size)
+        skeleton = read_interview(tree.skeleton_file(video, source), source, num_frames, frame_size, tips=light_hand_tips(entry))
         for sample_id, start, end in group.select("sample_id", "start_frame", "end_frame").iter_rows():
             # a copy: a view would keep the whole interview (gaps included) in memory, 2.6 GB over iMiGUE's 3 M frames
             out[sample_id] = (start, skeleton[None, start: end + 1].copy())

@@ -115,3 +115,21 @@ def test_data_check_warns_when_the_body_looks_mirrored(tmp_path):
     report = _check(_release(tmp_path, {"0001": mirrored}))
     body = [w for w in report.warnings if w.startswith("body")]
     assert len(body) == 1 and "swapped" in body[0] and "mirrored" in body[0], report.warnings
+
+
+def test_the_tip_order_setting_reads_a_right_first_release_in_the_layouts_order(tmp_path):
+    """A release whose first tip block is the right hand's: the check names the setting that fixes it, and with
+    `light_hand_tips: right_first` the reader gives the layout's order (left tips first) and the check agrees."""
+    from miga.datasets import imigue
+
+    seated = _seated(seed=1)
+    root = _release(tmp_path, {"0001": _swap_tips(seated), "0002": _swap_tips(_seated(seed=2))})
+    tips = [w for w in _check(root).warnings if w.startswith("fingertips")]
+    assert len(tips) == 1 and "set datasets.imigue.light_hand_tips: right_first" in tips[0], tips
+    fixed = default_entry() | {"root": str(root), "light_hand_tips": "right_first"}
+    report = check_release("imigue", root, fixed, {}, require_video=False)
+    assert not [w for w in report.warnings if w.startswith("fingertips")] and any("fingertips" in n and "as named" in n for n in report.notes)
+    path = root / "imigue_skeleton_train/0001/0001_light_hand.csv"
+    np.testing.assert_allclose(imigue.read_interview(path, "light_hand", tips="right_first"), seated, atol=1e-3)
+    np.testing.assert_allclose(imigue.read_interview(path, "light_hand"), _swap_tips(seated), atol=1e-3)
+    assert imigue.light_hand_tips(fixed) == "right_first" and imigue.light_hand_tips(None) == "left_first"
