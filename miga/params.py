@@ -191,13 +191,18 @@ class TrainParams(Section):
     refit: bool = False
 
 
-class PretrainParams(Section):
-    """Self-supervised (contrastive) pretraining of the skeleton streams before `train` (miga/track1/pretrain.py)."""
+class SelfSupervisedParams(Section):
+    """What every self-supervised pretraining has: its epochs (0 = off), the splits whose unlabelled data it reads, its lr."""
 
     epochs: NonNegativeInt = 0
     splits: Annotated[list[Split], Field(min_length=1)] = ["train", "val"]
-    batch_size: PositiveInt = 32
     lr: PositiveFloat = 0.001
+
+
+class PretrainParams(SelfSupervisedParams):
+    """Self-supervised (contrastive) pretraining of the skeleton streams before `train` (miga/track1/pretrain.py)."""
+
+    batch_size: PositiveInt = 32
     weight_decay: NonNegativeFloat = 0.0001
     temperature: PositiveFloat = 0.2
     projection_dim: PositiveInt = 64
@@ -265,14 +270,11 @@ class DetectorTrainParams(Section):
     weight_decay: NonNegativeFloat = 0.0001
 
 
-class DetectorPretrainParams(Section):
+class DetectorPretrainParams(SelfSupervisedParams):
     """Masked-frame pretraining of the frame detector's trunk before `train` (miga/track2/pretrain.py)."""
 
-    epochs: NonNegativeInt = 0
-    splits: Annotated[list[Split], Field(min_length=1)] = ["train", "val"]
     mask_ratio: OpenUnit = 0.3
     mask_span: PositiveInt = 8
-    lr: PositiveFloat = 0.001
 
 
 class DecodeParams(Section):
