@@ -30,6 +30,7 @@ from miga.datasets.entry import entry_or_default
 from miga.datasets.imigue_tree import SKELETON_SOURCES, ImigueTree, find_tree
 from miga.datasets.openpose_json import read_openpose_json
 from miga.datasets.openpose_xlsx import read_openpose_xlsx
+from miga.errors import ConfigError
 from miga.datasets.safe_pickle import load_name_label_pickle
 from miga.layouts import IMIGUE22, OPENPOSE25_HANDS10, OPENPOSE137
 from miga.video import probe_video
@@ -289,6 +290,8 @@ def read_interview(path: Path, source: str, num_frames: int | None = None,
     `tips` (light_hand only): `right_first` reads the file's first block of fingertips as the right hand's, so the
     points come out in the layout's order (left tips, then right).
     """
+    if tips not in ("left_first", "right_first"):
+        raise ConfigError(f"datasets.imigue.light_hand_tips: {tips!r}; known: left_first, right_first")
     if source == "openpose_xlsx":
         return read_openpose_xlsx(path, num_frames)
     if source == "openpose_json":
@@ -297,8 +300,6 @@ def read_interview(path: Path, source: str, num_frames: int | None = None,
     if tips == "right_first":
         first, second = TIP_BLOCKS
         points[:, first], points[:, second] = points[:, second].copy(), points[:, first].copy()
-    elif tips != "left_first":
-        raise DatasetFormatError(f"datasets.imigue.light_hand_tips: {tips!r}; known: left_first, right_first")
     return points
 
 

@@ -50,17 +50,19 @@ def tune_for_f1(decode_at: Callable[..., pl.DataFrame], segments: pl.DataFrame, 
 
 
 def tune_class_thresholds(decode_at: Callable[..., pl.DataFrame], segments: pl.DataFrame, thresholds: Sequence[float],
-                          num_classes: int, iou: float, threshold: float, setting: Mapping, min_gestures: int) -> tuple[list[float] | None, float]:
+                          num_classes: int, iou: float, threshold: float, setting: Mapping, min_gestures: int, *,
+                          shared_f1: float | None = None) -> tuple[list[float] | None, float]:
     """Per-class thresholds, from the shared `threshold` (already tuned at `setting`): each class with at least
     `min_gestures` gestures in `segments`, the most frequent first, takes the value of `thresholds` that raises val F1
     (official rule) the most with the others held; a class whose best is no gain keeps the shared one (so the val F1
-    never falls). Returns (the thresholds, one per class, or None when no class moved; the val F1 they give)."""
+    never falls). `shared_f1`: the val F1 at the shared threshold where the caller has it (saves decoding it again).
+    Returns (the thresholds, one per class, or None when no class moved; the val F1 they give)."""
     counts = np.bincount(segments["label"].to_numpy(), minlength=num_classes) if segments.height else np.zeros(num_classes, int)
     current = [float(threshold)] * num_classes
     score = lambda values: detection_metrics(  # noqa: E731
         segments, decode_at(float(threshold), class_thresholds=values, **setting), num_classes=num_classes, iou_threshold=iou)["official"]["f1"]
-    best_f1 = score(current)
-    shared_f1 = best_f1
+    shared_f1 = score(current) if shared_f1 is None else float(shared_f1)
+    best_f1 = shared_f1
     for label in sorted(np.flatnonzero(counts >= max(min_gestures, 1)), key=lambda c: (-counts[c], c)):
         for value in thresholds:
             trial = current[:label] + [float(value)] + current[label + 1:]

@@ -260,7 +260,7 @@ def _tuned_on_val(decode_at, data: Track2Data, val_ids: list[str], options: dict
     min_gestures = int(options["decode"]["class_thresholds_from"])
     if min_gestures:
         per_class, val_f1 = track2.tune_class_thresholds(val_decode, val_segments, thresholds, data.num_classes, iou, threshold,
-                                                         setting, min_gestures)
+                                                         setting, min_gestures, shared_f1=best["f1"])
         if per_class is not None:
             setting["class_thresholds"] = per_class
             return threshold, trials, setting, val_f1

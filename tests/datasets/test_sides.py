@@ -10,6 +10,7 @@ import pytest
 from miga.datasets.check import check_release
 from miga.datasets.entry import default_entry
 from miga.datasets.sides import body_sides, hand_sides
+from miga.errors import ConfigError
 from miga.layouts import OPENPOSE25_HANDS10 as LIGHT, convert
 
 TIPS_LEFT, TIPS_RIGHT = slice(25, 30), slice(30, 35)  # openpose25_hands10: the tips named left, then right
@@ -133,3 +134,5 @@ def test_the_tip_order_setting_reads_a_right_first_release_in_the_layouts_order(
     np.testing.assert_allclose(imigue.read_interview(path, "light_hand", tips="right_first"), seated, atol=1e-3)
     np.testing.assert_allclose(imigue.read_interview(path, "light_hand"), _swap_tips(seated), atol=1e-3)
     assert imigue.light_hand_tips(fixed) == "right_first" and imigue.light_hand_tips(None) == "left_first"
+    with pytest.raises(ConfigError, match="light_hand_tips: 'right'"):
+        imigue.read_interview(path, "light_hand", tips="right")

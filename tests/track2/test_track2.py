@@ -278,6 +278,8 @@ def test_per_class_thresholds_raise_val_f1_where_one_threshold_cannot():
     assert per_class == [0.3, 0.5] and f1 == pytest.approx(1.0)
     assert decode_at(threshold, class_thresholds=per_class).height == 4
     assert track2.tune_class_thresholds(decode_at, truth, [0.3, 0.5], 2, 0.3, threshold, {}, min_gestures=3) == (None, pytest.approx(0.8))
+    given = track2.tune_class_thresholds(decode_at, truth, [0.3, 0.5], 2, 0.3, threshold, {}, min_gestures=2, shared_f1=0.8)
+    assert given == (per_class, pytest.approx(1.0))
 
 
 def test_val_tuning_keeps_per_class_thresholds_in_the_decoding_setting():
