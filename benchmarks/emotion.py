@@ -39,7 +39,7 @@ REAL = REALDATA / "imigue_real"
 MODELS = (*BASELINE_PARTS, *CANDIDATES, "auto")
 
 
-def training_design(table: Path, protocol: Path, work: Path, params: dict):
+def training_design(table: Path, protocol: Path, work: Path, params: dict, train_splits=("train",)):
     """The stage's Design of the protocol's training videos (source labels), built through the stage's own readers."""
     release = work / "release"
     imigue_labels.convert(table, release, protocol)
@@ -51,12 +51,14 @@ def training_design(table: Path, protocol: Path, work: Path, params: dict):
     segments.write_parquet(work / "data/interim/imigue/segments.parquet")
     config = validated(params | {"datasets": params["datasets"] | {"imigue": entry | {"root": "release"}}})
     pipeline.events(config, "labels", project=work)
-    return project_design(work)
+    return project_design(work, train_splits)
 
 
-def project_design(project: Path):
-    """The Design of a project's training videos from its ground-truth MG events (`emotion.source: labels`)."""
-    train = pl.read_parquet(pipeline.events_path("labels", project)).filter(pl.col("split") == "train")
+def project_design(project: Path, train_splits=("train",)):
+    """The Design of a project's training videos from its ground-truth MG events (`emotion.source: labels`): those of
+    the train split (scored) and the labelled ones of the other `train_splits` (training parts only)."""
+    events = pl.read_parquet(pipeline.events_path("labels", project))
+    train = pipeline.training_videos(events.filter(pl.col("classes").is_not_null()), train_splits)
     return pipeline._design(train, len(train["class_names"].first()), train["non_mg"].first())
 
 
@@ -69,24 +71,34 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--project", type=Path, help="instead of the real table: a project's training videos, from its "
                         "data/interim/emotion/labels.parquet (what `dvc repro emotion` built; e.g. the synthetic default)")
+    parser.add_argument("--train-splits", nargs="+", choices=("train", "val"), help="emotion.train_splits (default: params.yaml's); "
+                        "the real table's val split is its videos outside the emotion protocol (all won matches)")
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     args = parser.parse_args()
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     settings = Settings.of(params["emotion"] | {"seed": args.seed})
+    train_splits = args.train_splits or params["emotion"]["train_splits"]
     if args.project:
-        design = project_design(args.project)
+        design = project_design(args.project, train_splits)
     else:
         with tempfile.TemporaryDirectory(prefix="miga_emotion_") as work, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "clips have no video": a label-only release
-            design = training_design(args.table, args.protocol, Path(work), params)
-    wins = int(design.y.sum())
-    print(f"{len(design.y)} training videos ({wins} win, {len(design.y) - wins} lose), {np.unique(design.groups).size} people, "
-          f"{settings.folds} person-disjoint folds x {args.repeats} draws")
+            design = training_design(args.table, args.protocol, Path(work), params, train_splits)
+    scored = design.subset(np.flatnonzero(design.scored))
+    wins, extra = int(scored.y.sum()), int((~design.scored).sum())
+    print(f"{len(scored.y)} training videos ({wins} win, {len(scored.y) - wins} lose), {np.unique(scored.groups).size} people, "
+          f"{settings.folds} person-disjoint folds x {args.repeats} draws; train_splits {list(train_splits)}: "
+          f"{extra} more videos ({int(design.y[~design.scored].sum())} win) in the training parts")
     results = {}
-    for name in args.models:
+    runs = [(name, design) for name in args.models]
+    if extra:  # the same folds (the scored videos decide them), the train split alone: the protocol's own reference
+        runs.insert(0, ("bag_logreg", scored))
+    for name, data in runs:
         start = time.perf_counter()
-        cv = cross_validate(design, name, settings, args.repeats, baselines=())
+        cv = cross_validate(data, name, settings, args.repeats, baselines=())
         summary = cv["models"][name]
+        if data is scored and extra:
+            name = "bag_logreg, train split only"
         if "chosen" in cv:
             summary["chosen"] = cv["chosen"]
         summary["seconds"] = round(time.perf_counter() - start, 1)
@@ -94,8 +106,9 @@ def main() -> None:
         print(f"| {name} | {_f(summary, 'accuracy')} | {_f(summary, 'balanced_accuracy')} | {_f(summary, 'roc_auc')} | "
               f"{summary['seconds']} s |" + (f" chosen {summary['chosen']}" if "chosen" in summary else ""), flush=True)
     if args.out:
-        args.out.write_text(json.dumps({"videos": len(design.y), "people": int(np.unique(design.groups).size), "folds": settings.folds,
-                                        "seed": args.seed, "repeats": args.repeats, "params": params["emotion"], "models": results}, indent=2) + "\n")
+        args.out.write_text(json.dumps({"videos": len(scored.y), "train_only_videos": extra, "train_splits": list(train_splits),
+                                        "people": int(np.unique(scored.groups).size), "folds": settings.folds, "seed": args.seed,
+                                        "repeats": args.repeats, "params": params["emotion"], "models": results}, indent=2) + "\n")
 
 
 def _f(summary: dict, key: str) -> str:

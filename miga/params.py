@@ -335,6 +335,8 @@ class EmotionParams(Section):
     folds: Annotated[int, Field(ge=2)] = 5  # person-disjoint cross-validation on the training videos
     repeats: PositiveInt = 3  # fold draws (seeds seed, seed + 1, ...), averaged
     seed: int = 0
+    # the labelled videos the model learns from; cross-validation scores the train split's only
+    train_splits: Annotated[list[Literal["train", "val"]], Field(min_length=1)] = ["train"]
     logreg: EmotionLogregParams = EmotionLogregParams()
     gbdt: EmotionGbdtParams = EmotionGbdtParams()
 

@@ -93,18 +93,25 @@ def make(name: str, settings: Settings):
 
 @dataclass
 class Design:
-    """The feature matrices of a set of videos by part (`bag`, `timing`), their targets (1 = win) and people."""
+    """The feature matrices of a set of videos by part (`bag`, `timing`), their targets (1 = win) and people.
+
+    `scored` marks the videos cross-validation scores (default: all). The others only ever train: they join every
+    training part whose held-out people they do not share (`emotion.train_splits`: the val videos)."""
 
     parts: Mapping[str, np.ndarray]
     y: np.ndarray
     groups: np.ndarray
+    scored: np.ndarray | None = None
+
+    def __post_init__(self):
+        self.scored = np.ones(len(self.y), bool) if self.scored is None else np.asarray(self.scored, bool)
 
     def x(self, parts: Sequence[str], rows=slice(None)) -> np.ndarray:
         blocks = [self.parts[p][rows] for p in parts]
         return np.hstack(blocks) if blocks else np.zeros((len(self.y[rows]), 0))
 
     def subset(self, rows: np.ndarray) -> "Design":
-        return Design({k: v[rows] for k, v in self.parts.items()}, self.y[rows], self.groups[rows])
+        return Design({k: v[rows] for k, v in self.parts.items()}, self.y[rows], self.groups[rows], self.scored[rows])
 
 
 @dataclass
@@ -134,32 +141,38 @@ def fit(name: str, design: Design, settings: Settings) -> Fitted:
 
 
 def person_folds(design: Design, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Person-disjoint folds (no person's videos on both sides), each state spread over the folds as evenly as the people allow."""
-    people = np.unique(design.groups).size
+    """Person-disjoint folds over the scored videos (no person's videos on both sides), each state spread over the folds
+    as evenly as the people allow. A fold trains on every video, scored or not, of a person it does not hold out."""
+    scored = np.flatnonzero(design.scored)
+    y, groups = design.y[scored], design.groups[scored]
+    people = np.unique(groups).size
     k = min(folds, people)
     if k < 2:
         raise ConfigError(f"emotion: the training videos show {people} person(s); person-disjoint cross-validation needs 2 or more")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "the least populated class has fewer members than n_splits"
-        return list(StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(design.y, design.y, design.groups))
+        splits = list(StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(y, y, groups))
+    return [(np.flatnonzero(~np.isin(design.groups, groups[test])), scored[test]) for _, test in splits]
 
 
 def select(design: Design, settings: Settings) -> tuple[str, dict[str, float]]:
     """The candidate with the best person-disjoint CV ROC AUC on `design` (threshold-free, so steadier than accuracy on a
     few dozen videos; balanced accuracy where a fold set holds one state only). Ties: the first of CANDIDATES."""
     folds = person_folds(design, settings.folds, settings.seed)
-    both = np.unique(design.y).size == 2
+    y = design.y[design.scored]
+    both = np.unique(y).size == 2
     scores = {}
     for name in CANDIDATES:
-        predicted = out_of_fold(name, design, folds, settings)
+        predicted = out_of_fold(name, design, folds, settings)[design.scored]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            scores[name] = float(roc_auc_score(design.y, predicted) if both else balanced_accuracy_score(design.y, predicted >= 0.5))
+            scores[name] = float(roc_auc_score(y, predicted) if both else balanced_accuracy_score(y, predicted >= 0.5))
     return max(CANDIDATES, key=lambda n: scores[n]), scores
 
 
 def out_of_fold(name: str, design: Design, folds, settings: Settings, chosen: list | None = None) -> np.ndarray:
-    """P(win) of every video from the model fitted on the other folds (`auto` chooses inside each training part)."""
+    """P(win) of every held-out video from the model fitted on its fold's training part (`auto` chooses inside each
+    training part); 0 for the videos no fold holds out."""
     out = np.zeros(len(design.y))
     for train, test in folds:
         model = fit(name, design.subset(train), settings)
@@ -184,20 +197,21 @@ def cross_validate(design: Design, model: str, settings: Settings, repeats: int,
     """Person-disjoint CV of `model` and the baselines on the same folds, `repeats` times (seeds seed, seed + 1, ...).
 
     Returns the mean and standard deviation over repeats of each metric, per model, the folds, and (for `auto`) how
-    often each candidate was chosen; `oof` holds the first repeat's out-of-fold P(win) per model."""
+    often each candidate was chosen; `oof` holds the first repeat's out-of-fold P(win) per model (scored videos)."""
     runs: dict[str, list[dict]] = {name: [] for name in (model, *baselines)}
     chosen: list[str] = []
     oof: dict[str, np.ndarray] = {}
     k = 0
+    scored = design.scored
     for r in range(repeats):
         folds = person_folds(design, settings.folds, settings.seed + r)
         k = len(folds)
         for name in runs:
-            p = out_of_fold(name, design, folds, settings, chosen if name == model else None)
-            runs[name].append(scores(design.y, p))
+            p = out_of_fold(name, design, folds, settings, chosen if name == model else None)[scored]
+            runs[name].append(scores(design.y[scored], p))
             oof.setdefault(name, p)
-    out = {"folds": k, "repeats": repeats, "videos": int(len(design.y)), "people": int(np.unique(design.groups).size),
-           "models": {name: summarise(results) for name, results in runs.items()}}
+    out = {"folds": k, "repeats": repeats, "videos": int(scored.sum()), "people": int(np.unique(design.groups[scored]).size),
+           "train_only_videos": int((~scored).sum()), "models": {name: summarise(results) for name, results in runs.items()}}
     if model == "auto":
         out["chosen"] = {name: chosen.count(name) for name in CANDIDATES}
     out["oof"] = oof

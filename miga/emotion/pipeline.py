@@ -2,8 +2,9 @@
 
 `events(config, source)` writes `data/interim/emotion/<source>.parquet` (miga.emotion.events) from the ingest outputs
 and, for `track1` / `track2`, the track's predictions; `run(config)` reads the table of `emotion.source`, cross-validates
-the model and the baselines person-disjointly on the training videos (same folds), fits on all of them, predicts the val
-and test videos, scores every split whose emotion labels exist and writes:
+the model and the baselines person-disjointly on the training videos (same folds; the labelled videos of the other
+`emotion.train_splits` join every training part), fits on all of them, predicts the val (unless trained on) and test
+videos, scores every split whose emotion labels exist and writes:
 
     submissions/emotion.csv      video,emotion,probability  (test videos; probability = P(win))
     metrics/emotion.json         accuracy, balanced accuracy, ROC AUC: cross-validated, and on val / test when labelled
@@ -105,10 +106,19 @@ def _sequences(table: pl.DataFrame) -> list[MgSequence]:
 
 
 def _design(table: pl.DataFrame, num_classes: int, non_mg: int | None) -> Design:
+    """The videos of `table`; cross-validation scores those of the train split (the others only train)."""
     sequences = _sequences(table)
     parts = {part: feature_matrix(sequences, [part], num_classes, non_mg) for part in ("bag", "timing")}
     y = (table["emotion"] == "win").cast(pl.Int64).to_numpy() if table.height else np.zeros(0, np.int64)
-    return Design(parts, y, _people(table))
+    return Design(parts, y, _people(table), (table["split"] == "train").to_numpy() if table.height else np.zeros(0, bool))
+
+
+def training_videos(known: pl.DataFrame, train_splits) -> pl.DataFrame:
+    """The labelled videos of `emotion.train_splits` (the train split first: cross-validation scores those)."""
+    if "train" not in train_splits:
+        raise ConfigError(f"emotion.train_splits: {list(train_splits)}: must hold train (cross-validation scores its videos)")
+    rows = known.filter(pl.col("split").is_in(list(train_splits)) & pl.col("emotion").is_not_null())
+    return rows.sort(pl.col("split") != "train", maintain_order=True)
 
 
 def _people(table: pl.DataFrame) -> np.ndarray:
@@ -150,19 +160,25 @@ def run(config: Mapping, *, project: Path = Path("."), say: Say = _quiet) -> dic
     names, non_mg = list(table["class_names"].first()), table["non_mg"].drop_nulls().first()
     num_classes = len(names)
     known = table.filter(pl.col("classes").is_not_null())
-    train = known.filter((pl.col("split") == "train") & pl.col("emotion").is_not_null())
+    fitted = training_videos(known, options["train_splits"])
+    train = fitted.filter(pl.col("split") == "train")
     _check_training(train, table, path)
     settings = Settings.of(options)
     notes = []
-    if (train["subject"] < 0).any():
-        notes.append(f"{int((train['subject'] < 0).sum())} training videos have no known subject (no video_subjects.csv): "
+    if (fitted["subject"] < 0).any():
+        notes.append(f"{int((fitted['subject'] < 0).sum())} training videos have no known subject (no video_subjects.csv): "
                      "each counts as a person of its own, so those folds are not person-disjoint")
-    design = _design(train, num_classes, non_mg)
-    say(f"emotion: cross-validating {model_name} on {train.height} training videos ({np.unique(design.groups).size} people), "
-        f"{options['repeats']} x {min(settings.folds, np.unique(design.groups).size)} folds")
+    design = _design(fitted, num_classes, non_mg)
+    people = np.unique(design.groups[design.scored]).size
+    extra = f", {fitted.height - train.height} labelled videos of other splits in every training part" if fitted.height > train.height else ""
+    if extra:
+        notes.append(f"the model and the baselines also learned from {fitted.height - train.height} labelled videos outside the train "
+                     f"split (emotion.train_splits: {list(options['train_splits'])}): not the protocol's training videos alone; say so when you report")
+    say(f"emotion: cross-validating {model_name} on {train.height} training videos ({people} people), "
+        f"{options['repeats']} x {min(settings.folds, people)} folds{extra}")
     cv = cross_validate(design, model_name, settings, int(options["repeats"]))
     cv.pop("oof")
-    result = {"source": source, "dataset": str(table["dataset"].first()), "model": model_name,
+    result = {"source": source, "dataset": str(table["dataset"].first()), "model": model_name, "train_splits": list(options["train_splits"]),
               "cv": {k: v for k, v in cv.items() if k != "models"} | _arranged(cv["models"], model_name)}
     below = below_baseline_note("cross-validated accuracy", result["cv"]["model"]["accuracy"],
                                 {name: m["accuracy"] for name, m in result["cv"]["baselines"].items()}, "the training videos")
@@ -176,7 +192,7 @@ def run(config: Mapping, *, project: Path = Path("."), say: Say = _quiet) -> dic
     predictions = {}
     for split in ("val", "test"):
         rows = known.filter(pl.col("split") == split)
-        if rows.is_empty():
+        if rows.is_empty() or split in options["train_splits"]:
             continue
         split_design = _design(rows, num_classes, non_mg)
         p = final.proba(split_design)
@@ -196,8 +212,8 @@ def run(config: Mapping, *, project: Path = Path("."), say: Say = _quiet) -> dic
     test_rows, test_p = predictions.get("test", (known.head(0), np.zeros(0)))
     _write_submission(test_rows["video"].to_list(), test_p, project / SUBMISSION)
     write_json(result, project / METRICS)
-    _plot_rates(train, _sequences(train), names, num_classes, project / PLOTS)
-    shown = predictions.get("test") or predictions.get("val") or (train, final.proba(design))
+    _plot_rates(fitted, _sequences(fitted), names, num_classes, project / PLOTS)
+    shown = predictions.get("test") or predictions.get("val") or (fitted, final.proba(design))
     _plot_evidence(final, design, shown[0], num_classes, non_mg, names, project / PLOTS)
     for note in notes:
         warnings.warn(note, stacklevel=2)

@@ -137,6 +137,30 @@ def test_person_disjoint_folds_keep_a_persons_videos_in_one_fold():
     assert person_folds(design, 5, seed=3)[0][1].tolist() == folds[0][1].tolist()  # deterministic for a seed
 
 
+def test_videos_that_only_train_join_every_fold_whose_people_they_do_not_share():
+    design, _ = _hidden_state_set(1, people=12, per_person=3)
+    scored = np.arange(len(design.y)) < 24  # people 0-7 are scored; 8-11 only train
+    design = Design(design.parts, design.y, design.groups, scored)
+    folds = person_folds(design, 4, seed=3)
+    assert sorted(np.concatenate([test for _, test in folds]).tolist()) == list(range(24))
+    for train, test in folds:
+        assert not set(design.groups[train]) & set(design.groups[test])
+        assert set(range(24, 36)) <= set(train.tolist())
+    plain = person_folds(Design(design.parts, design.y, design.groups), 4, seed=3)
+    assert [t.tolist() for _, t in plain] != [t.tolist() for _, t in folds]  # the scored videos alone decide the folds
+    assert [t.tolist() for _, t in person_folds(design.subset(np.arange(24)), 4, seed=3)] == [t.tolist() for _, t in folds]
+
+
+def test_more_labelled_videos_in_the_training_parts_lift_the_scored_accuracy():
+    """`emotion.train_splits: [train, val]`: the same scored videos and folds, with 160 people's videos more to learn from."""
+    design, _ = _hidden_state_set(0, people=200, per_person=1)
+    scored = np.arange(200) < 40
+    alone = cross_validate(design.subset(np.flatnonzero(scored)), "logreg", FAST, repeats=2)
+    more = cross_validate(Design(design.parts, design.y, design.groups, scored), "logreg", FAST, repeats=2)
+    assert more["videos"] == alone["videos"] == 40 and more["train_only_videos"] == 160 and alone["train_only_videos"] == 0
+    assert more["models"]["logreg"]["roc_auc"] >= alone["models"]["logreg"]["roc_auc"] + 0.1, (more["models"], alone["models"])
+
+
 def test_model_beats_the_majority_on_a_hidden_state_that_shifts_the_class_mix():
     design, _ = _hidden_state_set(0)
     assert 0.25 < design.y.mean() < 0.75
@@ -203,21 +227,30 @@ def test_convert_errors_name_the_file_and_keep_a_release_clean(tmp_path: Path):
     assert result.exit_code == 1 and "would not write" in result.output, result.output  # stale files of the other split
 
 
-def test_stage_end_to_end_on_a_release_of_label_files_only(tmp_path: Path):
+def _label_release(tmp_path: Path, train_videos: range, **emotion) -> Path:
+    """A project over a label-only release converted from `_label_table` (emotion protocol: `train_videos` train, 13-16
+    test, the rest val), with `emotion` params, ingested and its label events built."""
     table = _label_table(tmp_path / "labels.csv")
     protocol = tmp_path / "protocol.csv"
-    protocol.write_text("kind,split,id\n" + "".join(f"emotion_video,train,{v}\n" for v in range(1, 13))
+    protocol.write_text("kind,split,id\n" + "".join(f"emotion_video,train,{v}\n" for v in train_videos)
                         + "".join(f"emotion_video,test,{v}\n" for v in range(13, 17)))
     project = tmp_path / "project"
     project.mkdir()
     assert invoke_cli(project, ["convert", "imigue-labels", str(table), "rel", "--protocol", str(protocol)]).exit_code == 0
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["datasets"]["imigue"].update(root="rel", test_labels="real", test_truth=None)
-    params["emotion"].update(repeats=1, folds=3, gbdt={"depth": 2, "learning_rate": 0.1, "iterations": 20, "min_leaf": 3})
+    params["emotion"].update(repeats=1, folds=3, gbdt={"depth": 2, "learning_rate": 0.1, "iterations": 20, "min_leaf": 3}, **emotion)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for args in (["ingest", "--dataset", "imigue"], ["emotion", "events", "--source", "labels"], ["emotion", "run"]):
+    for args in (["ingest", "--dataset", "imigue"], ["emotion", "events", "--source", "labels"]):
         result = invoke_cli(project, args)
         assert result.exit_code == 0, (args, result.output)
+    return project
+
+
+def test_stage_end_to_end_on_a_release_of_label_files_only(tmp_path: Path):
+    project = _label_release(tmp_path, range(1, 13))
+    result = invoke_cli(project, ["emotion", "run"])
+    assert result.exit_code == 0, result.output
     assert "12 training videos (6 people)" in result.output
     events = ev.validate_events(pl.read_parquet(project / "data/interim/emotion/labels.parquet"), "labels.parquet")
     assert events.height == 16 and set(events["split"]) == {"train", "test"}
@@ -235,6 +268,27 @@ def test_stage_end_to_end_on_a_release_of_label_files_only(tmp_path: Path):
     first = (project / "metrics/emotion.json").read_bytes()
     assert invoke_cli(project, ["emotion", "run"]).exit_code == 0
     assert (project / "metrics/emotion.json").read_bytes() == first  # deterministic
+    assert metrics["train_splits"] == ["train"] and metrics["cv"]["train_only_videos"] == 0 and metrics["note"] is None
+
+
+def test_stage_learns_from_the_val_videos_with_train_splits_and_says_so(tmp_path: Path):
+    """Videos 9-12 are outside the protocol (val): with `train_splits: [train, val]` they train, are never scored, and
+    the metrics say the model saw more than the protocol's training videos."""
+    project = _label_release(tmp_path, range(1, 9), train_splits=["train", "val"])
+    result = invoke_cli(project, ["emotion", "run"])
+    assert result.exit_code == 0, result.output
+    assert "8 training videos (4 people)" in result.output and "4 labelled videos of other splits" in result.output
+    metrics = json.loads((project / "metrics/emotion.json").read_text())
+    assert metrics["train_splits"] == ["train", "val"] and metrics["cv"]["videos"] == 8 and metrics["cv"]["train_only_videos"] == 4
+    assert "val" not in metrics and metrics["test"]["model"]["videos"] == 4
+    assert "4 labelled videos outside the train split" in metrics["note"] and "say so" in metrics["note"]
+    written = (project / "metrics/emotion.json").read_bytes()
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["emotion"]["train_splits"] = ["val"]
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    refused = invoke_cli(project, ["emotion", "run"])
+    assert refused.exit_code != 0 and "emotion.train_splits: ['val']: must hold train" in refused.output, refused.output
+    assert "Traceback" not in refused.output and (project / "metrics/emotion.json").read_bytes() == written
 
 
 def test_track1_source_predicts_val_and_test_from_track1_classes(tmp_path: Path):
