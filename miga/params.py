@@ -331,7 +331,7 @@ class EmotionParams(Section):
     """The emotion stage (miga.emotion): a video's state (iMiGUE: won or lost match) from its MG sequence."""
 
     source: Literal["labels", "track1", "track2"] = "labels"
-    model: Literal["auto", "logreg", "gbdt", "blend"] = "auto"
+    model: Literal["auto", "logreg", "gbdt", "blend"] = "logreg"
     folds: Annotated[int, Field(ge=2)] = 5  # person-disjoint cross-validation on the training videos
     repeats: PositiveInt = 3  # fold draws (seeds seed, seed + 1, ...), averaged
     seed: int = 0

@@ -248,7 +248,7 @@ def _label_release(tmp_path: Path, train_videos: range, **emotion) -> Path:
 
 
 def test_stage_end_to_end_on_a_release_of_label_files_only(tmp_path: Path):
-    project = _label_release(tmp_path, range(1, 13))
+    project = _label_release(tmp_path, range(1, 13), model="auto")
     result = invoke_cli(project, ["emotion", "run"])
     assert result.exit_code == 0, result.output
     assert "12 training videos (6 people)" in result.output
