@@ -117,9 +117,11 @@ def fold_data(store: InMemoryKeypoints, labels: np.ndarray, groups: np.ndarray, 
     return Track1Data(manifest, store, crops, num_classes)
 
 
-def run_fold(config, data: Track1Data, features: np.ndarray, refit: bool = False) -> dict:
+def run_fold(config, data: Track1Data, features: np.ndarray, refit: bool = False, scores_to: Path | None = None) -> dict:
     """One fold: baselines on `features` (pooled statistics, one row per clip of `data.store`), then each stream, then fusion.
-    `refit`: also train every stream again on train + val and score test with those (`refit_*`; fusion weights from val)."""
+    `refit`: also train every stream again on train + val and score test with those (`refit_*`; fusion weights from val).
+    `scores_to`: also save every stream's val and test probabilities there (`.npz`: per stream, `truth`, `in_val`, `sample_id`),
+    e.g. to average runs of several seeds afterwards."""
     split = data.manifest["split"].to_numpy()
     labels = pipeline.labels_of(data.manifest)
     test = split == "test"
@@ -133,6 +135,9 @@ def run_fold(config, data: Track1Data, features: np.ndarray, refit: bool = False
             row[f"seconds_{stream}"] = time.perf_counter() - start
         scores = pipeline.stream_scores(config, data, rows, project=Path(tmp))
     in_val, evaluated = (rows["split"] == "val").to_numpy(), pipeline.labels_of(rows)
+    if scores_to is not None:
+        with atomic_path(scores_to) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, truth=evaluated, in_val=in_val, sample_id=np.array(rows["sample_id"].to_list()), **scores)
     for stream, probs in scores.items():
         row[stream] = float((probs[~in_val].argmax(1) == evaluated[~in_val]).mean())
         row[f"val_{stream}"] = float((probs[in_val].argmax(1) == evaluated[in_val]).mean())
@@ -203,6 +208,8 @@ def main(argv=None) -> None:
                         help="biisc_dev RGB crops for the rgb stream: round the person, or round the more travelled hand and the face")
     parser.add_argument("--refit", action="store_true",
                         help="also train every stream on train + val and score test with those (refit_*: the val people join training)")
+    parser.add_argument("--scores-dir", type=Path, default=None,
+                        help="save each fold's val and test probabilities per stream here (fold<N>.npz), e.g. to average seeds")
     parser.add_argument("--out", type=Path, default=None)
     a = parser.parse_args(argv)
     rgb = [s for s in a.streams if s in recipe.STREAMS and recipe.STREAMS[s].uses_rgb]
@@ -233,7 +240,9 @@ def main(argv=None) -> None:
         if a.folds and index not in a.folds:
             continue
         val_people = folds[(index + 1) % len(folds)]
-        row = run_fold(config, fold_data(store, labels, groups, held, val_people, len(classes), crops), features, refit=a.refit)
+        scores_to = a.scores_dir / f"fold{index}.npz" if a.scores_dir else None
+        row = run_fold(config, fold_data(store, labels, groups, held, val_people, len(classes), crops), features, refit=a.refit,
+                       scores_to=scores_to)
         row["held_out"] = held
         rows.append(row)
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
