@@ -16,6 +16,7 @@ fusion). Streams read keypoints only (no RGB).
     python -m benchmarks.real_clips --extract-only --workers 2      # biisc_dev poses once (cached in /tmp/miga_real)
     OMP_NUM_THREADS=2 python -m benchmarks.real_track1 --set biisc_dev --streams joint bone
     OMP_NUM_THREADS=1 python -m benchmarks.real_track1 --set ground_guide --streams tcn --folds 0 --set-param train.per_stream.tcn.epochs=5
+    OMP_NUM_THREADS=1 python -m benchmarks.real_track1 --streams tcn tcn_bone --set-param train.seed=1 --scores-dir /tmp/biisc_seeds/s1
 """
 
 from __future__ import annotations
