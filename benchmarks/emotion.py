@@ -90,20 +90,18 @@ def main() -> None:
           f"{settings.folds} person-disjoint folds x {args.repeats} draws; train_splits {list(train_splits)}: "
           f"{extra} more videos ({int(design.y[~design.scored].sum())} win) in the training parts")
     results = {}
-    runs = [(name, design) for name in args.models]
+    runs = [(name, name, design) for name in args.models]  # (row label, model, videos)
     if extra:  # the same folds (the scored videos decide them), the train split alone: the protocol's own reference
-        runs.insert(0, ("bag_logreg", scored))
-    for name, data in runs:
+        runs.insert(0, ("bag_logreg, train split only", "bag_logreg", scored))
+    for label, model, data in runs:
         start = time.perf_counter()
-        cv = cross_validate(data, name, settings, args.repeats, baselines=())
-        summary = cv["models"][name]
-        if data is scored and extra:
-            name = "bag_logreg, train split only"
+        cv = cross_validate(data, model, settings, args.repeats, baselines=())
+        summary = cv["models"][model]
         if "chosen" in cv:
             summary["chosen"] = cv["chosen"]
         summary["seconds"] = round(time.perf_counter() - start, 1)
-        results[name] = summary
-        print(f"| {name} | {_f(summary, 'accuracy')} | {_f(summary, 'balanced_accuracy')} | {_f(summary, 'roc_auc')} | "
+        results[label] = summary
+        print(f"| {label} | {_f(summary, 'accuracy')} | {_f(summary, 'balanced_accuracy')} | {_f(summary, 'roc_auc')} | "
               f"{summary['seconds']} s |" + (f" chosen {summary['chosen']}" if "chosen" in summary else ""), flush=True)
     if args.out:
         args.out.write_text(json.dumps({"videos": len(scored.y), "train_only_videos": extra, "train_splits": list(train_splits),

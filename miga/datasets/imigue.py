@@ -30,8 +30,8 @@ from miga.datasets.entry import entry_or_default
 from miga.datasets.imigue_tree import SKELETON_SOURCES, ImigueTree, find_tree
 from miga.datasets.openpose_json import read_openpose_json
 from miga.datasets.openpose_xlsx import read_openpose_xlsx
-from miga.errors import ConfigError
 from miga.datasets.safe_pickle import load_name_label_pickle
+from miga.errors import ConfigError
 from miga.layouts import IMIGUE22, OPENPOSE25_HANDS10, OPENPOSE137
 from miga.video import probe_video
 

@@ -114,11 +114,10 @@ def _design(table: pl.DataFrame, num_classes: int, non_mg: int | None) -> Design
 
 
 def training_videos(known: pl.DataFrame, train_splits) -> pl.DataFrame:
-    """The labelled videos of `emotion.train_splits` (the train split first: cross-validation scores those)."""
+    """The labelled videos of `emotion.train_splits` (cross-validation scores those of the train split)."""
     if "train" not in train_splits:
         raise ConfigError(f"emotion.train_splits: {list(train_splits)}: must hold train (cross-validation scores its videos)")
-    rows = known.filter(pl.col("split").is_in(list(train_splits)) & pl.col("emotion").is_not_null())
-    return rows.sort(pl.col("split") != "train", maintain_order=True)
+    return known.filter(pl.col("split").is_in(list(train_splits)) & pl.col("emotion").is_not_null())
 
 
 def _people(table: pl.DataFrame) -> np.ndarray:
@@ -169,13 +168,13 @@ def run(config: Mapping, *, project: Path = Path("."), say: Say = _quiet) -> dic
         notes.append(f"{int((fitted['subject'] < 0).sum())} training videos have no known subject (no video_subjects.csv): "
                      "each counts as a person of its own, so those folds are not person-disjoint")
     design = _design(fitted, num_classes, non_mg)
-    people = np.unique(design.groups[design.scored]).size
-    extra = f", {fitted.height - train.height} labelled videos of other splits in every training part" if fitted.height > train.height else ""
+    people, extra = np.unique(design.groups[design.scored]).size, fitted.height - train.height
     if extra:
-        notes.append(f"the model and the baselines also learned from {fitted.height - train.height} labelled videos outside the train "
-                     f"split (emotion.train_splits: {list(options['train_splits'])}): not the protocol's training videos alone; say so when you report")
+        notes.append(f"the model and the baselines also learned from {extra} labelled videos outside the train split "
+                     f"(emotion.train_splits: {list(options['train_splits'])}): not the protocol's training videos alone; say so when you report")
     say(f"emotion: cross-validating {model_name} on {train.height} training videos ({people} people), "
-        f"{options['repeats']} x {min(settings.folds, people)} folds{extra}")
+        f"{options['repeats']} x {min(settings.folds, people)} folds"
+        + (f", {extra} labelled videos of other splits in every training part" if extra else ""))
     cv = cross_validate(design, model_name, settings, int(options["repeats"]))
     cv.pop("oof")
     result = {"source": source, "dataset": str(table["dataset"].first()), "model": model_name, "train_splits": list(options["train_splits"]),
