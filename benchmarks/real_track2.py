@@ -33,6 +33,7 @@ Results -> --out (default /tmp/miga_real/real_track2.json), one entry per varian
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import tempfile
@@ -106,10 +107,37 @@ def streamed(config: dict, model, standardize, data, test_ids: list[str], thresh
             "stream_delay_max": int(np.max(delays)) if delays else None, "stream_ms_per_frame": 1000 * seconds / frames}
 
 
-def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None, train_sequences: int | None = None) -> dict:
+def trained_detector(config: dict, fold_data, models: Path | None, key: dict):
+    """(model, standardizer, training history) of `fit_detector` on the fold's train split; with `models`, kept there
+    under a name from everything that decides the training (`key` and `config`'s track2 sections other than decode),
+    and read back instead of training when present, so decode-only variants reuse the same detector."""
+    from miga.training import save_checkpoint
+    from miga.track2.pipeline import detector_state, fit_detector, load_detector
+
+    training = {k: v for k, v in config["track2"].items() if k != "decode"}
+    name = hashlib.sha256(json.dumps([training, key], sort_keys=True, default=str).encode()).hexdigest()[:16]
+    path = models / f"{name}.pt" if models else None
+    if path is not None and path.exists():
+        model, standardize, _ = load_detector(config["track2"], fold_data.num_classes, path)
+        return model, standardize, torch_load_history(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        model, standardize, layout, history, _ = fit_detector(config, fold_data, checkpoint=Path(tmp) / "ckpt.pt")
+    if path is not None:
+        save_checkpoint(path, detector_state(model, standardize, layout, history))
+    return model, standardize, history
+
+
+def torch_load_history(path: Path) -> list[dict]:
+    from miga.training import read_torch_file
+
+    return read_torch_file(path, "delete it").get("history", [])
+
+
+def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None, train_sequences: int | None = None,
+             models: Path | None = None) -> dict:
     from benchmarks.real_sequences import few_train_sequences
     from miga.evaluation.metrics import detection_metrics
-    from miga.track2.pipeline import compare_candidates, fit_detector
+    from miga.track2.pipeline import compare_candidates
 
     test, val, train = fold
     split_of = {sid: "test" if who in test else "val" if who in val else "train" for sid, who in subject.items()}
@@ -117,8 +145,8 @@ def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None, tra
     split_of = {sid: split for sid, split in split_of.items() if split != "train" or sid in train_ids}
     fold_data = data.with_splits(split_of)
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        model, standardize, _, history, _ = fit_detector(config, fold_data, checkpoint=Path(tmp) / "ckpt.pt")
+    model, standardize, history = trained_detector(config, fold_data, models, {"set": str(data.store.name), "fold": fold,
+                                                                                "train": sorted(train_ids)})
     train_s = time.perf_counter() - t0
     found = compare_candidates(config, model, standardize, fold_data, blend=True)  # what predict_track2 runs, blend always
     seconds = time.perf_counter() - t0
@@ -238,6 +266,8 @@ def main(argv=None) -> None:
     parser.add_argument("--train-sequences", type=int, default=None,
                         help="train every method on only this many of the fold's training sequences (one per person in turn)")
     parser.add_argument("--out", type=Path, default=None, help="default: CACHE/real_track2.json (appended)")
+    parser.add_argument("--models", type=Path, default=None,
+                        help="keep each fold's trained detector here and reuse it when the training settings repeat")
     a = parser.parse_args(argv)
     a.folds, a.variants = _folds_then_variants(a.folds, a.variants, parser)
     from miga.params import merged, validated
@@ -259,7 +289,7 @@ def main(argv=None) -> None:
         options = validated(merged(config, {"track2": json.loads(variant)}), a.params)  # every key, the schema's defaults filled in
         results = []
         for fold in folds:
-            results.append(run_fold(options, data, subject, fold, a.stream, a.train_sequences))
+            results.append(run_fold(options, data, subject, fold, a.stream, a.train_sequences, a.models))
             f = results[-1]
             online = "".join(f"; streaming {setting}: F1 {f['stream_f1' + sfx]:.3f} delay mean {f['stream_delay_mean' + sfx]:.1f} "
                              f"max {f['stream_delay_max' + sfx]} ({f['stream_ms_per_frame' + sfx]:.2f} ms/frame)"

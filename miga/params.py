@@ -290,6 +290,8 @@ class DecodeParams(Section):
         "detector", "window_logreg"]
     switch_margin: NonNegativeFloat = 1.0
     class_thresholds_from: NonNegativeInt = 0
+    class_relative: bool = False  # each class's smooth / min_length scaled by its median training length over all gestures'
+    relabel_weight: Probability = 0.0  # the segment classifier's share in each detection's class (miga.track2.relabel)
 
 
 class Track2Params(Section):

@@ -19,14 +19,19 @@ class DecodeConfig:
     smooth: int = 5
     nms_iou: float = 0.5
     class_thresholds: tuple[float, ...] | None = None  # one per gesture class (replaces `threshold`)
+    class_scale: tuple[float, ...] | None = None  # one per gesture class: its smooth and min_length are these times the setting's
 
 
 def decode(probabilities: Mapping[str, np.ndarray], config: DecodeConfig) -> pl.DataFrame:
     """Per-frame probabilities of each sequence -> detections (sample_id, label, start, end, score)."""
     threshold = config.threshold if config.class_thresholds is None else np.asarray(config.class_thresholds, np.float64)
+    smooth, min_length = config.smooth, config.min_length
+    if config.class_scale is not None:
+        scale = np.asarray(config.class_scale, np.float64)
+        smooth, min_length = (np.maximum(1, np.rint(value * scale)).astype(np.int64) for value in (smooth, min_length))
     parts = [
         frame_scores_to_segments(
-            probs, sample_id=sample_id, threshold=threshold, min_length=config.min_length, smooth=config.smooth, background=0
+            probs, sample_id=sample_id, threshold=threshold, min_length=min_length, smooth=smooth, background=0
         )
         for sample_id, probs in probabilities.items()
     ]

@@ -60,17 +60,19 @@ def _common(options: Mapping, in_features: int) -> dict:
 
 
 def frame_decoder(probs: Mapping[str, np.ndarray], options: Mapping) -> Decoder:
-    """`decode_at(threshold, smooth=, min_length=, class_thresholds=)` over per-frame probabilities (column 0 =
-    background); `class_thresholds` (one per gesture class) replace `threshold` when given."""
+    """`decode_at(threshold, smooth=, min_length=, class_thresholds=, class_scale=)` over per-frame probabilities
+    (column 0 = background); `class_thresholds` (one per gesture class) replace `threshold` when given; with
+    `class_scale` (one per gesture class), class c is smoothed and kept at `class_scale[c]` times smooth / min_length."""
     decoding = options["decode"]
     first = dict(smooth=ints(decoding["smooth"])[0], min_length=ints(decoding["min_length"])[0])
     nms_iou = float(decoding["nms_iou"])
 
     def decode_frames(threshold: float, smooth: int | None = None, min_length: int | None = None,
-                      class_thresholds: Sequence[float] | None = None) -> pl.DataFrame:
+                      class_thresholds: Sequence[float] | None = None, class_scale: Sequence[float] | None = None) -> pl.DataFrame:
         chosen = {**first, **{k: v for k, v in (("smooth", smooth), ("min_length", min_length)) if v is not None}}
         per_class = None if class_thresholds is None else tuple(float(t) for t in class_thresholds)
-        return decode(probs, DecodeConfig(threshold=threshold, nms_iou=nms_iou, class_thresholds=per_class, **chosen))
+        scale = None if class_scale is None else tuple(float(s) for s in class_scale)
+        return decode(probs, DecodeConfig(threshold=threshold, nms_iou=nms_iou, class_thresholds=per_class, class_scale=scale, **chosen))
 
     return decode_frames
 

@@ -8,6 +8,7 @@ Shared by the `track2` and `online` stages and the benchmarks; knows nothing of 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import warnings
 from collections.abc import Mapping
@@ -29,7 +30,7 @@ from miga.plots import timeline
 from miga.models import load_trained
 from miga.project import TRACK2_CANDIDATES, TRACK2_CHECKPOINT, TRACK2_DETECTIONS, TRACK2_MODEL, TRACK2_TUNING, interim
 from miga.skeleton import class_mirror
-from miga.track2 import pretrain
+from miga.track2 import pretrain, relabel
 from miga.track2 import recipe as track2
 from miga.track2.detectors import frame_decoder
 from miga.training import fingerprint, fit, read_torch_file, save_checkpoint, seed_everything
@@ -220,10 +221,14 @@ def tuned_decoding(options: dict, tuning: Path = TRACK2_TUNING, num_classes: int
     except (ValueError, KeyError, TypeError) as error:
         raise ConfigError(f"{tuning}: not the tuning predict_track2 writes ({type(error).__name__}); "
                           "delete it and rerun predict_track2 (dvc repro)") from None
-    per_class = decoding.get("class_thresholds")
-    if per_class is not None and num_classes is not None and len(per_class) != num_classes:
-        raise ConfigError(f"{tuning}: per-class thresholds for {len(per_class)} classes, but the detector has {num_classes}; "
-                          "rerun predict_track2 (dvc repro)")
+    for key, what in (("class_thresholds", "per-class thresholds"), ("class_scale", "per-class length scales")):
+        per_class = decoding.get(key)
+        if per_class is not None and num_classes is not None and len(per_class) != num_classes:
+            raise ConfigError(f"{tuning}: {what} for {len(per_class)} classes, but the detector has {num_classes}; "
+                              "rerun predict_track2 (dvc repro)")
+    if float(options["decode"].get("relabel_weight", 0)):
+        warnings.warn("track2.decode.relabel_weight is set, but streaming does not relabel: its detections take the "
+                      "detector's classes, as with relabel_weight 0", stacklevel=2)
     if recorded.get("chosen", "detector") != "detector":
         warnings.warn(f"{tuning}: predict chose {recorded['chosen']} over the trained detector on val; this streams the "
                       "trained detector (its val F1 is lower)", stacklevel=2)
@@ -310,7 +315,13 @@ def compare_candidates(config: dict, model: torch.nn.Module, standardize: track2
     listed = list(options["decode"]["candidates"])
     val_ids, test_ids = split_ids(data, "val"), split_ids(data, "test")
     decode_at, probs = detector_outputs(options, model, standardize, data, val_ids + test_ids)
+    decode_at = with_segment_classifier(config, data, decode_at, probs)
+    scale = class_length_scale(data) if options["decode"]["class_relative"] and probs is not None else None
+    if scale is not None:
+        decode_at = functools.partial(decode_at, class_scale=scale)
     threshold, trials, setting, val_f1 = _tuned_on_val(decode_at, data, val_ids, options, iou)
+    if scale is not None:
+        setting["class_scale"] = scale  # in the tuning file: `miga online` decodes with it too
     detections = {"detector": decode_at(threshold, **setting)}
     settings = {"detector": {"val_f1": val_f1, "threshold": threshold, "decoding": setting}}
     window_logreg = fitted_window_logreg(config, data, val_ids + test_ids)
@@ -325,6 +336,33 @@ def compare_candidates(config: dict, model: torch.nn.Module, standardize: track2
                        detector_decode_at=decode_at)
     found.chosen = choose_candidate(eligible, found.val_f1, found.switch_margin_f1)
     return found
+
+
+def class_length_scale(data: Track2Data) -> list[float]:
+    """Per gesture class, the median length of its training gestures over the median of all training gestures
+    (1.0 for a class without any): `track2.decode.class_relative` scales each class's smoothing and shortest
+    detection by it, so short classes are not smoothed away at a width tuned for the long ones."""
+    train = data.segments.filter(pl.col("sample_id").is_in(split_ids(data, "train")))
+    lengths = (train["end_frame"] - train["start_frame"] + 1).to_numpy()
+    if not len(lengths):
+        return [1.0] * data.num_classes
+    overall = float(np.median(lengths))
+    by_class = dict(train.group_by("label").agg((pl.col("end_frame") - pl.col("start_frame") + 1).median().alias("m")).iter_rows())
+    return [float(by_class[c]) / overall if c in by_class else 1.0 for c in range(data.num_classes)]
+
+
+def with_segment_classifier(config: dict, data: Track2Data, decode_at: track2.Decoder, probs: dict[str, np.ndarray] | None) -> track2.Decoder:
+    """`decode_at` whose detections take their class from the detector's probabilities mixed with a segment
+    classifier fitted on the training gestures (`miga.track2.relabel`), `track2.decode.relabel_weight` on the
+    classifier's; `decode_at` itself when the weight is 0, the detector has no per-frame probabilities or the training
+    gestures hold fewer than two classes."""
+    weight = float(config["track2"]["decode"]["relabel_weight"])
+    if not weight or probs is None:
+        return decode_at
+    train_ids = split_ids(data, "train")
+    classifier = relabel.fit_segment_classifier(data.store, data.store.layout, data.segments.filter(pl.col("sample_id").is_in(train_ids)),
+                                                data.num_classes, seed=int(config["track2"]["train"]["seed"]))
+    return decode_at if classifier is None else relabel.relabelling_decoder(decode_at, probs, classifier, data.store, weight)
 
 
 def switch_margin_f1(options: dict, data: Track2Data, val_ids: list[str]) -> float:

@@ -18,8 +18,8 @@ def frame_scores_to_segments(
     *,
     sample_id: str,
     threshold: float | np.ndarray,
-    min_length: int = 1,
-    smooth: int = 1,
+    min_length: int | np.ndarray = 1,
+    smooth: int | np.ndarray = 1,
     background: int | None = 0,
     frame_offset: int = 0,
 ) -> pl.DataFrame:
@@ -29,7 +29,8 @@ def frame_scores_to_segments(
     `probs` is (T, C). `background` is the background column (dropped; the remaining columns
     are labels 0..C-2 in order) or None when every column is a gesture class. Probabilities
     are first smoothed by a centred moving average of width `smooth`. A run is split where
-    the best class changes; runs shorter than `min_length` frames are dropped. Score = mean
+    the best class changes; runs shorter than `min_length` frames are dropped. `smooth` and `min_length` may
+    also be one value per gesture class (each class column smoothed at its own width). Score = mean
     smoothed probability of the run's class over the run. Row t is frame `frame_offset + t`.
     """
     probs = np.asarray(probs, dtype=np.float64)
@@ -39,7 +40,7 @@ def frame_scores_to_segments(
         probs = np.delete(probs, background, axis=1)
     if probs.shape[0] == 0 or probs.shape[1] == 0:
         return _detections(sample_id, [], [], [], [])
-    probs = moving_average(probs, smooth)
+    probs = _smoothed(probs, smooth)
     best = probs.argmax(axis=1)
     best_prob = probs[np.arange(probs.shape[0]), best]
     threshold = np.asarray(threshold, dtype=np.float64)
@@ -47,11 +48,29 @@ def frame_scores_to_segments(
         raise ValueError(f"one threshold per gesture class: {probs.shape[1]} expected, got {threshold.shape}")
     key = np.where(best_prob > (threshold[best] if threshold.ndim else threshold), best, -1)
     starts, ends = equal_runs(key)
-    keep = (key[starts] >= 0) & (ends - starts + 1 >= min_length)
+    min_length = np.asarray(min_length)
+    if min_length.ndim and min_length.shape != (probs.shape[1],):
+        raise ValueError(f"one min_length per gesture class: {probs.shape[1]} expected, got {min_length.shape}")
+    shortest = min_length[np.maximum(key[starts], 0)] if min_length.ndim else min_length
+    keep = (key[starts] >= 0) & (ends - starts + 1 >= shortest)
     starts, ends = starts[keep], ends[keep]
     cumulative = np.concatenate([[0.0], np.cumsum(best_prob)])
     scores = (cumulative[ends + 1] - cumulative[starts]) / (ends - starts + 1)
     return _detections(sample_id, key[starts], starts + frame_offset, ends + frame_offset, scores)
+
+
+def _smoothed(probs: np.ndarray, smooth: int | np.ndarray) -> np.ndarray:
+    """`moving_average` of every column at `smooth`, or of column c at `smooth[c]`."""
+    widths = np.asarray(smooth)
+    if not widths.ndim:
+        return moving_average(probs, int(widths))
+    if widths.shape != (probs.shape[1],):
+        raise ValueError(f"one smooth width per gesture class: {probs.shape[1]} expected, got {widths.shape}")
+    out = np.empty_like(probs)
+    for width in np.unique(widths):
+        columns = widths == width
+        out[:, columns] = moving_average(probs[:, columns], int(width))
+    return out
 
 
 def moving_average(values: np.ndarray, width: int) -> np.ndarray:

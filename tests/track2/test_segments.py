@@ -44,6 +44,21 @@ def test_smoothing_removes_a_one_frame_spike():
     assert frame_scores_to_segments(probs, sample_id="S", threshold=0.5, smooth=3).height == 0
 
 
+def test_smoothing_and_min_length_per_class():
+    # a 3-frame gesture of class 1 beside a 12-frame one of class 0
+    probs = curve((6, 0, 0.9), (12, 1, 0.9), (6, 0, 0.9), (3, 2, 0.9), (6, 0, 0.9), num_columns=3)
+    one_width = frame_scores_to_segments(probs, sample_id="S", threshold=0.5, smooth=7, min_length=4)
+    assert [r[:3] for r in rows(one_width)] == [(0, 6, 17)]  # the short gesture is smoothed away
+    per_class = frame_scores_to_segments(probs, sample_id="S", threshold=0.5, smooth=np.array([7, 1]), min_length=np.array([4, 2]))
+    assert [r[:3] for r in rows(per_class)] == [(0, 6, 17), (1, 24, 26)]
+    too_short = frame_scores_to_segments(probs, sample_id="S", threshold=0.5, smooth=np.array([7, 1]), min_length=np.array([4, 4]))
+    assert [r[:3] for r in rows(too_short)] == [(0, 6, 17)]
+    with pytest.raises(ValueError, match="one smooth width per gesture class"):
+        frame_scores_to_segments(probs, sample_id="S", threshold=0.5, smooth=np.array([7, 1, 1]))
+    with pytest.raises(ValueError, match="one min_length per gesture class"):
+        frame_scores_to_segments(probs, sample_id="S", threshold=0.5, min_length=np.array([4]))
+
+
 def test_no_background_column_and_empty_input():
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]])
     out = frame_scores_to_segments(probs, sample_id="S", threshold=0.5, background=None)

@@ -599,3 +599,27 @@ def test_streaming_reads_the_per_class_thresholds_predict_tuned(tmp_path):
     assert tuned_decoding(options, tuning, num_classes=2) == (0.3, {"smooth": 9, "class_thresholds": [0.3, 0.5]})
     with pytest.raises(ConfigError, match="per-class thresholds for 2 classes, but the detector has 3"):
         tuned_decoding(options, tuning, num_classes=3)
+    tuning.write_text('{"threshold": 0.3, "decoding": {"smooth": 9, "class_scale": [0.5, 1.5]}, "chosen": "detector"}')
+    assert tuned_decoding(options, tuning, num_classes=2) == (0.3, {"smooth": 9, "class_scale": [0.5, 1.5]})
+    with pytest.raises(ConfigError, match="per-class length scales for 2 classes, but the detector has 3"):
+        tuned_decoding(options, tuning, num_classes=3)
+
+
+def test_class_relative_decoding_scales_each_class_by_its_training_length():
+    from miga.track2.pipeline import Track2Data, class_length_scale, compare_candidates
+
+    data, config = _waving_data()
+    extra = pl.DataFrame({"sample_id": ["s0", "s1"], "label": [0, 0], "start_frame": [5, 5], "end_frame": [14, 24]})
+    data = Track2Data.from_tables(data.class_names, data.manifest, pl.concat([data.segments, extra]), data.store)
+    # training gestures: class 0 of 10 and 20 frames, class 1 of 40 and 40; the median of all four is 30
+    assert class_length_scale(data) == pytest.approx([15 / 30, 40 / 30])
+    options = config["track2"] = merged(config["track2"], {"decode": {"class_relative": True, "thresholds": [0.01, 0.4],
+                                                                      "min_length": [1, 3]}})
+    width = next(iter(data.features_of(["s0"], track2.feature_config(options)).values())).shape[1]
+    torch.manual_seed(0)
+    model = track2.build_detector(options, in_features=width, num_classes=2)
+    standardize = track2.Standardizer(np.zeros(width, np.float32), np.ones(width, np.float32))
+    found = compare_candidates(config, model, standardize, data)
+    setting = found.settings["detector"]["decoding"]
+    assert setting["class_scale"] == pytest.approx([0.5, 4 / 3])  # recorded: `miga online` decodes with it too
+    assert found.detector_decode_at(found.settings["detector"]["threshold"], **setting).equals(found.detections["detector"])
