@@ -226,7 +226,7 @@ def tuned_decoding(options: dict, tuning: Path = TRACK2_TUNING, num_classes: int
         if per_class is not None and num_classes is not None and len(per_class) != num_classes:
             raise ConfigError(f"{tuning}: {what} for {len(per_class)} classes, but the detector has {num_classes}; "
                               "rerun predict_track2 (dvc repro)")
-    if float(options["decode"].get("relabel_weight", 0)):
+    if float(options["decode"]["relabel_weight"]):
         warnings.warn("track2.decode.relabel_weight is set, but streaming does not relabel: its detections take the "
                       "detector's classes, as with relabel_weight 0", stacklevel=2)
     if recorded.get("chosen", "detector") != "detector":
@@ -342,12 +342,12 @@ def class_length_scale(data: Track2Data) -> list[float]:
     """Per gesture class, the median length of its training gestures over the median of all training gestures
     (1.0 for a class without any): `track2.decode.class_relative` scales each class's smoothing and shortest
     detection by it, so short classes are not smoothed away at a width tuned for the long ones."""
-    train = data.segments.filter(pl.col("sample_id").is_in(split_ids(data, "train")))
-    lengths = (train["end_frame"] - train["start_frame"] + 1).to_numpy()
-    if not len(lengths):
+    gestures = data.segments.filter(pl.col("sample_id").is_in(split_ids(data, "train"))).select(
+        "label", length=pl.col("end_frame") - pl.col("start_frame") + 1)
+    if gestures.is_empty():
         return [1.0] * data.num_classes
-    overall = float(np.median(lengths))
-    by_class = dict(train.group_by("label").agg((pl.col("end_frame") - pl.col("start_frame") + 1).median().alias("m")).iter_rows())
+    overall = float(gestures.get_column("length").median())
+    by_class = dict(gestures.group_by("label").agg(pl.col("length").median()).iter_rows())
     return [float(by_class[c]) / overall if c in by_class else 1.0 for c in range(data.num_classes)]
 
 

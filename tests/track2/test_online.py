@@ -96,8 +96,8 @@ def test_trained_detector_streaming_agrees_with_offline():
     assert f1["streaming"] > f1["offline"] - 0.15, f1
 
 
-@pytest.mark.parametrize("norm_window", [0, 48])
-def test_causal_features_make_the_frame_detector_stream_what_offline_decodes(norm_window):
+@pytest.mark.parametrize("norm_window, class_scale", [(0, None), (48, None), (48, [0.6, 3.0])])
+def test_causal_features_make_the_frame_detector_stream_what_offline_decodes(norm_window, class_scale):
     import torch
 
     from miga.track2 import recipe as track2
@@ -120,8 +120,9 @@ def test_causal_features_make_the_frame_detector_stream_what_offline_decodes(nor
     model = track2.build_detector(options, features.shape[1], 2)
     with torch.no_grad():
         model.out.bias.copy_(torch.tensor([0.0, 0.3, 0.3]))  # an untrained model: some frames above threshold
-    offline = track2.make_decoder(model, options, {"S": standardize(features)})(0.4).with_columns(pl.lit("S").alias("sample_id"))
-    streamer = online_detector(model, standardize, "kinect25", options, 0.4, {}, window=192, hop=8, guard=24)
+    setting = {} if class_scale is None else {"class_scale": class_scale}  # per class: smoothed over 3 and 15 frames
+    offline = track2.make_decoder(model, options, {"S": standardize(features)})(0.4, **setting).with_columns(pl.lit("S").alias("sample_id"))
+    streamer = online_detector(model, standardize, "kinect25", options, 0.4, setting, window=192, hop=8, guard=24)
     streamed = emitted_table("S", run_stream(streamer, kp[0]))
     assert offline.height >= 5
     agreement = detection_metrics(offline.with_columns(pl.col("label")), streamed, num_classes=2, iou_threshold=0.9)["one_to_one"]["f1"]
@@ -129,3 +130,13 @@ def test_causal_features_make_the_frame_detector_stream_what_offline_decodes(nor
         assert agreement > 0.95, agreement
     else:  # whole-sequence normalisation: a prefix is normalised differently
         assert agreement < 0.9, agreement
+
+
+def test_the_streams_look_back_covers_the_widest_class_smoothing():
+    from miga.params import defaults, merged
+    from miga.track2 import recipe
+
+    options = merged(defaults("track2"), {"decode": {"smooth": [5, 31]}})
+    plain = recipe.past_context(options)
+    assert recipe.past_context(options, [0.5, 1.0]) == plain  # no class is smoothed wider than 31
+    assert recipe.past_context(options, [0.5, 2.0]) == plain - 31 // 2 + 62 // 2
