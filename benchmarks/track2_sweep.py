@@ -24,7 +24,10 @@ several points. For comparisons finer than that:
   project's val split. DIR
   is built on first use (`--holdout-sequences` SMG sequences, ingested with the provided skeletons)
   and reused after;
-- `--jobs N` trains N models at a time (each with `track2.train.threads` torch threads).
+- `--jobs N` trains N models at a time (each with `track2.train.threads` torch threads);
+- `--models DIR` keeps each trained detector there, keyed by the training settings (every `track2` section but
+  `decode`), the seed, the project and `--train-sequences`: variants that differ only in decoding reuse it
+  (`train 0 s` in their line), so their differences are the decoding's own. Empty DIR after a code change.
 """
 
 from __future__ import annotations
@@ -90,7 +93,8 @@ def fewer_train_sequences(data, count: int | None):
                              if split != "train" or sid in kept})
 
 
-def run_variant(config: dict, overrides: dict, checkpoint: Path, holdout: Path | None = None, train_sequences: int | None = None) -> dict:
+def run_variant(config: dict, overrides: dict, checkpoint: Path, holdout: Path | None = None, train_sequences: int | None = None,
+                models: Path | None = None) -> dict:
     """Train one variant (on `train_sequences` of the training sequences, default all), compare the candidates on val
     as predict_track2 does; scores on test (and the detector's on the holdout pool)."""
     from miga.params import merged, validated
@@ -101,7 +105,12 @@ def run_variant(config: dict, overrides: dict, checkpoint: Path, holdout: Path |
     iou = float(config["evaluate"]["iou_threshold"])
     data = fewer_train_sequences(stage.Track2Data(config), train_sequences)
     started = time.perf_counter()
-    model, standardize, _, _, _ = stage.fit_detector(config, data, checkpoint=checkpoint)
+    if models is None:
+        model, standardize, _, _, _ = stage.fit_detector(config, data, checkpoint=checkpoint)
+    else:
+        from benchmarks.real_track2 import trained_detector
+
+        model, standardize, _ = trained_detector(config, data, models, {"project": str(Path.cwd()), "train_sequences": train_sequences})
     train_s = time.perf_counter() - started
     found = stage.compare_candidates(config, model, standardize, data, blend=True)  # blend reported, chosen only when listed
     threshold, in_test = found.settings["detector"]["threshold"], pl.col("sample_id").is_in(found.test_ids)
@@ -139,13 +148,13 @@ def _window_logreg_on(config: dict, data, pool) -> pl.DataFrame:
 
 
 def _job(args: tuple) -> tuple[str, int, dict]:
-    project, config, text, seed, holdout, train_sequences = args
+    project, config, text, seed, holdout, train_sequences, models = args
     os.chdir(project)
     from miga.params import merged
 
     overrides = merged(json.loads(text), {"train": {"seed": seed}})
     with tempfile.TemporaryDirectory() as tmp:
-        return text, seed, run_variant(config, overrides, Path(tmp) / "last.pt", holdout, train_sequences)
+        return text, seed, run_variant(config, overrides, Path(tmp) / "last.pt", holdout, train_sequences, models)
 
 
 def _line(text: str, seed: int, r: dict) -> str:
@@ -197,6 +206,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="models trained at a time")
     parser.add_argument("--train-sequences", type=int, help="train on only this many of the training sequences (one per person in turn)")
     parser.add_argument("--out", type=Path, help="also write every result as JSON here")
+    parser.add_argument("--models", type=Path, help="keep each trained detector here; decode-only variants reuse it")
     parser.add_argument("variants", nargs="+",
                         help="JSON objects of track2 overrides, nested as the section ('{\"model\": {\"layers\": 4}}'; '{}' = params.yaml as is)")
     args = parser.parse_args()
@@ -215,7 +225,10 @@ def main() -> None:
         build_holdout(holdout, config, args.holdout_seed, args.holdout_sequences)
     print(f"track2 sweep on {track2_params['dataset']} ({project}), seeds {seeds}"
           + (f", holdout {holdout}" if holdout else ""), flush=True)
-    jobs = [(project, config, text, seed, holdout, args.train_sequences) for text in args.variants for seed in seeds]
+    models = args.models.resolve() if args.models else None
+    if models is not None:
+        models.mkdir(parents=True, exist_ok=True)
+    jobs = [(project, config, text, seed, holdout, args.train_sequences, models) for text in args.variants for seed in seeds]
     results: dict[str, dict[int, dict]] = {text: {} for text in args.variants}
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:

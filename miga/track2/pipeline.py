@@ -221,9 +221,20 @@ def tuned_decoding(options: dict, tuning: Path = TRACK2_TUNING, num_classes: int
     except (ValueError, KeyError, TypeError) as error:
         raise ConfigError(f"{tuning}: not the tuning predict_track2 writes ({type(error).__name__}); "
                           "delete it and rerun predict_track2 (dvc repro)") from None
+    if not 0.0 <= threshold <= 1.0:
+        raise ConfigError(f"{tuning}: threshold {threshold} is not a probability in [0, 1]; rerun predict_track2 (dvc repro)")
+    for key in ("smooth", "min_length"):
+        value = decoding.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"{tuning}: decoding {key} must be a whole number >= 1, not {value!r:.40}; rerun predict_track2 (dvc repro)")
     for key, what in (("class_thresholds", "per-class thresholds"), ("class_scale", "per-class length scales")):
         per_class = decoding.get(key)
-        if per_class is not None and num_classes is not None and len(per_class) != num_classes:
+        if per_class is None:
+            continue
+        if not _is_per_class_list(per_class, upper=1.0 if key == "class_thresholds" else None):
+            bound = "probabilities in [0, 1]" if key == "class_thresholds" else "positive numbers"
+            raise ConfigError(f"{tuning}: {what} must be a list of {bound}, not {per_class!r:.80}; rerun predict_track2 (dvc repro)")
+        if num_classes is not None and len(per_class) != num_classes:
             raise ConfigError(f"{tuning}: {what} for {len(per_class)} classes, but the detector has {num_classes}; "
                               "rerun predict_track2 (dvc repro)")
     if float(options["decode"]["relabel_weight"]):
@@ -233,6 +244,16 @@ def tuned_decoding(options: dict, tuning: Path = TRACK2_TUNING, num_classes: int
         warnings.warn(f"{tuning}: predict chose {recorded['chosen']} over the trained detector on val; this streams the "
                       "trained detector (its val F1 is lower)", stacklevel=2)
     return threshold, decoding
+
+
+def _is_per_class_list(values, upper: float | None) -> bool:
+    """A list of finite numbers, each > 0 (scales) or in [0, `upper`] (thresholds)."""
+    if not isinstance(values, list) or not values:
+        return False
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)]
+    if len(numbers) != len(values):
+        return False
+    return all(0.0 <= v <= upper for v in numbers) if upper is not None else all(v > 0 for v in numbers)
 
 
 def split_ids(data: Track2Data, split: str) -> list[str]:
@@ -316,7 +337,8 @@ def compare_candidates(config: dict, model: torch.nn.Module, standardize: track2
     val_ids, test_ids = split_ids(data, "val"), split_ids(data, "test")
     decode_at, probs = detector_outputs(options, model, standardize, data, val_ids + test_ids)
     decode_at = with_segment_classifier(config, data, decode_at, probs)
-    scale = class_length_scale(data) if options["decode"]["class_relative"] and probs is not None else None
+    scale = class_length_scale(data, prior=float(options["decode"]["class_relative_prior"])) \
+        if options["decode"]["class_relative"] and probs is not None else None
     if scale is not None:
         decode_at = functools.partial(decode_at, class_scale=scale)
     threshold, trials, setting, val_f1 = _tuned_on_val(decode_at, data, val_ids, options, iou)
@@ -327,7 +349,7 @@ def compare_candidates(config: dict, model: torch.nn.Module, standardize: track2
     window_logreg = fitted_window_logreg(config, data, val_ids + test_ids)
     detections["window_logreg"], settings["window_logreg"] = window_candidate(config, data, val_ids + test_ids, window_logreg)
     if ("blend" in listed if blend is None else blend) and probs is not None:
-        detections["blend"], settings["blend"] = blend_candidate(config, data, probs, window_logreg, val_ids)
+        detections["blend"], settings["blend"] = blend_candidate(config, data, probs, window_logreg, val_ids, class_scale=scale)
     eligible = [name for name in listed if name in detections]
     if not eligible:
         raise ConfigError(f"track2.decode.candidates {listed}: blend needs a detector with per-frame "
@@ -338,17 +360,20 @@ def compare_candidates(config: dict, model: torch.nn.Module, standardize: track2
     return found
 
 
-def class_length_scale(data: Track2Data) -> list[float]:
+def class_length_scale(data: Track2Data, *, prior: float = 0.0) -> list[float]:
     """Per gesture class, the median length of its training gestures over the median of all training gestures
     (1.0 for a class without any): `track2.decode.class_relative` scales each class's smoothing and shortest
-    detection by it, so short classes are not smoothed away at a width tuned for the long ones."""
+    detection by it, so short classes are not smoothed away at a width tuned for the long ones. With `prior`, a
+    class of n gestures takes that ratio to the power n / (n + prior): few gestures, a scale near 1."""
     gestures = data.segments.filter(pl.col("sample_id").is_in(split_ids(data, "train"))).select(
         "label", length=pl.col("end_frame") - pl.col("start_frame") + 1)
     if gestures.is_empty():
         return [1.0] * data.num_classes
     overall = float(gestures.get_column("length").median())
-    by_class = dict(gestures.group_by("label").agg(pl.col("length").median()).iter_rows())
-    return [float(by_class[c]) / overall if c in by_class else 1.0 for c in range(data.num_classes)]
+    by_class = {label: (float(median), count) for label, median, count in
+                gestures.group_by("label").agg(pl.col("length").median(), pl.len()).iter_rows()}
+    return [(by_class[c][0] / overall) ** (by_class[c][1] / (by_class[c][1] + prior)) if c in by_class else 1.0
+            for c in range(data.num_classes)]
 
 
 def with_segment_classifier(config: dict, data: Track2Data, decode_at: track2.Decoder, probs: dict[str, np.ndarray] | None) -> track2.Decoder:
@@ -448,15 +473,20 @@ def fitted_window_logreg(config: dict, data: Track2Data, ids: list[str]):
 
 
 def blend_candidate(config: dict, data: Track2Data, detector_probs: dict[str, np.ndarray], window_logreg,
-                    val_ids: list[str]) -> tuple[pl.DataFrame, dict]:
+                    val_ids: list[str], *, class_scale: list[float] | None = None) -> tuple[pl.DataFrame, dict]:
     """The detector's per-frame probabilities (`Detector.frame_probabilities`, by sample id) and the window baseline's
-    averaged, then decoded like the frame detector, threshold and decoding tuned on val for F1. Returns (detections on
-    the sequences of `detector_probs`, settings with `val_f1`: None without val sequences)."""
+    averaged, then decoded like the frame detector (with the detector's per-class length scales when given),
+    threshold and decoding tuned on val for F1. Returns (detections on the sequences of `detector_probs`, settings
+    with `val_f1`: None without val sequences)."""
     options, iou = config["track2"], float(config["evaluate"]["iou_threshold"])
     baseline, windows, _ = window_logreg
     probs = {sid: (p + window_frame_probabilities(baseline, windows[sid], data.num_classes)) / 2 for sid, p in detector_probs.items()}
     decode_at = frame_decoder(probs, options)
+    if class_scale is not None:
+        decode_at = functools.partial(decode_at, class_scale=class_scale)
     threshold, trials, setting, val_f1 = _tuned_on_val(decode_at, data, val_ids, options, iou)
+    if class_scale is not None:
+        setting["class_scale"] = class_scale
     return decode_at(threshold, **setting), {"val_f1": val_f1, "threshold": threshold, "decoding": setting}
 
 

@@ -605,6 +605,25 @@ def test_streaming_reads_the_per_class_thresholds_predict_tuned(tmp_path):
         tuned_decoding(options, tuning, num_classes=3)
 
 
+@pytest.mark.parametrize("edit, message", [
+    ('"threshold": 7, "decoding": {}', "threshold 7.0 is not a probability"),
+    ('"threshold": 0.3, "decoding": {"smooth": "nine"}', "decoding smooth must be a whole number"),
+    ('"threshold": 0.3, "decoding": {"min_length": 0}', "decoding min_length must be a whole number"),
+    ('"threshold": 0.3, "decoding": {"class_thresholds": [0.3, "high"]}', "per-class thresholds must be a list of probabilities"),
+    ('"threshold": 0.3, "decoding": {"class_thresholds": [0.3, 1.5]}', "per-class thresholds must be a list of probabilities"),
+    ('"threshold": 0.3, "decoding": {"class_scale": [0.5, -1]}', "per-class length scales must be a list of positive numbers"),
+    ('"threshold": 0.3, "decoding": {"class_scale": 2}', "per-class length scales must be a list of positive numbers"),
+])
+def test_a_hand_edited_tuning_file_is_one_error_naming_it(tmp_path, edit, message):
+    from miga.track2.pipeline import tuned_decoding
+
+    tuning = tmp_path / "track2_tuning.json"
+    tuning.write_text("{" + edit + ', "chosen": "detector"}')
+    with pytest.raises(ConfigError, match=message) as raised:
+        tuned_decoding(_track2(model={"detector": "frame"}), tuning, num_classes=2)
+    assert str(tuning) in str(raised.value)
+
+
 def test_class_relative_decoding_scales_each_class_by_its_training_length():
     from miga.track2.pipeline import Track2Data, class_length_scale, compare_candidates
 
@@ -613,6 +632,8 @@ def test_class_relative_decoding_scales_each_class_by_its_training_length():
     data = Track2Data.from_tables(data.class_names, data.manifest, pl.concat([data.segments, extra]), data.store)
     # training gestures: class 0 of 10 and 20 frames, class 1 of 40 and 40; the median of all four is 30
     assert class_length_scale(data) == pytest.approx([15 / 30, 40 / 30])
+    # with a prior of 2 gestures, each class (2 gestures) keeps half the ratio, in logs
+    assert class_length_scale(data, prior=2) == pytest.approx([(15 / 30) ** 0.5, (40 / 30) ** 0.5])
     options = config["track2"] = merged(config["track2"], {"decode": {"class_relative": True, "thresholds": [0.01, 0.4],
                                                                       "min_length": [1, 3]}})
     width = next(iter(data.features_of(["s0"], track2.feature_config(options)).values())).shape[1]
@@ -623,3 +644,30 @@ def test_class_relative_decoding_scales_each_class_by_its_training_length():
     setting = found.settings["detector"]["decoding"]
     assert setting["class_scale"] == pytest.approx([0.5, 4 / 3])  # recorded: `miga online` decodes with it too
     assert found.detector_decode_at(found.settings["detector"]["threshold"], **setting).equals(found.detections["detector"])
+
+
+def test_the_blend_candidate_decodes_with_the_class_scales(monkeypatch):
+    from miga.track2 import pipeline
+
+    data, config = _waving_data()
+    options = config["track2"] = merged(config["track2"], {"decode": {"class_relative": True, "thresholds": [0.01, 0.4]}})
+    width = next(iter(data.features_of(["s0"], track2.feature_config(options)).values())).shape[1]
+    torch.manual_seed(0)
+    model = track2.build_detector(options, in_features=width, num_classes=2)
+    standardize = track2.Standardizer(np.zeros(width, np.float32), np.ones(width, np.float32))
+    scales_decoded = []
+    real_frame_decoder = pipeline.frame_decoder
+
+    def recording_frame_decoder(probs, options):
+        decode_at = real_frame_decoder(probs, options)
+
+        def recorded(threshold, **setting):
+            scales_decoded.append(setting.get("class_scale"))
+            return decode_at(threshold, **setting)
+        return recorded
+
+    monkeypatch.setattr(pipeline, "frame_decoder", recording_frame_decoder)
+    found = pipeline.compare_candidates(config, model, standardize, data, blend=True)
+    scale = pipeline.class_length_scale(data)
+    assert found.settings["blend"]["decoding"]["class_scale"] == scale
+    assert scales_decoded and all(decoded == scale for decoded in scales_decoded)  # the detector's and the blend's
