@@ -290,8 +290,8 @@ class DecodeParams(Section):
         "detector", "window_logreg"]
     switch_margin: NonNegativeFloat = 1.0
     class_thresholds_from: NonNegativeInt = 0
-    class_relative: bool = False  # each class's smooth / min_length scaled by its median training length over all gestures'
-    class_relative_prior: NonNegativeFloat = 0.0  # gestures' worth of pull towards scale 1: scale = ratio ** (n / (n + prior))
+    class_relative: bool = True  # each class's smooth / min_length scaled by its median training length over all gestures'
+    class_relative_prior: NonNegativeFloat = 20.0  # gestures' worth of pull towards scale 1: scale = ratio ** (n / (n + prior))
     relabel_weight: Probability = 0.0  # the segment classifier's share in each detection's class (miga.track2.relabel)
 
 

@@ -634,8 +634,8 @@ def test_class_relative_decoding_scales_each_class_by_its_training_length():
     assert class_length_scale(data) == pytest.approx([15 / 30, 40 / 30])
     # with a prior of 2 gestures, each class (2 gestures) keeps half the ratio, in logs
     assert class_length_scale(data, prior=2) == pytest.approx([(15 / 30) ** 0.5, (40 / 30) ** 0.5])
-    options = config["track2"] = merged(config["track2"], {"decode": {"class_relative": True, "thresholds": [0.01, 0.4],
-                                                                      "min_length": [1, 3]}})
+    options = config["track2"] = merged(config["track2"], {"decode": {"class_relative": True, "class_relative_prior": 0,
+                                                                      "thresholds": [0.01, 0.4], "min_length": [1, 3]}})
     width = next(iter(data.features_of(["s0"], track2.feature_config(options)).values())).shape[1]
     torch.manual_seed(0)
     model = track2.build_detector(options, in_features=width, num_classes=2)
@@ -644,6 +644,9 @@ def test_class_relative_decoding_scales_each_class_by_its_training_length():
     setting = found.settings["detector"]["decoding"]
     assert setting["class_scale"] == pytest.approx([0.5, 4 / 3])  # recorded: `miga online` decodes with it too
     assert found.detector_decode_at(found.settings["detector"]["threshold"], **setting).equals(found.detections["detector"])
+    config["track2"] = merged(options, {"decode": {"class_relative_prior": 2}})
+    shrunk = compare_candidates(config, model, standardize, data).settings["detector"]["decoding"]["class_scale"]
+    assert shrunk == pytest.approx([0.5 ** 0.5, (4 / 3) ** 0.5])  # track2.decode.class_relative_prior reaches the scales
 
 
 def test_the_blend_candidate_decodes_with_the_class_scales(monkeypatch):
