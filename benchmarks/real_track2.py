@@ -134,7 +134,7 @@ def torch_load_history(path: Path) -> list[dict]:
 
 
 def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None, train_sequences: int | None = None,
-             models: Path | None = None) -> dict:
+             models: Path | None = None, refit: bool = False) -> dict:
     from benchmarks.real_sequences import few_train_sequences
     from miga.evaluation.metrics import detection_metrics
     from miga.track2.pipeline import compare_candidates
@@ -155,14 +155,17 @@ def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None, tra
     scored = {name: detection_metrics(test_truth, frame.filter(pl.col("sample_id").is_in(test_ids)), num_classes=fold_data.num_classes,
                                       iou_threshold=iou) for name, frame in found.detections.items()}
     detector, submitted = scored["detector"]["official"], scored[found.chosen]["official"]
-    trials = trials_with_test_f1(config, found.detector_decode_at, fold_data.num_classes, found.trials, test_ids, test_truth)
+    trials = trials_with_test_f1({**config, "track2": found.options}, found.detector_decode_at, fold_data.num_classes, found.trials,
+                                 test_ids, test_truth)
     threshold, decoding = found.settings["detector"]["threshold"], found.settings["detector"]["decoding"]
+    refitted = refit_test_f1(config, data, fold_data, found, test_truth, models, {"set": str(data.store.name), "fold": fold,
+                                                                              "train": sorted(train_ids), "refit": True}) if refit else {}
     online = {}
     for k, setting in enumerate(stream or []):
         suffix = "" if k == 0 else f"_{'_'.join(map(str, setting))}"
         online.update({key + suffix: v for key, v in streamed(config, model, standardize, fold_data, test_ids, threshold, decoding, setting).items()})
-    return {**online, "test_people": test, "val_people": val, "threshold": threshold, "val_f1": found.val_f1["detector"],
-            "decoding": decoding,
+    return {**online, **refitted, "test_people": test, "val_people": val, "threshold": threshold, "val_f1": found.val_f1["detector"],
+            "decoding": decoding, "length_factor": found.settings["detector"]["length_factor"],
             "f1": detector["f1"], "precision": detector["precision"], "recall": detector["recall"],
             "f1_one_to_one": scored["detector"]["one_to_one"]["f1"], "train_s": train_s, "seconds": seconds,
             "window_logreg_f1": scored["window_logreg"]["official"]["f1"], "window_logreg_val_f1": found.val_f1["window_logreg"],
@@ -173,6 +176,23 @@ def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None, tra
             "final_loss": history[-1].get("loss") if history else None, "trials": trials,
             "test_detections": found.detections["detector"].filter(pl.col("sample_id").is_in(test_ids)).to_dicts(),
             "test_truth": test_truth.to_dicts()}  # which gestures the detector splits, misses or invents
+
+
+def refit_test_f1(config: dict, data, fold_data, found, test_truth: pl.DataFrame, models: Path | None, key: dict) -> dict:
+    """The detector trained again on train + val (same recipe and seed), scoring test at the threshold and decoding the
+    train-only detector was tuned to on val: what a refit would submit when the detector is chosen."""
+    from miga.evaluation.metrics import detection_metrics
+    from miga.track2.pipeline import detector_outputs
+
+    pooled = data.with_splits({sid: "train" if split == "val" else split
+                               for sid, split in fold_data.manifest.select("sample_id", "split").iter_rows()})
+    model, standardize, _ = trained_detector(config, pooled, models, key)
+    decode_at, _ = detector_outputs(config["track2"], model, standardize, fold_data, found.test_ids)
+    detector = found.settings["detector"]
+    scored = detection_metrics(test_truth, decode_at(detector["threshold"], **detector["decoding"]), num_classes=fold_data.num_classes,
+                               iou_threshold=float(config["evaluate"]["iou_threshold"]))["official"]
+    return {"refit_f1": scored["f1"], "refit_precision": scored["precision"], "refit_recall": scored["recall"],
+            "refit_recall_by_length": scored["recall_by_length"]}
 
 
 def trials_with_test_f1(config: dict, decode_at, num_classes: int, trials: list[dict], test_ids: list[str],
@@ -266,6 +286,8 @@ def main(argv=None) -> None:
     parser.add_argument("--train-sequences", type=int, default=None,
                         help="train every method on only this many of the fold's training sequences (one per person in turn)")
     parser.add_argument("--out", type=Path, default=None, help="default: CACHE/real_track2.json (appended)")
+    parser.add_argument("--refit", action="store_true",
+                        help="also train the detector again on train + val and score test at the val-tuned decoding")
     parser.add_argument("--models", type=Path, default=None,
                         help="keep each fold's trained detector here and reuse it when the training settings repeat")
     a = parser.parse_args(argv)
@@ -289,7 +311,7 @@ def main(argv=None) -> None:
         options = validated(merged(config, {"track2": json.loads(variant)}), a.params)  # every key, the schema's defaults filled in
         results = []
         for fold in folds:
-            results.append(run_fold(options, data, subject, fold, a.stream, a.train_sequences, a.models))
+            results.append(run_fold(options, data, subject, fold, a.stream, a.train_sequences, a.models, a.refit))
             f = results[-1]
             online = "".join(f"; streaming {setting}: F1 {f['stream_f1' + sfx]:.3f} delay mean {f['stream_delay_mean' + sfx]:.1f} "
                              f"max {f['stream_delay_max' + sfx]} ({f['stream_ms_per_frame' + sfx]:.2f} ms/frame)"
@@ -298,8 +320,10 @@ def main(argv=None) -> None:
                   f"(P {f['precision']:.3f}, R {f['recall']:.3f}), 1:1 {f['f1_one_to_one']:.3f}, {f['seconds']:.0f} s{online}; "
                   f"window_logreg val F1 {f['window_logreg_val_f1']:.3f}, test F1 {f['window_logreg_f1']:.3f}; "
                   + (f"blend val F1 {f['blend_val_f1']:.3f}, test F1 {f['blend_f1']:.3f}; " if f["blend_f1"] is not None else "") +
-                  f"chosen {f['chosen']} (val margin {f['switch_margin_f1']:.3f}): test F1 {f['selected_f1']:.3f}", flush=True)
-        keys = ("f1", "f1_one_to_one", "precision", "recall", "seconds", "window_logreg_f1", "blend_f1", "selected_f1")
+                  f"chosen {f['chosen']} (val margin {f['switch_margin_f1']:.3f}): test F1 {f['selected_f1']:.3f}"
+                  + (f"; refit on train + val: test F1 {f['refit_f1']:.3f} (P {f['refit_precision']:.3f}, R {f['refit_recall']:.3f})"
+                     if a.refit else ""), flush=True)
+        keys = ("f1", "f1_one_to_one", "precision", "recall", "seconds", "window_logreg_f1", "blend_f1", "selected_f1", "refit_f1")
         for _, sfx in _stream_suffixes(a.stream):
             keys += tuple(k + sfx for k in ("stream_f1", "stream_f1_one_to_one", "stream_delay_mean", "stream_ms_per_frame"))
         result = {"folds": results, "summary": summary(results, keys), "stream": a.stream, "train_sequences": a.train_sequences,
@@ -314,6 +338,9 @@ def main(argv=None) -> None:
         rows.append(line(f"{variant}: window_logreg candidate", _as(result, "window_logreg_f1")))
         if "blend_f1" in result["summary"]:
             rows.append(line(f"{variant}: blend candidate", _as(result, "blend_f1")))
+        if "refit_f1" in result["summary"]:
+            rows.append(line(f"{variant}: detector refit on train + val", _as(result, "refit_f1")))
+            result["refit_recall_by_length"] = pooled_recall_by_length(results, "refit_recall_by_length")
         rows.append(line(f"{variant}: chosen on val ({', '.join(f['chosen'] for f in results)})", _as(result, "selected_f1")))
         print("\n".join(rows[-4:]), flush=True)
         buckets = result["selected_recall_by_length"]

@@ -125,14 +125,14 @@ def run_variant(config: dict, overrides: dict, checkpoint: Path, holdout: Path |
         if pool.class_names != data.class_names:
             raise SystemExit(f"{holdout}: its classes differ from the project's")
         features = {sid: standardize(track2.frame_features(pool.store[sid], pool.store.layout, track2.feature_config(config["track2"]))) for sid in pool.manifest["sample_id"]}
-        decode_pool = track2.make_decoder(model, config["track2"], features)
+        decode_pool = track2.make_decoder(model, found.options, features)
         pooled = {"detector": decode_pool(threshold, **found.settings["detector"]["decoding"]),
                   "window_logreg": _window_logreg_on(config, data, pool)}
         result["holdout"] = _score(pool.segments, pooled["detector"], pool.num_classes, iou)
         result["holdout"]["sequences"], result["holdout"]["gestures"] = len(features), pool.segments.height
         for name, frame in pooled.items():
             result["candidates"][name]["holdout"] = _score(pool.segments, frame, pool.num_classes, iou)
-        thresholds, grid = track2.decode_trials(config["track2"])
+        thresholds, grid = track2.decode_trials(found.options)  # the grid the val trials were drawn from
         _, on_pool = track2.tune_for_f1(decode_pool, pool.segments, thresholds, pool.num_classes, iou, grid)
         result["trials"] = [{**val, "holdout_f1": held["f1"]} for val, held in zip(found.trials, on_pool)]  # rules over val trials, checked offline
     return result

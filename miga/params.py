@@ -293,6 +293,7 @@ class DecodeParams(Section):
     class_relative: bool = True  # each class's smooth / min_length scaled by its median training length over all gestures'
     class_relative_prior: NonNegativeFloat = 20.0  # gestures' worth of pull towards scale 1: scale = ratio ** (n / (n + prior))
     relabel_weight: Probability = 0.0  # the segment classifier's share in each detection's class (miga.track2.relabel)
+    length_reference: NonNegativeFloat = 0.0  # frames: smooth / min_length are scaled by (median training gesture) / this when above 1
 
 
 class Track2Params(Section):

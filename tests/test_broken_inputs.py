@@ -434,3 +434,31 @@ def test_online_reports_a_closed_output(monkeypatch):
 
     with pytest.raises(MigaError, match="output was closed"):
         emit(sink, gesture)
+
+
+def test_evaluate_refuses_a_hand_edited_tuning_file(release: Path, tmp_path: Path):
+    """`track2 evaluate` reports the choice and each candidate's val F1 from the tuning file: an edit there is one
+    error naming the file, not a metric that names a candidate it does not score; the metrics already written stay."""
+    import json
+
+    root = tmp_path / "project"
+    shutil.copytree(release, root)
+    for command in (["track2", "predict"], ["track2", "evaluate"]):
+        result = invoke_cli(root, command)
+        assert result.exit_code == 0, result.output
+    path, metrics = root / "metrics/track2_tuning.json", root / "metrics/track2.json"
+    written, kept = path.read_text(), metrics.read_bytes()
+    tuning = json.loads(written)
+    other = next(name for name in tuning["candidates"] if name != tuning["chosen"])
+    edits = {"chosen": lambda t: t.update(chosen=other),
+             "val_f1": lambda t: t["candidates"][other].update(val_f1="0.9"),
+             "stride": lambda t: t["candidates"]["window_logreg"].update(stride=0)}
+    for says, edit in edits.items():
+        edited = json.loads(written)
+        edit(edited)
+        path.write_text(json.dumps(edited))
+        result = invoke_cli(root, ["track2", "evaluate"])
+        assert result.exit_code == 1 and "track2_tuning.json" in result.output and says in result.output, result.output
+        assert "Traceback" not in result.output and metrics.read_bytes() == kept
+    path.write_text(written)
+    assert invoke_cli(root, ["track2", "evaluate"]).exit_code == 0

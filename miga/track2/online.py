@@ -140,7 +140,7 @@ def online_detector(model, standardize, layout: str, options: dict, threshold: f
         features = standardize(track2.frame_features(keypoints, layout, feature_config))
         return track2.make_decoder(model, options, {"window": features})(threshold, **setting)
 
-    margin = min(track2.past_context(options, setting.get("class_scale")), window - guard - 1)
+    margin = min(track2.past_context(options, setting.get("class_scale"), setting.get("smooth")), window - guard - 1)
     return OnlineDetector(detect, window=window, hop=hop, guard=guard, margin=margin)
 
 

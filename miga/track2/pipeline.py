@@ -212,38 +212,80 @@ def load_detector(options: dict, num_classes: int, path: Path = TRACK2_MODEL) ->
 
 def tuned_decoding(options: dict, tuning: Path = TRACK2_TUNING, num_classes: int | None = None) -> tuple[float, dict]:
     """(threshold, decoding setting: smooth / min_length when `track2` lists several, per-class thresholds when tuned)
-    that `predict_track2` tuned on val; per-class thresholds are checked against `num_classes` when given."""
+    that `predict_track2` tuned on val (`read_tuning`); per-class lists are checked against `num_classes` when given."""
     if not Path(tuning).exists():
         return float(np.median(options["decode"]["thresholds"])), {}
+    recorded = read_tuning(Path(tuning), num_classes)
+    if float(options["decode"]["relabel_weight"]):
+        warnings.warn("track2.decode.relabel_weight is set, but streaming does not relabel: its detections take the "
+                      "detector's classes, as with relabel_weight 0", stacklevel=2)
+    if recorded["chosen"] != "detector":
+        warnings.warn(f"{tuning}: predict chose {recorded['chosen']} over the trained detector on val; this streams the "
+                      "trained detector (its val F1 is lower)", stacklevel=2)
+    return float(recorded["threshold"]), dict(recorded["decoding"])
+
+
+def read_tuning(path: Path, num_classes: int | None = None) -> dict:
+    """`metrics/track2_tuning.json` as predict wrote it, every value `miga online` decodes with or `evaluate` reports
+    checked (the threshold and decoding of the detector and of each candidate, their val F1, the choice); per-class
+    lists against `num_classes` when given. A ConfigError naming the file and the way out otherwise."""
     try:
-        recorded = json.loads(Path(tuning).read_text())
-        threshold, decoding = float(recorded["threshold"]), dict(recorded["decoding"])
-    except (ValueError, KeyError, TypeError) as error:
-        raise ConfigError(f"{tuning}: not the tuning predict_track2 writes ({type(error).__name__}); "
+        tuning = json.loads(Path(path).read_text())
+        if not isinstance(tuning.get("candidates"), dict) or "chosen" not in tuning:
+            raise KeyError("candidates")
+        float(tuning["threshold"]), dict(tuning["decoding"])
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: missing; run predict_track2 first (dvc repro)") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ConfigError(f"{path}: not the tuning predict_track2 writes ({type(error).__name__}); "
                           "delete it and rerun predict_track2 (dvc repro)") from None
-    if not 0.0 <= threshold <= 1.0:
-        raise ConfigError(f"{tuning}: threshold {threshold} is not a probability in [0, 1]; rerun predict_track2 (dvc repro)")
-    for key in ("smooth", "min_length"):
+    _check_decoding(path, "", tuning["threshold"], tuning["decoding"], num_classes)
+    if tuning["chosen"] not in tuning["candidates"]:
+        raise ConfigError(f"{path}: the chosen candidate {tuning['chosen']!r:.40} is not among its candidates "
+                          f"{sorted(map(str, tuning['candidates']))}; rerun predict_track2 (dvc repro)")
+    margin = tuning.get("switch_margin_f1", 0.0)
+    if not _is_number_in(margin, 0.0, 1.0):
+        raise ConfigError(f"{path}: switch_margin_f1 must be a number in [0, 1], not {margin!r:.40}; rerun predict_track2 (dvc repro)")
+    for name, settings in tuning["candidates"].items():
+        if not isinstance(settings, dict):
+            raise ConfigError(f"{path}: candidate {name!r:.40}: not a table of settings; rerun predict_track2 (dvc repro)")
+        if settings.get("val_f1") is not None and not _is_number_in(settings["val_f1"], 0.0, 1.0):
+            raise ConfigError(f"{path}: candidate {name}: val_f1 must be an F1 in [0, 1] (or null without val), not "
+                              f"{settings['val_f1']!r:.40}; rerun predict_track2 (dvc repro)")
+        factor = settings.get("length_factor", 1.0)
+        if not _is_number_in(factor, 1.0, float("inf")):
+            raise ConfigError(f"{path}: candidate {name}: length_factor must be a number >= 1, not {factor!r:.40}; "
+                              "rerun predict_track2 (dvc repro)")
+        if "threshold" in settings:  # the window baseline's decoding keys sit beside its threshold
+            _check_decoding(path, f"candidate {name}: ", settings["threshold"], settings.get("decoding", settings), num_classes)
+    return tuning
+
+
+def _check_decoding(path: Path, where: str, threshold, decoding, num_classes: int | None) -> None:
+    """A ConfigError naming `path` unless the threshold is a probability, smooth / min_length whole numbers >= 1 and
+    the per-class lists probabilities / positive numbers (of `num_classes` each, when given)."""
+    rerun = "rerun predict_track2 (dvc repro)"
+    if not _is_number_in(threshold, 0.0, 1.0):
+        raise ConfigError(f"{path}: {where}threshold {threshold!r:.40} is not a probability in [0, 1]; {rerun}")
+    if not isinstance(decoding, dict):
+        raise ConfigError(f"{path}: {where}decoding must be a table, not {decoding!r:.40}; {rerun}")
+    for key in ("smooth", "min_length", "window", "stride", "min_windows"):
         value = decoding.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ConfigError(f"{tuning}: decoding {key} must be a whole number >= 1, not {value!r:.40}; rerun predict_track2 (dvc repro)")
+            raise ConfigError(f"{path}: {where}decoding {key} must be a whole number >= 1, not {value!r:.40}; {rerun}")
     for key, what in (("class_thresholds", "per-class thresholds"), ("class_scale", "per-class length scales")):
         per_class = decoding.get(key)
         if per_class is None:
             continue
         if not _is_per_class_list(per_class, upper=1.0 if key == "class_thresholds" else None):
             bound = "probabilities in [0, 1]" if key == "class_thresholds" else "positive numbers"
-            raise ConfigError(f"{tuning}: {what} must be a list of {bound}, not {per_class!r:.80}; rerun predict_track2 (dvc repro)")
+            raise ConfigError(f"{path}: {where}{what} must be a list of {bound}, not {per_class!r:.80}; {rerun}")
         if num_classes is not None and len(per_class) != num_classes:
-            raise ConfigError(f"{tuning}: {what} for {len(per_class)} classes, but the detector has {num_classes}; "
-                              "rerun predict_track2 (dvc repro)")
-    if float(options["decode"]["relabel_weight"]):
-        warnings.warn("track2.decode.relabel_weight is set, but streaming does not relabel: its detections take the "
-                      "detector's classes, as with relabel_weight 0", stacklevel=2)
-    if recorded.get("chosen", "detector") != "detector":
-        warnings.warn(f"{tuning}: predict chose {recorded['chosen']} over the trained detector on val; this streams the "
-                      "trained detector (its val F1 is lower)", stacklevel=2)
-    return threshold, decoding
+            raise ConfigError(f"{path}: {where}{what} for {len(per_class)} classes, but the detector has {num_classes}; {rerun}")
+
+
+def _is_number_in(value, low: float, high: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
 
 
 def _is_per_class_list(values, upper: float | None) -> bool:
@@ -311,7 +353,8 @@ class Candidates:
     detector's val trials, and the one `choose_candidate` keeps (with the val F1 margin it needed).
 
     `detector_decode_at`: the detector's `decode_at(threshold, **setting)` over the val and test sequences (what
-    `detector_outputs` returned), to decode them at other settings without running the model again."""
+    `detector_outputs` returned), to decode them at other settings without running the model again; `options`: the
+    track2 options its trials were drawn from (`with_length_factor`)."""
 
     detections: dict[str, pl.DataFrame]
     settings: dict[str, dict]
@@ -321,6 +364,7 @@ class Candidates:
     chosen: str
     switch_margin_f1: float
     detector_decode_at: track2.Decoder | None = None
+    options: dict | None = None  # the track2 options as tuned: `decode.smooth` / `min_length` times the length factor
 
     @property
     def val_f1(self) -> dict[str, float | None]:
@@ -332,7 +376,9 @@ def compare_candidates(config: dict, model: torch.nn.Module, standardize: track2
     """The trained detector (threshold and decoding tuned on val for F1), the sliding-window logistic regression and,
     when `blend` (default: when `track2.decode.candidates` lists it), the two's per-frame probabilities averaged, each
     on val and test; the one kept is `choose_candidate`'s among `track2.decode.candidates`."""
-    options, iou = config["track2"], float(config["evaluate"]["iou_threshold"])
+    factor = length_factor(config["track2"], data)
+    options, iou = with_length_factor(config["track2"], factor), float(config["evaluate"]["iou_threshold"])
+    config = {**config, "track2": options}
     listed = list(options["decode"]["candidates"])
     val_ids, test_ids = split_ids(data, "val"), split_ids(data, "test")
     decode_at, probs = detector_outputs(options, model, standardize, data, val_ids + test_ids)
@@ -345,7 +391,7 @@ def compare_candidates(config: dict, model: torch.nn.Module, standardize: track2
     if scale is not None:
         setting["class_scale"] = scale  # in the tuning file: `miga online` decodes with it too
     detections = {"detector": decode_at(threshold, **setting)}
-    settings = {"detector": {"val_f1": val_f1, "threshold": threshold, "decoding": setting}}
+    settings = {"detector": {"val_f1": val_f1, "threshold": threshold, "decoding": setting, "length_factor": factor}}
     window_logreg = fitted_window_logreg(config, data, val_ids + test_ids)
     detections["window_logreg"], settings["window_logreg"] = window_candidate(config, data, val_ids + test_ids, window_logreg)
     if ("blend" in listed if blend is None else blend) and probs is not None:
@@ -355,9 +401,35 @@ def compare_candidates(config: dict, model: torch.nn.Module, standardize: track2
         raise ConfigError(f"track2.decode.candidates {listed}: blend needs a detector with per-frame "
                           f"probabilities (frame or window), not {track2.detector_of(options)}")
     found = Candidates(detections, settings, trials, val_ids, test_ids, chosen="", switch_margin_f1=switch_margin_f1(options, data, val_ids),
-                       detector_decode_at=decode_at)
+                       detector_decode_at=decode_at, options=options)
     found.chosen = choose_candidate(eligible, found.val_f1, found.switch_margin_f1)
     return found
+
+
+def training_gesture_lengths(data: Track2Data) -> pl.DataFrame:
+    """(label, length in frames) of every gesture of the training split."""
+    return data.segments.filter(pl.col("sample_id").is_in(split_ids(data, "train"))).select(
+        "label", length=pl.col("end_frame") - pl.col("start_frame") + 1)
+
+
+def length_factor(options: dict, data: Track2Data) -> float:
+    """How many times longer the training gestures are (median) than `decode.length_reference` frames, at least 1
+    (1 when the reference is 0 or there are no training gestures): the decoding grid's frames are in units of it."""
+    reference = float(options["decode"]["length_reference"])
+    lengths = training_gesture_lengths(data)
+    if not reference or lengths.is_empty():
+        return 1.0
+    return max(1.0, float(lengths.get_column("length").median()) / reference)
+
+
+def with_length_factor(options: dict, factor: float) -> dict:
+    """`options` with the `decode.smooth` and `decode.min_length` grids multiplied by `factor` (rounded; a value
+    repeated by the rounding is tried once): decoding settings for gestures `factor` times longer than the grid's."""
+    if factor == 1.0:
+        return options
+    scaled = lambda values: list(dict.fromkeys(max(1, round(v * factor)) if v else 0 for v in track2.ints(values)))  # noqa: E731
+    decode = options["decode"]
+    return {**options, "decode": {**decode, "smooth": scaled(decode["smooth"]), "min_length": scaled(decode["min_length"])}}
 
 
 def class_length_scale(data: Track2Data, *, prior: float = 0.0) -> list[float]:
@@ -365,8 +437,7 @@ def class_length_scale(data: Track2Data, *, prior: float = 0.0) -> list[float]:
     (1.0 for a class without any): `track2.decode.class_relative` scales each class's smoothing and shortest
     detection by it, so short classes are not smoothed away at a width tuned for the long ones. With `prior`, a
     class of n gestures takes that ratio to the power n / (n + prior): few gestures, a scale near 1."""
-    gestures = data.segments.filter(pl.col("sample_id").is_in(split_ids(data, "train"))).select(
-        "label", length=pl.col("end_frame") - pl.col("start_frame") + 1)
+    gestures = training_gesture_lengths(data)
     if gestures.is_empty():
         return [1.0] * data.num_classes
     overall = float(gestures.get_column("length").median())
@@ -525,9 +596,11 @@ def evaluate(config: dict, data: Track2Data, *, project: Path = Path(".")) -> di
     detections = validate_detections(read_parquet(path), str(path), data.num_classes)
     result = detection_metrics(truth, detections.filter(pl.col("sample_id").is_in(ids)), num_classes=data.num_classes, iou_threshold=iou)
     result.update({"split": split, "requested_split": requested, "note": note, "num_sequences": len(ids)})
-    tuning = read_tuning(Path(project) / TRACK2_TUNING)
+    tuning = read_tuning(Path(project) / TRACK2_TUNING, data.num_classes)
+    frames = read_candidates(Path(project) / TRACK2_CANDIDATES, data.num_classes)
+    _check_chosen(tuning["chosen"], frames, detections, Path(project))
     candidates = {}
-    for name, frame in read_candidates(Path(project) / TRACK2_CANDIDATES, data.num_classes).items():
+    for name, frame in frames.items():
         scored = detection_metrics(truth, frame.filter(pl.col("sample_id").is_in(ids)), num_classes=data.num_classes, iou_threshold=iou)
         candidates[name] = {mode: {k: scored[mode][k] for k in ("precision", "recall", "f1", "recall_by_length")}
                             for mode in ("official", "one_to_one")} | tuning["candidates"].get(name, {})
@@ -546,18 +619,14 @@ def evaluate(config: dict, data: Track2Data, *, project: Path = Path(".")) -> di
     return result
 
 
-def read_tuning(path: Path) -> dict:
-    """`metrics/track2_tuning.json` as predict wrote it; a ConfigError with the way out otherwise."""
-    try:
-        tuning = json.loads(Path(path).read_text())
-        if not isinstance(tuning.get("candidates"), dict) or "chosen" not in tuning:
-            raise KeyError("candidates")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: missing; run predict_track2 first (dvc repro)") from None
-    except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise ConfigError(f"{path}: not the tuning predict_track2 writes ({type(error).__name__}); "
-                          "delete it and rerun predict_track2 (dvc repro)") from None
-    return tuning
+def _check_chosen(chosen: str, candidates: dict[str, pl.DataFrame], detections: pl.DataFrame, project: Path) -> None:
+    """The detections evaluated are the chosen candidate's, as predict wrote them: a ConfigError otherwise (a hand edit
+    of the choice, or files from different runs), so the metrics never name a candidate they do not score."""
+    order = ["sample_id", "start_frame", "end_frame", "label"]
+    same = chosen in candidates and candidates[chosen].sort(order).equals(detections.sort(order))
+    if not same:
+        raise ConfigError(f"{project / TRACK2_TUNING}: names {chosen!r:.40} as chosen, but {project / TRACK2_DETECTIONS} "
+                          f"is not that candidate's detections in {project / TRACK2_CANDIDATES}; rerun predict_track2 (dvc repro)")
 
 
 def read_candidates(path: Path, num_classes: int) -> dict[str, pl.DataFrame]:

@@ -60,12 +60,13 @@ def make_decoder(model: torch.nn.Module, options: Mapping, features: Mapping[str
     return detector(options).decoder(model, options, features)
 
 
-def past_context(options: Mapping, class_scale: Sequence[float] | None = None) -> int:
+def past_context(options: Mapping, class_scale: Sequence[float] | None = None, smooth: int | None = None) -> int:
     """Frames before a frame that its decoded score depends on: the causal body normalisation (`norm_window`),
-    the velocities, the network's temporal context and half the smoothing (the widest class's, with the tuned
-    `class_scale`). `miga.track2.online` decides nothing that starts closer than this to its window's oldest frame."""
+    the velocities, the network's temporal context and half the smoothing (the tuned `smooth`, else the widest of
+    `decode.smooth`; the widest class's, with the tuned `class_scale`). `miga.track2.online` decides nothing that
+    starts closer than this to its window's oldest frame."""
     features = feature_config(options)
-    widest = max(ints(options["decode"]["smooth"])) * max(1.0, max(class_scale or [1.0]))
+    widest = (smooth or max(ints(options["decode"]["smooth"]))) * max(1.0, max(class_scale or [1.0]))
     return (int(features.norm_window) + max(features.velocity_steps) + detector(options).network_context(options)
             + int(round(widest)) // 2)
 

@@ -140,3 +140,5 @@ def test_the_streams_look_back_covers_the_widest_class_smoothing():
     plain = recipe.past_context(options)
     assert recipe.past_context(options, [0.5, 1.0]) == plain  # no class is smoothed wider than 31
     assert recipe.past_context(options, [0.5, 2.0]) == plain - 31 // 2 + 62 // 2
+    # a tuned smoothing wider than the grid's (a length factor scaled it): the look-back covers it
+    assert recipe.past_context(options, [0.5, 2.0], smooth=400) == plain - 31 // 2 + 800 // 2

@@ -110,7 +110,7 @@ def test_streaming_says_it_does_not_relabel(tmp_path):
     from miga.track2.pipeline import tuned_decoding
 
     tuning = tmp_path / "track2_tuning.json"
-    tuning.write_text('{"threshold": 0.3, "decoding": {"smooth": 9}, "chosen": "detector"}')
+    tuning.write_text('{"threshold": 0.3, "decoding": {"smooth": 9}, "chosen": "detector", "candidates": {"detector": {}}}')
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert tuned_decoding(defaults("track2"), tuning) == (0.3, {"smooth": 9})

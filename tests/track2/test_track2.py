@@ -594,19 +594,19 @@ def test_streaming_reads_the_per_class_thresholds_predict_tuned(tmp_path):
     from miga.track2.pipeline import tuned_decoding
 
     tuning = tmp_path / "track2_tuning.json"
-    tuning.write_text('{"threshold": 0.3, "decoding": {"smooth": 9, "class_thresholds": [0.3, 0.5]}, "chosen": "detector"}')
+    tuning.write_text('{"threshold": 0.3, "decoding": {"smooth": 9, "class_thresholds": [0.3, 0.5]}, "chosen": "detector", "candidates": {"detector": {}}}')
     options = _track2(model={"detector": "frame"})
     assert tuned_decoding(options, tuning, num_classes=2) == (0.3, {"smooth": 9, "class_thresholds": [0.3, 0.5]})
     with pytest.raises(ConfigError, match="per-class thresholds for 2 classes, but the detector has 3"):
         tuned_decoding(options, tuning, num_classes=3)
-    tuning.write_text('{"threshold": 0.3, "decoding": {"smooth": 9, "class_scale": [0.5, 1.5]}, "chosen": "detector"}')
+    tuning.write_text('{"threshold": 0.3, "decoding": {"smooth": 9, "class_scale": [0.5, 1.5]}, "chosen": "detector", "candidates": {"detector": {}}}')
     assert tuned_decoding(options, tuning, num_classes=2) == (0.3, {"smooth": 9, "class_scale": [0.5, 1.5]})
     with pytest.raises(ConfigError, match="per-class length scales for 2 classes, but the detector has 3"):
         tuned_decoding(options, tuning, num_classes=3)
 
 
 @pytest.mark.parametrize("edit, message", [
-    ('"threshold": 7, "decoding": {}', "threshold 7.0 is not a probability"),
+    ('"threshold": 7, "decoding": {}', "threshold 7 is not a probability"),
     ('"threshold": 0.3, "decoding": {"smooth": "nine"}', "decoding smooth must be a whole number"),
     ('"threshold": 0.3, "decoding": {"min_length": 0}', "decoding min_length must be a whole number"),
     ('"threshold": 0.3, "decoding": {"class_thresholds": [0.3, "high"]}', "per-class thresholds must be a list of probabilities"),
@@ -618,7 +618,7 @@ def test_a_hand_edited_tuning_file_is_one_error_naming_it(tmp_path, edit, messag
     from miga.track2.pipeline import tuned_decoding
 
     tuning = tmp_path / "track2_tuning.json"
-    tuning.write_text("{" + edit + ', "chosen": "detector"}')
+    tuning.write_text("{" + edit + ', "chosen": "detector", "candidates": {"detector": {}}}')
     with pytest.raises(ConfigError, match=message) as raised:
         tuned_decoding(_track2(model={"detector": "frame"}), tuning, num_classes=2)
     assert str(tuning) in str(raised.value)
@@ -674,3 +674,28 @@ def test_the_blend_candidate_decodes_with_the_class_scales(monkeypatch):
     scale = pipeline.class_length_scale(data)
     assert found.settings["blend"]["decoding"]["class_scale"] == scale
     assert scales_decoded and all(decoded == scale for decoded in scales_decoded)  # the detector's and the blend's
+
+
+def test_the_decoding_grid_scales_with_the_training_gestures_length():
+    from miga.track2.pipeline import compare_candidates, length_factor, with_length_factor
+
+    data, config = _waving_data()  # training gestures of 40 frames
+    options = merged(config["track2"], {"decode": {"smooth": [1, 5, 9], "min_length": [0, 4, 6]}})
+    assert length_factor(options, data) == 1.0  # length_reference 0: the grid as written
+    assert with_length_factor(options, 1.0) is options
+    assert length_factor(merged(options, {"decode": {"length_reference": 80}}), data) == 1.0  # never shrunk
+    options = merged(options, {"decode": {"length_reference": 10}})
+    assert length_factor(options, data) == 4.0
+    scaled = with_length_factor(options, 4.0)["decode"]
+    assert (scaled["smooth"], scaled["min_length"]) == ([4, 20, 36], [0, 16, 24])
+    assert with_length_factor(options, 0.1)["decode"]["smooth"] == [1]  # one value once, never below 1
+    config["track2"] = options
+    width = next(iter(data.features_of(["s0"], track2.feature_config(options)).values())).shape[1]
+    torch.manual_seed(0)
+    model = track2.build_detector(options, in_features=width, num_classes=2)
+    standardize = track2.Standardizer(np.zeros(width, np.float32), np.ones(width, np.float32))
+    found = compare_candidates(config, model, standardize, data)
+    assert {(t["smooth"], t["min_length"]) for t in found.trials} == {(s, m) for s in (4, 20, 36) for m in (0, 16, 24)}
+    assert found.settings["detector"]["length_factor"] == 4.0 and found.options["decode"]["smooth"] == [4, 20, 36]
+    decoding = found.settings["detector"]["decoding"]
+    assert decoding["smooth"] in (4, 20, 36) and decoding["min_length"] in (0, 16, 24)
