@@ -109,13 +109,14 @@ def streamed(config: dict, model, standardize, data, test_ids: list[str], thresh
 
 def trained_detector(config: dict, fold_data, models: Path | None, key: dict):
     """(model, standardizer, training history) of `fit_detector` on the fold's train split; with `models`, kept there
-    under a name from everything that decides the training (`key` and `config`'s track2 sections other than decode),
-    and read back instead of training when present, so decode-only variants reuse the same detector."""
+    under a name from everything that decides the training (`key`, `config`'s track2 sections other than decode, and
+    the code of `miga/`), and read back instead of training when present, so decode-only variants reuse the same
+    detector and a code change trains afresh."""
     from miga.training import save_checkpoint
     from miga.track2.pipeline import detector_state, fit_detector, load_detector
 
     training = {k: v for k, v in config["track2"].items() if k != "decode"}
-    name = hashlib.sha256(json.dumps([training, key], sort_keys=True, default=str).encode()).hexdigest()[:16]
+    name = hashlib.sha256(json.dumps([training, key, code_version()], sort_keys=True, default=str).encode()).hexdigest()[:16]
     path = models / f"{name}.pt" if models else None
     if path is not None and path.exists():
         model, standardize, _ = load_detector(config["track2"], fold_data.num_classes, path)
@@ -125,6 +126,14 @@ def trained_detector(config: dict, fold_data, models: Path | None, key: dict):
     if path is not None:
         save_checkpoint(path, detector_state(model, standardize, layout, history))
     return model, standardize, history
+
+
+def code_version() -> str:
+    """A digest of every Python file of the `miga` package: trained detectors kept under `--models` are tied to it."""
+    digest = hashlib.sha256()
+    for path in sorted((REPO / "miga").rglob("*.py")):
+        digest.update(path.relative_to(REPO).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def torch_load_history(path: Path) -> list[dict]:

@@ -27,7 +27,8 @@ several points. For comparisons finer than that:
 - `--jobs N` trains N models at a time (each with `track2.train.threads` torch threads);
 - `--models DIR` keeps each trained detector there, keyed by the training settings (every `track2` section but
   `decode`), the seed, the project and `--train-sequences`: variants that differ only in decoding reuse it
-  (`train 0 s` in their line), so their differences are the decoding's own. Empty DIR after a code change; with
+  (`train 0 s` in their line), so their differences are the decoding's own (the key includes a digest of `miga/`'s
+  code, so a code change trains afresh); with
   `--jobs` > 1 two variants of one seed may both train it.
 """
 
