@@ -38,8 +38,12 @@ def predict(params: Path = PARAMS_OPTION) -> None:
     val = ", ".join(f"{name} {_f1(c['val_f1'])}" for name, c in tuning["candidates"].items())
     per_class = tuning["decoding"].get("class_thresholds")
     threshold = f"thresholds per class {per_class}" if per_class else f"threshold {tuning['threshold']}"
+    win_rate = tuning["switch_win_rate"]
+    kept = "" if win_rate is None or win_rate >= config["track2"]["decode"]["switch_confidence"] else \
+        f" (another's val gain won only {win_rate:.0%} of val resamples, below track2.decode.switch_confidence)"
     typer.echo(f"track2 ({recipe.detector_of(config['track2'])}): {threshold} (tuned on {tuning['val_sequences']} "
-               f"val sequences); val F1 {val}: {tuning['chosen']} chosen; {tuning['test_detections']} test detections -> {pipeline.SUBMISSION}")
+               f"val sequences); val F1 {val}: {tuning['chosen']} chosen{kept}; {tuning['test_detections']} test detections -> "
+               f"{pipeline.SUBMISSION}")
 
 
 def _f1(value) -> str:

@@ -30,6 +30,7 @@ from miga.plots import timeline
 from miga.models import load_trained
 from miga.project import TRACK2_CANDIDATES, TRACK2_CHECKPOINT, TRACK2_DETECTIONS, TRACK2_MODEL, TRACK2_TUNING, interim
 from miga.skeleton import class_mirror
+from miga.evaluation.significance import f1_win_rate
 from miga.track2 import pretrain, relabel
 from miga.track2 import recipe as track2
 from miga.track2.detectors import frame_decoder
@@ -243,9 +244,10 @@ def read_tuning(path: Path, num_classes: int | None = None) -> dict:
     if tuning["chosen"] not in tuning["candidates"]:
         raise ConfigError(f"{path}: the chosen candidate {tuning['chosen']!r:.40} is not among its candidates "
                           f"{sorted(map(str, tuning['candidates']))}; rerun predict_track2 (dvc repro)")
-    margin = tuning.get("switch_margin_f1", 0.0)
-    if not _is_number_in(margin, 0.0, 1.0):
-        raise ConfigError(f"{path}: switch_margin_f1 must be a number in [0, 1], not {margin!r:.40}; rerun predict_track2 (dvc repro)")
+    for key in ("switch_margin_f1", "switch_win_rate"):
+        value = tuning.get(key)
+        if value is not None and not _is_number_in(value, 0.0, 1.0):
+            raise ConfigError(f"{path}: {key} must be a number in [0, 1], not {value!r:.40}; rerun predict_track2 (dvc repro)")
     for name, settings in tuning["candidates"].items():
         if not isinstance(settings, dict):
             raise ConfigError(f"{path}: candidate {name!r:.40}: not a table of settings; rerun predict_track2 (dvc repro)")
@@ -364,6 +366,7 @@ class Candidates:
     chosen: str
     switch_margin_f1: float
     detector_decode_at: track2.Decoder | None = None
+    switch_win_rate: float | None = None  # where val F1 chose another than the first: how often it wins val resamples
     options: dict | None = None  # the track2 options as tuned: `decode.smooth` / `min_length` times the length factor
 
     @property
@@ -403,6 +406,14 @@ def compare_candidates(config: dict, model: torch.nn.Module, standardize: track2
     found = Candidates(detections, settings, trials, val_ids, test_ids, chosen="", switch_margin_f1=switch_margin_f1(options, data, val_ids),
                        detector_decode_at=decode_at, options=options)
     found.chosen = choose_candidate(eligible, found.val_f1, found.switch_margin_f1)
+    first = eligible[0]
+    confidence = float(options["decode"]["switch_confidence"])
+    if found.chosen != first and confidence:
+        val_truth = data.segments.filter(pl.col("sample_id").is_in(val_ids))
+        found.switch_win_rate = f1_win_rate(val_truth, detections[first], detections[found.chosen], val_ids, iou_threshold=iou,
+                                            seed=int(options["train"]["seed"]))
+        if found.switch_win_rate < confidence:
+            found.chosen = first
     return found
 
 
@@ -495,7 +506,8 @@ def predict(config: dict, data: Track2Data, *, project: Path = Path(".")) -> dic
     write_track2(track2_frame(test_detections, class_base=int(config["submission"]["track2_class_base"])), Path(project) / SUBMISSION)
     detector = found.settings["detector"]
     tuning = {"detector": track2.detector_of(options), "threshold": detector["threshold"], "decoding": detector["decoding"],
-              "chosen": found.chosen, "switch_margin_f1": found.switch_margin_f1, "candidates": found.settings,
+              "chosen": found.chosen, "switch_margin_f1": found.switch_margin_f1, "switch_win_rate": found.switch_win_rate,
+              "candidates": found.settings,
               "val_trials": found.trials}
     write_json(tuning, Path(project) / TRACK2_TUNING)
     return tuning | {"val_sequences": len(found.val_ids), "test_detections": test_detections.height}
@@ -606,6 +618,8 @@ def evaluate(config: dict, data: Track2Data, *, project: Path = Path(".")) -> di
                             for mode in ("official", "one_to_one")} | tuning["candidates"].get(name, {})
     result["selection"] = {"chosen": tuning["chosen"], "eligible": list(config["track2"]["decode"]["candidates"]),
                            "switch_margin_f1": tuning.get("switch_margin_f1", 0.0),
+                           "switch_win_rate": tuning.get("switch_win_rate"),
+                           "switch_confidence": float(config["track2"]["decode"]["switch_confidence"]),
                            "val_f1": {name: c.get("val_f1") for name, c in candidates.items()},
                            f"{split}_f1": {name: c["official"]["f1"] for name, c in candidates.items()}}
     result["baselines"] = {"window_logreg": candidates["window_logreg"]}

@@ -613,6 +613,7 @@ def test_streaming_reads_the_per_class_thresholds_predict_tuned(tmp_path):
     ('"threshold": 0.3, "decoding": {"class_thresholds": [0.3, 1.5]}', "per-class thresholds must be a list of probabilities"),
     ('"threshold": 0.3, "decoding": {"class_scale": [0.5, -1]}', "per-class length scales must be a list of positive numbers"),
     ('"threshold": 0.3, "decoding": {"class_scale": 2}', "per-class length scales must be a list of positive numbers"),
+    ('"threshold": 0.3, "decoding": {}, "switch_win_rate": 2', "switch_win_rate must be a number in"),
 ])
 def test_a_hand_edited_tuning_file_is_one_error_naming_it(tmp_path, edit, message):
     from miga.track2.pipeline import tuned_decoding
@@ -699,3 +700,30 @@ def test_the_decoding_grid_scales_with_the_training_gestures_length():
     assert found.settings["detector"]["length_factor"] == 4.0 and found.options["decode"]["smooth"] == [4, 20, 36]
     decoding = found.settings["detector"]["decoding"]
     assert decoding["smooth"] in (4, 20, 36) and decoding["min_length"] in (0, 16, 24)
+
+
+@pytest.mark.parametrize("confidence, win_rate, chosen", [(0.9, 0.5, "detector"), (0.4, 0.5, "window_logreg"), (0.0, None, "window_logreg")])
+def test_another_candidate_replaces_the_detector_only_with_a_confident_val_gain(monkeypatch, confidence, win_rate, chosen):
+    from miga.track2 import pipeline
+
+    data, config = _waving_data()
+    options = config["track2"] = merged(config["track2"], {"decode": {"switch_confidence": confidence}})
+    width = next(iter(data.features_of(["s0"], track2.feature_config(options)).values())).shape[1]
+    torch.manual_seed(0)
+    model = track2.build_detector(options, in_features=width, num_classes=2)
+    standardize = track2.Standardizer(np.zeros(width, np.float32), np.ones(width, np.float32))
+    compared = []
+    monkeypatch.setattr(pipeline, "choose_candidate", lambda eligible, val_f1, margin: "window_logreg")  # val F1 prefers it
+
+    def win_rate_of(truth, first, challenger, ids, **kwargs):
+        compared.append((first, challenger, ids))
+        return 0.5
+
+    monkeypatch.setattr(pipeline, "f1_win_rate", win_rate_of)
+    found = pipeline.compare_candidates(config, model, standardize, data)
+    assert found.chosen == chosen and found.switch_win_rate == win_rate
+    if confidence:  # the two candidates' own detections, on the val sequences
+        (first, challenger, ids), = compared
+        assert first.equals(found.detections["detector"]) and challenger.equals(found.detections["window_logreg"]) and ids == ["s2"]
+    else:
+        assert not compared
