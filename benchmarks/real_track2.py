@@ -178,7 +178,7 @@ def run_fold(config: dict, data, subject: dict[str, int], fold, stream=None, tra
             "f1": detector["f1"], "precision": detector["precision"], "recall": detector["recall"],
             "f1_one_to_one": scored["detector"]["one_to_one"]["f1"], "train_s": train_s, "seconds": seconds,
             "window_logreg_f1": scored["window_logreg"]["official"]["f1"], "window_logreg_val_f1": found.val_f1["window_logreg"],
-            "chosen": found.chosen, "switch_margin_f1": found.switch_margin_f1,
+            "chosen": found.chosen, "switch_margin_f1": found.switch_margin_f1, "switch_win_rate": found.switch_win_rate,
             "blend_f1": scored["blend"]["official"]["f1"] if "blend" in scored else None, "blend_val_f1": found.val_f1.get("blend"),
             "selected_f1": submitted["f1"], "train_sequences": sorted(train_ids),
             "recall_by_length": detector["recall_by_length"], "selected_recall_by_length": submitted["recall_by_length"],
@@ -329,7 +329,8 @@ def main(argv=None) -> None:
                   f"(P {f['precision']:.3f}, R {f['recall']:.3f}), 1:1 {f['f1_one_to_one']:.3f}, {f['seconds']:.0f} s{online}; "
                   f"window_logreg val F1 {f['window_logreg_val_f1']:.3f}, test F1 {f['window_logreg_f1']:.3f}; "
                   + (f"blend val F1 {f['blend_val_f1']:.3f}, test F1 {f['blend_f1']:.3f}; " if f["blend_f1"] is not None else "") +
-                  f"chosen {f['chosen']} (val margin {f['switch_margin_f1']:.3f}): test F1 {f['selected_f1']:.3f}"
+                  f"chosen {f['chosen']} (val margin {f['switch_margin_f1']:.3f}"
+                  + ("" if f["switch_win_rate"] is None else f", win rate {f['switch_win_rate']:.2f}") + f"): test F1 {f['selected_f1']:.3f}"
                   + (f"; refit on train + val: test F1 {f['refit_f1']:.3f} (P {f['refit_precision']:.3f}, R {f['refit_recall']:.3f})"
                      if a.refit else ""), flush=True)
         keys = ("f1", "f1_one_to_one", "precision", "recall", "seconds", "window_logreg_f1", "blend_f1", "selected_f1", "refit_f1")

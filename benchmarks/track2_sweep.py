@@ -119,7 +119,7 @@ def run_variant(config: dict, overrides: dict, checkpoint: Path, holdout: Path |
     val_f1 = found.val_f1["detector"]
     scored = {name: _score(data.segments.filter(in_test), frame.filter(in_test), data.num_classes, iou) for name, frame in found.detections.items()}
     result = {"threshold": threshold, "val_f1": float("nan") if val_f1 is None else val_f1, "train_s": train_s, "test": scored["detector"],
-              "train_sequences": int((data.manifest["split"] == "train").sum()), "chosen": found.chosen,
+              "train_sequences": int((data.manifest["split"] == "train").sum()), "chosen": found.chosen, "switch_win_rate": found.switch_win_rate,
               "candidates": {name: {"val_f1": found.val_f1[name], "test": scored[name]} for name in found.detections}}
     if holdout is not None:
         pool = stage.Track2Data(config, project=holdout)
