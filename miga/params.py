@@ -289,7 +289,7 @@ class DecodeParams(Section):
     candidates: Annotated[list[Literal["detector", "window_logreg", "blend"]], Field(min_length=1, max_length=3)] = [
         "detector", "window_logreg"]
     switch_margin: NonNegativeFloat = 1.0
-    switch_confidence: Probability = 0.9  # and in this share of block-bootstrap resamples of val (0: no check)
+    switch_confidence: Probability = 0.9  # a switch must also win this share of block-bootstrap resamples of val (0: no check)
     class_thresholds_from: NonNegativeInt = 0
     class_relative: bool = True  # each class's smooth / min_length scaled by its median training length over all gestures'
     class_relative_prior: NonNegativeFloat = 20.0  # gestures' worth of pull towards scale 1: scale = ratio ** (n / (n + prior))

@@ -352,7 +352,8 @@ def tuned_detections(config: dict, model: torch.nn.Module, standardize: track2.S
 @dataclasses.dataclass
 class Candidates:
     """Every candidate's detections on val and test, its settings (`val_f1`, and threshold / decoding where tuned), the
-    detector's val trials, and the one `choose_candidate` keeps (with the val F1 margin it needed).
+    detector's val trials, and the one kept (with the val F1 margin it needed and, where another than the first won on
+    val F1, that one's bootstrap win rate).
 
     `detector_decode_at`: the detector's `decode_at(threshold, **setting)` over the val and test sequences (what
     `detector_outputs` returned), to decode them at other settings without running the model again; `options`: the
@@ -378,7 +379,9 @@ def compare_candidates(config: dict, model: torch.nn.Module, standardize: track2
                        blend: bool | None = None) -> Candidates:
     """The trained detector (threshold and decoding tuned on val for F1), the sliding-window logistic regression and,
     when `blend` (default: when `track2.decode.candidates` lists it), the two's per-frame probabilities averaged, each
-    on val and test; the one kept is `choose_candidate`'s among `track2.decode.candidates`."""
+    on val and test; the one kept is `choose_candidate`'s among `track2.decode.candidates`, unless its val gain over the
+    first listed wins fewer than `track2.decode.switch_confidence` of block-bootstrap resamples of val (`f1_win_rate`):
+    then the first. The `decode.smooth` / `min_length` grids are scaled by `length_factor` first."""
     factor = length_factor(config["track2"], data)
     options, iou = with_length_factor(config["track2"], factor), float(config["evaluate"]["iou_threshold"])
     config = {**config, "track2": options}
