@@ -394,6 +394,8 @@ def compare_candidates(config: dict, model: torch.nn.Module, standardize: track2
     if scale is not None:
         decode_at = functools.partial(decode_at, class_scale=scale)
     threshold, trials, setting, val_f1 = _tuned_on_val(decode_at, data, val_ids, options, iou)
+    if factor != 1.0:  # name the scaled widths: `miga online` reads the unscaled params beside the tuning file
+        setting = {**first_widths(options), **setting}
     if scale is not None:
         setting["class_scale"] = scale  # in the tuning file: `miga online` decodes with it too
     detections = {"detector": decode_at(threshold, **setting)}
@@ -444,6 +446,13 @@ def with_length_factor(options: dict, factor: float) -> dict:
     scaled = lambda values: list(dict.fromkeys(max(1, round(v * factor)) if v else 0 for v in track2.ints(values)))  # noqa: E731
     decode = options["decode"]
     return {**options, "decode": {**decode, "smooth": scaled(decode["smooth"]), "min_length": scaled(decode["min_length"])}}
+
+
+def first_widths(options: dict) -> dict[str, int]:
+    """The `decode.smooth` (for detectors that smooth) and `decode.min_length` a decoder uses when a setting names none."""
+    decode = options["decode"]
+    widths = {"min_length": track2.ints(decode["min_length"])[0]}
+    return {"smooth": track2.ints(decode["smooth"])[0], **widths} if track2.detector(options).tunes_smoothing else widths
 
 
 def class_length_scale(data: Track2Data, *, prior: float = 0.0) -> list[float]:

@@ -700,6 +700,11 @@ def test_the_decoding_grid_scales_with_the_training_gestures_length():
     assert found.settings["detector"]["length_factor"] == 4.0 and found.options["decode"]["smooth"] == [4, 20, 36]
     decoding = found.settings["detector"]["decoding"]
     assert decoding["smooth"] in (4, 20, 36) and decoding["min_length"] in (0, 16, 24)
+    # one value per grid: nothing is tuned, but the setting still names the scaled widths, so that `miga online`,
+    # which reads the unscaled params, decodes at what val tuned
+    config["track2"] = merged(options, {"decode": {"smooth": 5, "min_length": 4}})
+    single = compare_candidates(config, model, standardize, data).settings["detector"]["decoding"]
+    assert (single["smooth"], single["min_length"]) == (20, 16)
 
 
 @pytest.mark.parametrize("confidence, win_rate, chosen", [(0.9, 0.5, "detector"), (0.4, 0.5, "window_logreg"), (0.0, None, "window_logreg")])
