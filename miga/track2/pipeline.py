@@ -232,9 +232,9 @@ def read_tuning(path: Path, num_classes: int | None = None) -> dict:
     lists against `num_classes` when given. A ConfigError naming the file and the way out otherwise."""
     try:
         tuning = json.loads(Path(path).read_text())
-        if not isinstance(tuning.get("candidates"), dict) or "chosen" not in tuning:
-            raise KeyError("candidates")
-        float(tuning["threshold"]), dict(tuning["decoding"])
+        missing = {"candidates", "chosen", "threshold", "decoding"} - set(tuning)
+        if missing or not isinstance(tuning["candidates"], dict):
+            raise KeyError(", ".join(sorted(missing)) or "candidates")
     except FileNotFoundError:
         raise ConfigError(f"{path}: missing; run predict_track2 first (dvc repro)") from None
     except (ValueError, KeyError, TypeError, AttributeError) as error:
